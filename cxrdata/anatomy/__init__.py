@@ -1,0 +1,1 @@
+"""Location vocabulary, entity -> location rules, the Gaussian LUT and the Wasserstein lookup."""

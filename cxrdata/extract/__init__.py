@@ -1,0 +1,1 @@
+"""Entity extractors behind one interface (RadGraph-XL, rule-based) and their result cache."""

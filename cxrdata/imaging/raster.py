@@ -1,0 +1,95 @@
+"""8-bit grayscale rasters: decode (with libjpeg's DCT-domain downscaling), resize, encode.
+
+OpenCV does the work. A JPEG that will be shrunk anyway is decoded at 1/2, 1/4 or 1/8 scale
+straight from its DCT coefficients (``IMREAD_REDUCED_GRAYSCALE_*``) whenever the reduced image is
+still at least as large as the target, which makes full-size MIMIC images several times cheaper
+to decode than a full decode followed by a resize.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from cxrdata.errors import Rejected
+
+_REDUCED_FLAGS = {8: cv2.IMREAD_REDUCED_GRAYSCALE_8, 4: cv2.IMREAD_REDUCED_GRAYSCALE_4, 2: cv2.IMREAD_REDUCED_GRAYSCALE_2}
+
+
+@dataclass(frozen=True)
+class Raster:
+    """A decoded image and the size of the original it came from."""
+
+    pixels: np.ndarray  # uint8, H x W
+    original_width: int
+    original_height: int
+
+
+def jpeg_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from a JPEG's SOF marker, without decoding; raises Rejected if absent."""
+    i = 2
+    n = len(data)
+    if data[:2] != b"\xff\xd8":
+        raise Rejected("image_corrupt", "not a JPEG (no SOI marker)")
+    while i + 9 < n:
+        if data[i] != 0xFF:
+            i += 1
+            continue
+        marker = data[i + 1]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
+            i += 1 if marker == 0xFF else 2
+            continue
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            height = int.from_bytes(data[i + 5 : i + 7], "big")
+            width = int.from_bytes(data[i + 7 : i + 9], "big")
+            return width, height
+        i += 2 + length
+    raise Rejected("image_corrupt", "JPEG has no frame header (truncated?)")
+
+
+def decode_jpeg(data: bytes, max_side: int = 0) -> Raster:
+    """Decode JPEG bytes to uint8 grayscale, at reduced scale when ``max_side`` allows it.
+
+    ``max_side=0`` decodes at full size. Raises :class:`Rejected` (``image_corrupt``) when the bytes
+    do not decode, including truncated files (libjpeg's premature-end warning is treated as an error).
+    """
+    width, height = jpeg_size(data)
+    if not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
+        raise Rejected("image_truncated", "JPEG ends before its EOI marker")
+    flag = cv2.IMREAD_GRAYSCALE
+    if max_side:
+        for factor, reduced in _REDUCED_FLAGS.items():
+            if max(width, height) // factor >= max_side:
+                flag = reduced
+                break
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
+    if pixels is None:
+        raise Rejected("image_corrupt", "JPEG does not decode")
+    return Raster(pixels, width, height)
+
+
+def resize_longest_side(pixels: np.ndarray, max_side: int) -> np.ndarray:
+    """Shrink so that the longest side is ``max_side`` (aspect kept, never enlarged; INTER_AREA)."""
+    height, width = pixels.shape[:2]
+    longest = max(height, width)
+    if max_side <= 0 or longest <= max_side:
+        return pixels
+    scale = max_side / longest
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+
+
+def encode(pixels: np.ndarray, fmt: str = "jpeg", quality: int = 95) -> bytes:
+    """Encode uint8 grayscale as JPEG (``quality``) or lossless PNG."""
+    if fmt == "jpeg":
+        ok, buf = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    elif fmt == "png":
+        ok, buf = cv2.imencode(".png", pixels, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    else:
+        raise ValueError(f"unknown image encoding {fmt!r}")
+    if not ok:
+        raise Rejected("image_encode_failed", f"OpenCV could not encode a {pixels.shape} image as {fmt}")
+    return buf.tobytes()

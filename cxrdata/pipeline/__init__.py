@@ -1,0 +1,1 @@
+"""Stages wired into a run: the stage contract, engines, manifest and resume."""
