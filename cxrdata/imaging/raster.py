@@ -55,6 +55,8 @@ def decode_jpeg(data: bytes, max_side: int = 0) -> Raster:
 
     ``max_side=0`` decodes at full size. Raises :class:`Rejected` (``image_corrupt``) when the bytes
     do not decode, including truncated files (libjpeg's premature-end warning is treated as an error).
+    Pixels are returned exactly as stored: never inverted (MIMIC-CXR-JPG is display-ready, air
+    dark) and never rotated by an EXIF orientation tag (the pixel grid must match the SOF size).
     """
     width, height = jpeg_size(data)
     if not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
@@ -65,21 +67,42 @@ def decode_jpeg(data: bytes, max_side: int = 0) -> Raster:
             if max(width, height) // factor >= max_side:
                 flag = reduced
                 break
-    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flag | cv2.IMREAD_IGNORE_ORIENTATION)
     if pixels is None:
         raise Rejected("image_corrupt", "JPEG does not decode")
     return Raster(pixels, width, height)
 
 
 def resize_longest_side(pixels: np.ndarray, max_side: int) -> np.ndarray:
-    """Shrink so that the longest side is ``max_side`` (aspect kept, never enlarged; INTER_AREA)."""
+    """Shrink so that the longest side is ``max_side`` (aspect kept, never enlarged; INTER_AREA).
+
+    A large shrink first averages exact ``f``×``f`` blocks, with ``f`` the largest integer that
+    divides both sides and keeps the image at least target size (OpenCV's fast integer path),
+    then finishes with a fractional INTER_AREA. Because ``f`` divides the image exactly, every
+    output pixel still covers the same source footprint as a one-step resize (no drift of the
+    grid that boxes are drawn on); only the weights inside it differ, and by a grey level or so.
+    It is several times faster on full-size radiographs.
+    """
     height, width = pixels.shape[:2]
     longest = max(height, width)
     if max_side <= 0 or longest <= max_side:
         return pixels
     scale = max_side / longest
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    factor = _exact_block(width, height, size)
+    if factor > 1:
+        pixels = cv2.resize(pixels, (width // factor, height // factor), interpolation=cv2.INTER_AREA)
+        if pixels.shape[1] == size[0] and pixels.shape[0] == size[1]:
+            return pixels
     return cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+
+
+def _exact_block(width: int, height: int, size: tuple[int, int]) -> int:
+    """Largest integer ≥ 2 dividing both sides with the reduced image still ≥ ``size``; else 1."""
+    for factor in range(min(width // size[0], height // size[1]), 1, -1):
+        if width % factor == 0 and height % factor == 0:
+            return factor
+    return 1
 
 
 def encode(pixels: np.ndarray, fmt: str = "jpeg", quality: int = 95) -> bytes:

@@ -1,9 +1,10 @@
 """The source contract: what a dataset reader gives the pipeline.
 
 A source checks its download up front (raising :class:`cxrdata.errors.CxrdataError` with one clear
-line for anything knowable before work starts), plans tasks of raw records partitioned by a stable
-key (never by row order), and names the stages that turn a raw record into an output row.
-Per-record problems are found by those stages and become rejects.
+line for anything knowable before work starts), lists its raw records, each with a stable
+partition key (``_partition``: for MIMIC the subject id, so a patient never spans tasks), and names
+the stages that turn a raw record into an output row. The pipeline, not the source, cuts records
+into tasks (:func:`partition`). Per-record problems are found by the stages and become rejects.
 """
 
 from __future__ import annotations
@@ -39,6 +40,24 @@ def stable_task(key: Any, n_tasks: int) -> int:
     return int.from_bytes(digest, "big") % n_tasks
 
 
+def partition(config: str, records: list[Record], n_tasks: int) -> list[Task]:
+    """Cut records into ``n_tasks`` tasks by the stable hash of their ``_partition`` key.
+
+    Records keep their relative order inside a task, so a task's output is deterministic.
+    """
+    tasks = [Task(config, i, n_tasks) for i in range(n_tasks)]
+    for record in records:
+        tasks[stable_task(record["_partition"], n_tasks)].records.append(record)
+    return tasks
+
+
+def auto_task_count(n_records: int, records_per_task: int) -> int:
+    """Enough tasks for shards of ``records_per_task`` records, and a few even for small inputs so
+    that several workers have something to do."""
+    by_size = -(-n_records // max(1, records_per_task))
+    return max(1, by_size, min(16, n_records // 8))
+
+
 @dataclass
 class Task:
     """A unit of work: the raw records of one partition of one output config."""
@@ -69,7 +88,9 @@ class Source(Protocol):
     """A dataset reader producing one output config."""
 
     dataset: str  # e.g. "mimic-cxr-jpg"
-    config: str  # output config name, e.g. "mimic"; also the schema file's name
+    config: str  # output config name, e.g. "mimic"
+    schema: str  # name of the schema file under schemas/
+    splits: tuple[str, ...]  # canonical splits this config writes (every task writes a shard for each)
     root: Path
 
     def check(self) -> None:
@@ -80,8 +101,13 @@ class Source(Protocol):
         """The files this build reads (for the manifest)."""
         ...
 
-    def plan(self, n_tasks: int) -> list[Task]:
-        """All raw records, partitioned into ``n_tasks`` tasks by a stable key; sorted within a task."""
+    def records(self) -> list[Record]:
+        """All raw records in a deterministic order, each with ``id``, ``split`` (canonical or None)
+        and ``_partition`` (the stable key that decides its task)."""
+        ...
+
+    def records_per_task(self) -> int:
+        """How many records make a task (and so a shard of a few hundred MB)."""
         ...
 
     def stages(self) -> list[Stage]:

@@ -1,0 +1,1 @@
+"""Evaluation: phrase-grounding metrics (CNR, mIoU), the Oracle heatmap and bootstrap summaries."""

@@ -1,0 +1,127 @@
+"""The DICOM grayscale display pipeline, composed into one uint8 lookup table.
+
+Order (PS3.3 C.11 / PS3.4 N.2): stored value → unused high bits masked (sign-extended when
+signed) → modality LUT (Rescale Slope/Intercept or Modality LUT Sequence) → VOI (VOI LUT
+Sequence, else the first Window Center/Width under VOILUTFunction, else min–max of the image's
+stored range) → MONOCHROME1 inversion, so that air is dark → 8 bits.
+
+The table is evaluated on every possible stored value of the storage type (256 or 65,536
+entries), never on the pixels, so a sigmoid or an arbitrary VOI LUT costs one lookup per pixel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from pydicom.dataset import Dataset
+from pydicom.pixels.processing import apply_modality_lut, apply_voi
+
+from cxrdata.imaging.lut import linear_table, table_index_values, to_uint8
+
+
+@dataclass(frozen=True)
+class DisplayTable:
+    """A uint8 table indexed by the unsigned bit pattern of a stored pixel, and how it was windowed."""
+
+    table: np.ndarray
+    voi: str  # "voi_lut", "window" or "minmax"
+
+
+def stored_values(dtype: np.dtype, bits_stored: int, signed: bool) -> np.ndarray:
+    """The stored value (int64) that each table slot encodes, ignoring bits above ``bits_stored``."""
+    slots = table_index_values(np.dtype(dtype)) & ((1 << bits_stored) - 1)
+    if signed:
+        sign = 1 << (bits_stored - 1)
+        slots = (slots ^ sign) - sign
+    return slots
+
+
+def display_table(ds: Dataset, pixels: np.ndarray) -> DisplayTable:
+    """Build the composed table for ``pixels`` (decoded from ``ds``, 8/16-bit storage)."""
+    bits_stored = min(int(ds.get("BitsStored") or 8 * pixels.dtype.itemsize), 8 * pixels.dtype.itemsize)
+    values = stored_values(pixels.dtype, bits_stored, int(ds.get("PixelRepresentation", 0)) == 1)
+    modality = np.asarray(apply_modality_lut(values, ds), dtype=np.float64)
+
+    table = _voi_lut(ds, modality)
+    voi = "voi_lut"
+    if table is None:
+        table, voi = _window(ds, modality), "window"
+    if table is None:
+        table, voi = _minmax(modality, values, pixels), "minmax"
+    if str(ds.get("PhotometricInterpretation", "")).strip() == "MONOCHROME1":
+        table = 255 - table
+    return DisplayTable(table, voi)
+
+
+def _voi_lut(ds: Dataset, modality: np.ndarray) -> np.ndarray | None:
+    """First VOI LUT Sequence item, scaled by the smallest power-of-two range holding its data.
+
+    Some writers declare 16 bits per entry for 12-bit data; scaling by the declared depth would
+    leave such images nearly black, so the declared depth is only an upper bound.
+    """
+    items = ds.get("VOILUTSequence")
+    if not items:
+        return None
+    try:
+        descriptor = [int(v) for v in items[0].LUTDescriptor]
+        entries, first = descriptor[0] or 1 << 16, descriptor[1]
+        data = np.asarray(apply_voi(np.arange(first, first + entries, dtype=np.int64), ds), np.int64)
+    except Exception:  # malformed or unsupported LUT: fall back to the window
+        return None
+    bits = min(descriptor[2], max(1, int(data.max()).bit_length()))
+    index = np.clip(np.rint(modality) - first, 0, entries - 1).astype(np.int64)
+    return linear_table(data[index], 0, (1 << bits) - 1)
+
+
+def _window(ds: Dataset, modality: np.ndarray) -> np.ndarray | None:
+    """First Window Center/Width pair under VOILUTFunction (PS3.3 C.11.2.1.2); None if unusable."""
+    try:
+        center = _first(ds.get("WindowCenter"))
+        width = _first(ds.get("WindowWidth"))
+    except (TypeError, ValueError):
+        return None
+    if center is None or width is None:
+        return None
+    function = str(ds.get("VOILUTFunction") or "LINEAR").strip().upper()
+    if function == "SIGMOID" and width > 0:
+        return to_uint8(255.0 / (1.0 + np.exp(-4.0 * (modality - center) / width)))
+    if function == "LINEAR_EXACT" and width > 0:
+        return linear_table(modality, center - width / 2, center + width / 2)
+    if width < 1:
+        return None
+    # LINEAR: x <= c - 0.5 - (w-1)/2 → 0, x > c - 0.5 + (w-1)/2 → 255, linear in between.
+    low = center - 0.5 - (width - 1) / 2
+    if width == 1:
+        return np.where(modality > low, 255, 0).astype(np.uint8)
+    table = to_uint8(((modality - (center - 0.5)) / (width - 1) + 0.5) * 255.0)
+    table[modality <= low] = 0
+    table[modality > low + width - 1] = 255
+    return table
+
+
+def _minmax(modality: np.ndarray, values: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """Linear map of the image's own stored range (after the modality LUT) onto 0–255."""
+    low, high = _stored_range(pixels, values)
+    present = modality[(values >= low) & (values <= high)]
+    return linear_table(modality, float(present.min()), float(present.max()))
+
+
+def _stored_range(pixels: np.ndarray, values: np.ndarray) -> tuple[int, int]:
+    """Smallest and largest stored value in ``pixels`` (unused high bits ignored)."""
+    low, high = int(pixels.min()), int(pixels.max())
+    if values.min() <= low and high <= values.max():
+        return low, high
+    # High bits carry something else (old overlays): measure the masked values instead.
+    stored = values[pixels.view(f"u{pixels.dtype.itemsize}").astype(np.int64)]
+    return int(stored.min()), int(stored.max())
+
+
+def _first(value: object) -> float | None:
+    """First number of a possibly multi-valued DS element."""
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        value = value[0] if len(value) else None
+    if value is None or value == "":
+        return None
+    return float(value)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""Shard writer, rejects, dataset card, and the schema <-> Hugging Face features bridge."""

@@ -1,0 +1,70 @@
+"""The dataset card (OUT/README.md), derived from the manifest alone.
+
+It carries the `configs:` YAML that makes ``datasets.load_dataset(OUT)`` find the shards, the
+counts, the configuration and its hash, provenance, the licence reminder and how to load it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import yaml
+
+from cxrdata.io.layout import OutputLayout
+
+LICENCE = (
+    "This dataset is derived from credentialed data (PhysioNet / BIMCV data use agreements). "
+    "Do not redistribute it, do not upload it anywhere, and share it only with people who hold "
+    "the same access. It was built offline: no data left this machine."
+)
+
+
+def _front_matter(manifest: dict[str, Any]) -> str:
+    configs = []
+    for i, (name, config) in enumerate(manifest["configs"].items()):
+        entry: dict[str, Any] = {
+            "config_name": name,
+            "data_files": [{"split": s, "path": f"data/{name}/{s}-*.parquet"} for s in config["splits"]],
+        }
+        if i == 0:
+            entry["default"] = True
+        configs.append(entry)
+    return yaml.safe_dump({"configs": configs, "tags": ["medical", "chest-x-ray", "cxrdata"]}, sort_keys=False)
+
+
+def card_text(layout: OutputLayout, manifest: dict[str, Any]) -> str:
+    names = list(manifest["configs"])
+    root = layout.root.resolve()
+    lines = ["---", _front_matter(manifest).rstrip(), "---", "", f"# cxrdata build: {', '.join(names)}", ""]
+    lines += [f"Built by cxrdata {manifest['version']}; configuration hash `{manifest['config_hash']}`.", ""]
+    lines += ["## Counts", "", "| config | split | read | written | rejected |", "| --- | --- | ---: | ---: | ---: |"]
+    for name, config in manifest["configs"].items():
+        for split, c in config["counts"]["splits"].items():
+            lines.append(f"| {name} | {split} | {c['read']} | {c['written']} | {c['rejected']} |")
+    lines += ["", "## Rejects by reason", "", "| config | reason | records |", "| --- | --- | ---: |"]
+    for name, config in manifest["configs"].items():
+        for reason, n in config["counts"]["rejects_by_reason"].items():
+            lines.append(f"| {name} | {reason} | {n} |")
+    lines += ["", "Every rejected record is listed in `rejects/<config>/*.parquet` with its stage, reason and detail.",
+              "", "## Configuration and provenance", ""]
+    for name, config in manifest["configs"].items():
+        lines.append(f"- **{name}**: dataset `{config['dataset']}` read from `{config['root']}`, "
+                     f"schema `{config['schema']}`, {config['tasks']} tasks, stages {', '.join(config['stages'])}")
+        for key, value in config["options"].items():
+            lines.append(f"  - {key}: `{value}`")
+        for reason, n in config.get("excluded_by_options", {}).items():
+            lines.append(f"  - excluded by options ({reason}): {n}")
+    lines += ["", "## Loading", "", "```python", "from datasets import load_dataset", ""]
+    lines += [f'ds = load_dataset("{root}", "{name}")' for name in names]
+    lines += ["# or one config's shards directly:",
+              f'ds = load_dataset("parquet", data_dir="{root}/data/{names[0]}")', "```", "",
+              "Boxes are `[x_min, y_min, x_max, y_max]` normalised to [0, 1] of the original image "
+              "(`original_width` x `original_height`).", "", "## Licence", "", LICENCE, ""]
+    return "\n".join(lines)
+
+
+def write_card(layout: OutputLayout, manifest: dict[str, Any]) -> None:
+    tmp = layout.card.with_name("README.md.tmp")
+    tmp.write_text(card_text(layout, manifest))
+    os.replace(tmp, layout.card)

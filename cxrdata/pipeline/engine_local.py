@@ -1,0 +1,68 @@
+"""The local engine: tasks run in a process pool (or inline with one worker).
+
+Each worker builds its stage chain once (``setup()`` per worker, never per record) and reports
+per-stage progress through a queue. Tasks finish in any order; results do not depend on it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from typing import Any
+
+from cxrdata.io.layout import OutputLayout
+from cxrdata.pipeline.stats import TaskStats
+from cxrdata.pipeline.task_runner import TaskContext, run_task
+from cxrdata.sources.base import Source, Task
+
+Progress = Callable[[str, int], None]
+
+_worker_ctx: TaskContext | None = None
+_worker_queue: Any = None
+
+
+def _init_worker(source: Source, layout: OutputLayout, config_hash: str, progress_queue: Any) -> None:
+    global _worker_ctx, _worker_queue
+    _worker_ctx = TaskContext.create(source, layout, config_hash)
+    _worker_queue = progress_queue
+
+
+def _run_in_worker(task: Task) -> TaskStats:
+    assert _worker_ctx is not None, "worker not initialised"
+    return run_task(_worker_ctx, task, lambda stage, n: _worker_queue.put((stage, n)))
+
+
+def run_local(source: Source, layout: OutputLayout, config_hash: str, tasks: list[Task],
+              workers: int, progress: Progress) -> Iterator[TaskStats]:
+    """Run ``tasks`` and yield each one's stats as it completes."""
+    if not tasks:
+        return
+    if workers <= 1 or len(tasks) == 1:
+        ctx = TaskContext.create(source, layout, config_hash)
+        for task in tasks:
+            yield run_task(ctx, task, progress)
+        return
+    spawn = mp.get_context("spawn")  # fork is unsafe beside polars/arrow thread pools
+    progress_queue = spawn.Queue()
+    with ProcessPoolExecutor(
+        max_workers=min(workers, len(tasks)), mp_context=spawn,
+        initializer=_init_worker, initargs=(source, layout, config_hash, progress_queue),
+    ) as pool:
+        pending: set[Future[TaskStats]] = {pool.submit(_run_in_worker, task) for task in tasks}
+        while pending:
+            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            _drain(progress_queue, progress)
+            for future in done:
+                yield future.result()
+        _drain(progress_queue, progress)
+
+
+def _drain(progress_queue: Any, progress: Progress) -> None:
+    while True:
+        try:
+            stage, n = progress_queue.get_nowait()
+        except queue.Empty:
+            return
+        progress(stage, n)

@@ -1,0 +1,49 @@
+"""The end-of-build summary: records per split, rejects per reason, throughput, output size."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from cxrdata.pipeline.build import BuildResult
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024:
+            return f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def print_summary(console: Console, result: BuildResult) -> None:
+    if result.nothing_to_do:
+        console.print(f"[green]{result.out} is complete[/] (config {result.config_hash}); nothing to do.")
+    counts = Table(title="records", show_lines=False)
+    for column in ("config", "split", "read", "written", "rejected"):
+        counts.add_column(column, justify="right" if column in ("read", "written", "rejected") else "left")
+    reasons = Table(title="rejects by reason")
+    for column in ("config", "reason", "records"):
+        reasons.add_column(column, justify="right" if column == "records" else "left")
+    timing = Table(title="time per stage")
+    for column in ("config", "stage", "records in", "seconds", "records/s", "share"):
+        timing.add_column(column, justify="left" if column in ("config", "stage") else "right")
+    for r in result.results:
+        for split, c in sorted(r.totals.splits.items()):
+            counts.add_row(r.config, split, str(c.read), str(c.written), str(c.rejected))
+        for reason, n in sorted(r.totals.reasons.items()):
+            reasons.add_row(r.config, reason, str(n))
+        total_seconds = sum(s.seconds for s in r.totals.stages.values()) or 1.0
+        for stage, s in r.totals.stages.items():
+            rate = s.records_in / s.seconds if s.seconds else 0.0
+            timing.add_row(r.config, stage, str(s.records_in), f"{s.seconds:.2f}", f"{rate:,.0f}",
+                           f"{s.seconds / total_seconds:.0%}")
+    console.print(counts)
+    if reasons.row_count:
+        console.print(reasons)
+    if not result.nothing_to_do:
+        console.print(timing)
+        read = sum(r.totals.read for r in result.results)
+        ran = sum(r.tasks_run for r in result.results)
+        console.print(f"{read} records in {result.seconds:.1f} s ({read / max(result.seconds, 1e-9):,.1f} records/s), "
+                      f"{ran} tasks run; output {_size(result.output_bytes)} in {result.out}")

@@ -1,0 +1,131 @@
+"""Run one task: raw records -> stages -> shards, rejects and a completion marker.
+
+Order of effects (what makes a killed build safe to rerun): every shard and the rejects file are
+written under temporary names and renamed when complete; only then is the completion marker
+written (also by rename). A task without a marker is redone from scratch, overwriting whatever
+it had renamed into place before the kill with identical content.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cxrdata.io.layout import OutputLayout
+from cxrdata.io.schema import load_schema
+from cxrdata.io.writer import ShardWriter, shard_name
+from cxrdata.pipeline.stage import Record, Reject, StageChain, split_rejects
+from cxrdata.pipeline.stats import StageTiming, TaskStats
+from cxrdata.sources.base import Source, Task
+
+ProgressSink = Callable[[str, int], None]
+
+
+def _no_progress(stage: str, n: int) -> None:
+    pass
+
+
+@dataclass
+class TaskContext:
+    """What a worker needs to run tasks of one source; built once per worker."""
+
+    source: Source
+    layout: OutputLayout
+    config_hash: str
+    chain: StageChain
+    batch_size: int
+
+    @classmethod
+    def create(cls, source: Source, layout: OutputLayout, config_hash: str) -> TaskContext:
+        chain = StageChain(source.stages())
+        chain.setup()
+        batch = min((s.resources.batch_size for s in chain.stages), default=64)
+        return cls(source, layout, config_hash, chain, batch)
+
+
+def _reject_row(config: str, reject: Reject) -> Record:
+    return {"config": config, "record_id": reject.record_id, "split": reject.split,
+            "stage": reject.stage, "reason": reject.reason, "detail": reject.detail}
+
+
+def run_task(ctx: TaskContext, task: Task, progress: ProgressSink = _no_progress) -> TaskStats:
+    """Process one task completely and mark it done; returns its stats."""
+    started = time.perf_counter()
+    layout, source = ctx.layout, ctx.source
+    layout.clear_task_leftovers(task.config, task.index)
+    stats = TaskStats(config=task.config, task=task.index)
+    schema = load_schema(source.schema)
+    writers = {
+        split: ShardWriter(layout.shard_path(task.config, shard_name(split, task.index, task.count)), schema)
+        for split in source.splits
+    }
+    rejects = ShardWriter(layout.rejects_path(task.config, task.index), load_schema("rejects"))
+    try:
+        for start in range(0, len(task.records), ctx.batch_size):
+            batch = task.records[start : start + ctx.batch_size]
+            for record in batch:
+                stats.split(str(record.get("split") or "unknown")).read += 1
+            kept, dropped = _run_chain(ctx.chain, batch, stats, progress)
+            for reject in dropped:
+                stats.split(reject.split).rejected += 1
+                stats.reasons[reject.reason] += 1
+            rejects.write([_reject_row(task.config, r) for r in dropped])
+            for record in kept:
+                stats.notes.update(record.get("_notes", ()))
+                split = record["split"]
+                if split not in writers:
+                    raise ValueError(f"record {record['id']!r}: split {split!r} not in {source.splits}")
+                writers[split].write([record])
+                stats.split(split).written += 1
+            progress("write", len(batch))
+        for writer in (*writers.values(), rejects):
+            stats.bytes_written += writer.close().stat().st_size
+    except BaseException:
+        for writer in (*writers.values(), rejects):
+            writer.abort()
+        raise
+    stats.seconds = time.perf_counter() - started
+    _write_marker(layout.marker_path(task.config, task.index), ctx.config_hash, stats)
+    return stats
+
+
+def _run_chain(chain: StageChain, batch: list[Record], stats: TaskStats,
+               progress: ProgressSink) -> tuple[list[Record], list[Reject]]:
+    rejects: list[Reject] = []
+    handled = len(batch)  # progress counts records handled, rejected earlier or not, so bars complete
+    for stage in chain.stages:
+        if not batch:
+            progress(stage.name, handled)
+            continue
+        t0 = time.perf_counter()
+        n_in = len(batch)
+        batch, stage_rejects = split_rejects(stage.run(batch))
+        timing = stats.stages.setdefault(stage.name, StageTiming())
+        timing.records_in += n_in
+        timing.records_out += len(batch)
+        timing.seconds += time.perf_counter() - t0
+        rejects.extend(stage_rejects)
+        progress(stage.name, handled)
+    return batch, rejects
+
+
+def _write_marker(path: Path, config_hash: str, stats: TaskStats) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"config_hash": config_hash, "stats": stats.to_json()}, indent=1))
+    os.replace(tmp, path)
+
+
+def read_marker(path: Path, config_hash: str) -> TaskStats | None:
+    """The stats of a finished task, or None when it has no valid marker for this config."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if data.get("config_hash") != config_hash:
+        return None
+    return TaskStats.from_json(data["stats"])

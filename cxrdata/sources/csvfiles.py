@@ -1,0 +1,54 @@
+"""Reading the datasets' CSV files with polars: every column as text, checked up front.
+
+Everything is read as strings and converted by the stages, so one malformed cell becomes one
+reject with a reason instead of a failed build. A missing file or column is known before any work
+starts and is reported in one line naming the file, the missing columns and what was found.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterable
+from pathlib import Path
+
+import polars as pl
+
+from cxrdata.errors import CxrdataError
+
+
+def find_file(root: Path, names: Iterable[str], what: str) -> Path:
+    """The first of ``names`` present under ``root`` (e.g. a ``.csv.gz`` or its unzipped ``.csv``)."""
+    names = list(names)
+    for name in names:
+        if (root / name).is_file():
+            return root / name
+    raise CxrdataError(f"{what} not found: expected {' or '.join(names)} in {root}")
+
+
+def header(path: Path) -> list[str]:
+    """Column names of a CSV (gzipped or not), without reading the rest."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:  # type: ignore[operator]
+            line = fh.readline()
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise CxrdataError(f"{path} cannot be read as CSV: {exc}") from None
+    return [c.strip().strip('"') for c in pl.read_csv(line.encode(), has_header=False, infer_schema=False).row(0)]
+
+
+def require_columns(path: Path, required: Iterable[str]) -> list[str]:
+    """The file's header, after checking that every required column is in it."""
+    found = header(path)
+    missing = [c for c in required if c not in found]
+    if missing:
+        raise CxrdataError(f"{path.name}: missing column(s) {', '.join(missing)} (found: {', '.join(found)})")
+    return found
+
+
+def read_text_csv(path: Path, rename: dict[str, str] | None = None) -> pl.DataFrame:
+    """The whole CSV with every column as text (empty cells are null)."""
+    try:
+        frame = pl.read_csv(path, infer_schema=False, encoding="utf8-lossy")
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise CxrdataError(f"{path} cannot be parsed as CSV: {exc}") from None
+    return frame.rename(rename or {}, strict=False)

@@ -1,0 +1,202 @@
+"""MIMIC-CXR-JPG 2.0.0 / 2.1.0 with the MIMIC-CXR reports (FORMATS.md section 1).
+
+Quirks handled here: the 2.1.0 release keeps the ``2.0.0`` CSV names; StudyTime is a float that
+lost its leading zero (``80556.875`` is 08:05:56.875); the split is spelled ``validate``; CheXpert
+cells are 1 / 0 / -1 / empty (= not mentioned); reports live beside the study folders
+(``files/pXX/pXXXXXXXX/sXXXXXXXX.txt``), possibly in another tree (``--reports-root``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+import polars as pl
+
+from cxrdata.errors import CxrdataError, Rejected
+from cxrdata.io.schema import load_schema
+from cxrdata.pipeline.image_stage import JpegImageStage
+from cxrdata.pipeline.stage import Record, RecordStage, Stage
+from cxrdata.sources.base import InputFile, canonical_split
+from cxrdata.sources.csvfiles import find_file, read_text_csv, require_columns
+from cxrdata.text.sections import report_sections
+
+METADATA = ("mimic-cxr-2.0.0-metadata.csv.gz", "mimic-cxr-2.0.0-metadata.csv")
+SPLIT = ("mimic-cxr-2.0.0-split.csv.gz", "mimic-cxr-2.0.0-split.csv")
+CHEXPERT = ("mimic-cxr-2.0.0-chexpert.csv.gz", "mimic-cxr-2.0.0-chexpert.csv")
+METADATA_COLUMNS = ("dicom_id", "subject_id", "study_id", "PerformedProcedureStepDescription", "ViewPosition",
+                    "Rows", "Columns", "StudyDate", "StudyTime", "PatientOrientationCodeSequence_CodeMeaning")
+SPLIT_COLUMNS = ("dicom_id", "study_id", "subject_id", "split")
+FRONTAL_VIEWS = ("PA", "AP")
+DICOM_ID = re.compile(r"^[0-9a-f]{8}(-[0-9a-f]{8}){4}$")
+
+
+def chexpert_labels() -> list[str]:
+    """The 14 CheXpert label names, in the order of the output schema's ``chexpert`` struct."""
+    return list(load_schema("mimic").features["chexpert"])
+
+
+def study_folder(subject_id: int, study_id: int) -> str:
+    """``files/p10/p10000032/s50414267`` (the group folder is "p" + the first two digits)."""
+    sid = str(subject_id)
+    return f"files/p{sid[:2]}/p{sid}/s{study_id}"
+
+
+def parse_study_datetime(date: str | None, time: str | None) -> datetime | None:
+    """StudyDate ``YYYYMMDD`` + StudyTime ``HHMMSS.fff`` whose leading zero was dropped."""
+    if not date:
+        return None
+    whole, _, fraction = (time or "0").partition(".")
+    try:
+        return datetime.strptime(f"{date} {int(whole):06d}.{(fraction or '0')[:6]}", "%Y%m%d %H%M%S.%f")
+    except ValueError:
+        return None
+
+
+def _int(value: str | None, reason: str, what: str) -> int:
+    try:
+        return int(str(value))
+    except ValueError:
+        raise Rejected(reason, f"{what} {value!r} is not an integer") from None
+
+
+def _float_or_none(value: str | None) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+@dataclass
+class MimicRowStage(RecordStage):
+    """Validates one joined metadata row and derives ids, paths, datetime and labels."""
+
+    name: ClassVar[str] = "mimic-row"
+    version: ClassVar[str] = "1"
+    root: Path = Path()
+    reports_root: Path = Path()
+
+    def process(self, record: Record) -> Record:
+        raw = record.pop("_raw")
+        dicom_id = raw["dicom_id"] or ""
+        if not DICOM_ID.match(dicom_id):
+            raise Rejected("bad_id", f"dicom_id {dicom_id!r} is not 5 groups of 8 hex digits")
+        subject_id = _int(raw["subject_id"], "bad_id", "subject_id")
+        study_id = _int(raw["study_id"], "bad_id", "study_id")
+        if record["split"] is None:
+            if raw.get("split_raw") is None:
+                raise Rejected("split_missing", f"{dicom_id} is not in the split file")
+            raise Rejected("split_unknown", f"split {raw['split_raw']!r} is not train/validate/test")
+        folder = study_folder(subject_id, study_id)
+        when = parse_study_datetime(raw["StudyDate"], raw["StudyTime"])
+        if when is None and raw["StudyDate"]:
+            record.setdefault("_notes", []).append("bad_study_datetime")
+        columns, rows = _float_or_none(raw["Columns"]), _float_or_none(raw["Rows"])
+        record.update(
+            dicom_id=dicom_id, subject_id=subject_id, study_id=study_id,
+            view_position=raw["ViewPosition"], patient_orientation=raw["PatientOrientationCodeSequence_CodeMeaning"],
+            study_datetime=when, procedure=raw["PerformedProcedureStepDescription"],
+            image_path=f"{folder}/{dicom_id}.jpg",
+            chexpert={label: _float_or_none(raw.get(label)) for label in chexpert_labels()},
+            _image_file=str(self.root / folder / f"{dicom_id}.jpg"),
+            _report_file=str(self.reports_root / f"{folder}.txt"),
+            _original_size=(int(columns), int(rows)) if columns and rows else None,
+        )
+        return record
+
+
+@dataclass
+class ReportStage(RecordStage):
+    """Reads the study's report and splits it into sections (MIT-LCP's rules)."""
+
+    name: ClassVar[str] = "report"
+    version: ClassVar[str] = "1"
+
+    def process(self, record: Record) -> Record:
+        path = Path(record["_report_file"])
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise Rejected("report_missing", f"{path} does not exist") from None
+        except OSError as exc:
+            raise Rejected("report_unreadable", f"{path}: {exc.strerror or exc}") from None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = data.decode("utf-8", errors="replace")
+            record.setdefault("_notes", []).append("report_not_utf8")
+        sections = report_sections(text)
+        record.update(findings=sections.findings, impression=sections.impression,
+                      last_paragraph=sections.last_paragraph, report=text)
+        return record
+
+
+@dataclass
+class MimicSource:
+    """Images of MIMIC-CXR-JPG joined with split, CheXpert labels and report sections."""
+
+    root: Path
+    reports_root: Path | None = None
+    views: tuple[str, ...] = FRONTAL_VIEWS  # empty: every view
+    image_size: int = 512
+    image_format: str = "jpeg"
+    dataset: ClassVar[str] = "mimic-cxr-jpg"
+    config: str = "mimic"
+    schema: ClassVar[str] = "mimic"
+    splits: ClassVar[tuple[str, ...]] = ("train", "validation", "test")
+    excluded: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root)
+        self.reports_root = Path(self.reports_root) if self.reports_root else self.root
+
+    def check(self) -> None:
+        if not self.root.is_dir():
+            raise CxrdataError(f"MIMIC-CXR-JPG root {self.root} does not exist or is not a folder")
+        require_columns(find_file(self.root, METADATA, "MIMIC-CXR-JPG metadata"), METADATA_COLUMNS)
+        require_columns(find_file(self.root, SPLIT, "MIMIC-CXR-JPG split file"), SPLIT_COLUMNS)
+        require_columns(find_file(self.root, CHEXPERT, "MIMIC-CXR-JPG CheXpert labels"),
+                        ("subject_id", "study_id", *chexpert_labels()))
+        for folder, what in ((self.root, "images"), (self.reports_root, "reports")):
+            if not (folder / "files").is_dir():
+                raise CxrdataError(f"MIMIC-CXR {what} folder {folder / 'files'} does not exist")
+
+    def inputs(self) -> list[InputFile]:
+        return [InputFile.of(find_file(self.root, names, "input"), self.root) for names in (METADATA, SPLIT, CHEXPERT)]
+
+    def describe(self) -> dict[str, Any]:
+        return {"views": list(self.views) or "all", "image_size": self.image_size, "image_format": self.image_format,
+                "reports_root": str(self.reports_root)}
+
+    def records_per_task(self) -> int:
+        return {"path": 50_000}.get(self.image_format, 400 if self.image_size == 0 else 4_000)
+
+    def records(self) -> list[Record]:
+        metadata = read_text_csv(find_file(self.root, METADATA, "metadata"))
+        split = read_text_csv(find_file(self.root, SPLIT, "split")).select(
+            "dicom_id", pl.col("split").alias("split_raw")).unique("dicom_id", keep="first")
+        labels = read_text_csv(find_file(self.root, CHEXPERT, "chexpert")).select(
+            "subject_id", "study_id", *chexpert_labels()).unique(["subject_id", "study_id"], keep="first")
+        if self.views:
+            kept = metadata.filter(pl.col("ViewPosition").is_in(list(self.views)))
+            if excluded := metadata.height - kept.height:
+                self.excluded["view_not_selected"] = excluded
+            metadata = kept
+        joined = (metadata.join(split, on="dicom_id", how="left")
+                  .join(labels, on=["subject_id", "study_id"], how="left")
+                  .sort(["subject_id", "study_id", "dicom_id"], nulls_last=True))
+        return [
+            {"id": row["dicom_id"] or "", "split": canonical_split(row["split_raw"]),
+             "_partition": row["subject_id"], "_raw": row}
+            for row in joined.iter_rows(named=True)
+        ]
+
+    def stages(self) -> list[Stage]:
+        return [
+            MimicRowStage(root=self.root, reports_root=self.reports_root or self.root),
+            ReportStage(),
+            JpegImageStage(max_side=self.image_size, image_format=self.image_format),
+        ]

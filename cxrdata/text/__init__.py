@@ -1,0 +1,1 @@
+"""Report text: sections, sentences, pathology mentions and negation."""

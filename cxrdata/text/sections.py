@@ -1,0 +1,123 @@
+"""Sections of a MIMIC-CXR free-text report.
+
+Re-implements the behaviour of MIT-LCP/mimic-cxr ``txt/section_parser.py`` and the section choice of
+``txt/create_section_files.py`` (FORMATS.md 1.5):
+
+- a header is a newline, one space, upper-case words and a colon followed by whitespace;
+- text before the first header is ``preamble``; a report without headers is one ``full report`` section;
+- header names are normalised with the table in ``section_names.yaml`` (variants and typos);
+- empty ``findings`` / ``impression`` sections are dropped;
+- when neither is left, the last section is split at its first blank line (``"\\n \\n"``) and the rest
+  becomes ``last_paragraph``;
+- :func:`report_sections` keeps the *last* occurrence of each of impression, findings, last_paragraph
+  and comparison.
+
+Known differences: the per-study overrides and typo lists of ``custom_mimic_cxr_rules()`` are not
+applied; ``last_paragraph.start`` points at the text itself (upstream is off by the separator's length);
+two upstream typo mappings are corrected (see the YAML file).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+import yaml
+
+HEADER = re.compile(r"\n ([A-Z ()/,-]+):\s", re.DOTALL)
+PARAGRAPH_BREAK = "\n \n"
+_BLANK_LINE = re.compile(r"\n[ \t\r\f\v]*\n")
+
+
+@dataclass(frozen=True)
+class Section:
+    """One section: canonical name, raw text (as in the report) and its character offset."""
+
+    name: str
+    text: str
+    start: int
+    header: str = ""
+
+
+@dataclass(frozen=True)
+class ReportSections:
+    """The sections used downstream, whitespace-normalised; ``None`` when absent or empty."""
+
+    findings: str | None = None
+    impression: str | None = None
+    last_paragraph: str | None = None
+    comparison: str | None = None
+
+
+@cache
+def _names() -> dict:
+    return yaml.safe_load(resources.files("cxrdata.text").joinpath("section_names.yaml").read_text())
+
+
+@cache
+def normalize_section_name(header: str) -> str:
+    """Canonical name of a raw header, e.g. ``"IMPRESSON"`` -> ``"impression"``."""
+    name = header.lower().strip()
+    data = _names()
+    if name in data["exact"]:
+        return data["exact"][name]
+    for main in data["contains"]:
+        if main in name:
+            return main
+    if any(pattern in name for pattern in data["findings_patterns"]):
+        return "findings"
+    return name
+
+
+def parse_sections(text: str) -> list[Section]:
+    """All sections of a report in order, after name normalisation and the upstream clean-up rules."""
+    sections: list[Section] = []
+    match = HEADER.search(text)
+    if match is None:
+        sections.append(Section("full report", text, 0))
+    else:
+        sections.append(Section("preamble", text[: match.start(1)], 0))
+    while match is not None:
+        header = match.group(1)
+        start = match.end()
+        # Like upstream: look for the next header only after the first newline of this section's text.
+        skip = text.find("\n", start)
+        following = HEADER.search(text, skip if skip != -1 else start)
+        end = following.start() if following else len(text)
+        sections.append(Section(normalize_section_name(header), text[start:end], start, header))
+        match = following
+
+    sections = [s for s in sections if s.name not in ("findings", "impression") or s.text.strip()]
+    names = {s.name for s in sections}
+    if "findings" not in names and "impression" not in names and PARAGRAPH_BREAK in sections[-1].text:
+        last = sections[-1]
+        first, rest = last.text.split(PARAGRAPH_BREAK, 1)
+        sections[-1] = Section(last.name, first, last.start, last.header)
+        sections.append(Section("last_paragraph", rest, last.start + len(first) + len(PARAGRAPH_BREAK)))
+    return sections
+
+
+def normalize_whitespace(text: str) -> str:
+    """Join line wraps and collapse runs of whitespace; paragraph breaks (blank lines) become one ``\\n``."""
+    paragraphs = (" ".join(p.split()) for p in _BLANK_LINE.split(text))
+    return "\n".join(p for p in paragraphs if p)
+
+
+def last_section(sections: list[Section], name: str) -> Section | None:
+    """The last section with this canonical name (the rule of ``create_section_files.py``)."""
+    for section in reversed(sections):
+        if section.name == name:
+            return section
+    return None
+
+
+def report_sections(text: str) -> ReportSections:
+    """Findings, impression, last paragraph and comparison of a report (last occurrence of each)."""
+    sections = parse_sections(text)
+    found: dict[str, str | None] = {}
+    for name in ("findings", "impression", "last_paragraph", "comparison"):
+        section = last_section(sections, name)
+        found[name] = (normalize_whitespace(section.text) or None) if section else None
+    return ReportSections(**found)

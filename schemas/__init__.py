@@ -1,0 +1,1 @@
+"""The output contract: one versioned schema (Hugging Face features + column docs) per table."""

@@ -1,0 +1,206 @@
+"""Report sectioning (MIT-LCP section_parser behaviour) on the public sample and synthetic reports."""
+
+from __future__ import annotations
+
+import pytest
+
+from cxrdata.text.sections import (
+    ReportSections,
+    normalize_section_name,
+    normalize_whitespace,
+    parse_sections,
+    report_sections,
+)
+
+# The official example from MIT-LCP/mimic-cxr website/content/data/reports.md (FORMATS.md 1.5).
+SAMPLE = (
+    "                                 FINAL REPORT\n"
+    " EXAMINATION:  CHEST (PA AND LAT)\n"
+    " \n"
+    " INDICATION:  ___ year old woman with ?pleural effusion  // ?pleural effusion\n"
+    " \n"
+    " TECHNIQUE:  Chest PA and lateral\n"
+    " \n"
+    " COMPARISON:  ___\n"
+    " \n"
+    " FINDINGS: \n"
+    " \n"
+    " Cardiac size cannot be evaluated.  Large left pleural effusion is new.  Small\n"
+    " right effusion is new.  The upper lungs are clear.  Right lower lobe opacities\n"
+    " are better seen in prior CT.  There is no pneumothorax.  There are mild\n"
+    " degenerative changes in the thoracic spine\n"
+    " \n"
+    " IMPRESSION: \n"
+    " \n"
+    " Large left pleural effusion\n"
+)
+SAMPLE_FINDINGS = (
+    "Cardiac size cannot be evaluated. Large left pleural effusion is new. Small right effusion is new. "
+    "The upper lungs are clear. Right lower lobe opacities are better seen in prior CT. "
+    "There is no pneumothorax. There are mild degenerative changes in the thoracic spine"
+)
+
+
+def report(*lines: str) -> str:
+    """A MIMIC-style report: title line, every line indented by one space (pass "" for a blank line)."""
+    return "                                 FINAL REPORT\n" + "".join(f" {line}\n" for line in lines)
+
+
+def test_sample_report_sections() -> None:
+    assert report_sections(SAMPLE) == ReportSections(
+        findings=SAMPLE_FINDINGS, impression="Large left pleural effusion", comparison="___"
+    )
+
+
+def test_sample_report_section_names_and_offsets() -> None:
+    sections = parse_sections(SAMPLE)
+    assert [s.name for s in sections] == [
+        "preamble",
+        "examination",
+        "indication",
+        "technique",
+        "comparison",
+        "findings",
+        "impression",
+    ]
+    for section in sections[1:]:
+        assert SAMPLE[section.start :].startswith(section.text)
+    assert sections[1].header == "EXAMINATION"
+
+
+@pytest.mark.parametrize(
+    ("header", "name"),
+    [
+        ("IMPRESSON", "impression"),
+        ("IMPRESSION", "impression"),
+        ("CONCLUSION", "impression"),
+        ("FINDINGS AND IMPRESSION", "impression"),
+        ("FINDINGS/IMPRESSION", "impression"),
+        ("FINDING", "findings"),
+        ("FINDINS", "findings"),
+        ("COMPARISONS", "comparison"),
+        ("COMPARISION", "comparison"),
+        ("CLINICAL HISTORY", "history"),
+        ("PFI", "history"),
+        ("REASON FOR EXAM", "indication"),
+        ("CLINICAL INDICATION", "indication"),
+        ("WETREAD", "wet read"),
+        ("EXAM", "examination"),
+        ("TECHNIQUE", "technique"),
+        ("IMPRESSION AND RECOMMENDATIONS", "impression"),
+        ("PORTABLE AP CHEST", "findings"),
+        ("CHEST, PA AND LATERAL", "findings"),
+        ("NOTE", "note"),
+    ],
+)
+def test_section_name_normalisation(header: str, name: str) -> None:
+    assert normalize_section_name(header) == name
+
+
+@pytest.mark.parametrize(
+    ("findings_header", "impression_header"),
+    [("FINDING", "IMPRESSON"), ("FINDINGS", "CONCLUSION"), ("FINDINS", "FINDINGS AND IMPRESSION")],
+)
+def test_typo_headers_in_a_report(findings_header: str, impression_header: str) -> None:
+    text = report(
+        "INDICATION:  Cough.",
+        "",
+        f"{findings_header}:  Left lower lobe opacity.",
+        "",
+        f"{impression_header}:  Pneumonia.",
+    )
+    got = report_sections(text)
+    assert got.findings == "Left lower lobe opacity."
+    assert got.impression == "Pneumonia."
+
+
+def test_no_headers_gives_full_report_and_last_paragraph() -> None:
+    text = report(
+        "PA and lateral views of the chest.",
+        "",
+        "Heart size is normal.  Small right",
+        "pleural effusion.",
+        "",
+        "No pneumothorax.",
+    )
+    sections = parse_sections(text)
+    assert [s.name for s in sections] == ["full report", "last_paragraph"]
+    # Upstream keeps everything after the first blank line of the last section.
+    assert report_sections(text) == ReportSections(
+        last_paragraph="Heart size is normal. Small right pleural effusion.\nNo pneumothorax."
+    )
+    last = sections[-1]
+    assert text[last.start :] == last.text
+
+
+def test_no_headers_single_paragraph() -> None:
+    text = report("Heart size is normal.")
+    assert [s.name for s in parse_sections(text)] == ["full report"]
+    assert report_sections(text) == ReportSections()
+
+
+def test_addendum_above_underscores_keeps_last_impression() -> None:
+    text = (
+        "                                 FINAL ADDENDUM\n"
+        " ADDENDUM:  Findings were discussed with Dr. ___ at 10:30.\n"
+        " IMPRESSION:  Correction: the effusion is on the right.\n"
+        " \n"
+        " ______________________________________________________________________________\n"
+        "                                 FINAL REPORT\n"
+        " INDICATION:  Dyspnea.\n"
+        " \n"
+        " FINDINGS:  Small left pleural effusion.  No pneumothorax.\n"
+        " \n"
+        " IMPRESSION:  Small left pleural effusion.\n"
+    )
+    names = [s.name for s in parse_sections(text)]
+    assert names == ["preamble", "addendum", "impression", "indication", "findings", "impression"]
+    got = report_sections(text)
+    assert got.impression == "Small left pleural effusion."
+    assert got.findings == "Small left pleural effusion. No pneumothorax."
+    assert "_" not in got.findings
+
+
+def test_empty_findings_dropped_and_last_occurrence_wins() -> None:
+    text = report(
+        "CHEST, PA AND LATERAL:",
+        "",
+        "INDICATION:  Fever.",
+        "",
+        "FINDINGS:  Right lower lobe opacity.",
+        "",
+        "FINDINGS:  Bibasilar atelectasis.",
+    )
+    sections = parse_sections(text)
+    # The empty title-like "findings" section is dropped.
+    assert [s.name for s in sections] == ["preamble", "indication", "findings", "findings"]
+    assert report_sections(text).findings == "Bibasilar atelectasis."
+    assert report_sections(text).impression is None
+
+
+def test_empty_impression_and_findings_fall_back_to_last_paragraph() -> None:
+    text = report("COMPARISON:  None.", "", "Lungs are clear.", "", "IMPRESSION: ")
+    assert report_sections(text) == ReportSections(comparison="None.", last_paragraph="Lungs are clear.")
+
+
+def test_header_requires_one_space_caps_and_colon() -> None:
+    text = "FINAL REPORT\nFINDINGS: no space before.\n Findings: lower case.\n FINDINGS without colon\n"
+    assert [s.name for s in parse_sections(text)] == ["full report"]
+
+
+def test_header_at_end_of_text_without_trailing_whitespace_is_not_a_header() -> None:
+    assert [s.name for s in parse_sections("x\n IMPRESSION:")] == ["full report"]
+
+
+def test_normalize_whitespace_keeps_paragraphs() -> None:
+    assert normalize_whitespace("\n \n a  b\n c\n \n d \n") == "a b c\nd"
+    assert normalize_whitespace(" \n ") == ""
+
+
+def test_next_header_searched_after_first_newline_like_upstream() -> None:
+    # Upstream skips to the first newline of a section's text before looking for the next header, so a
+    # header right after an empty header line is swallowed into the previous section.
+    text = "x\n FINDINGS:\n IMPRESSION: Left effusion.\n More.\n"
+    sections = parse_sections(text)
+    assert [s.name for s in sections] == ["preamble", "findings"]
+    assert report_sections(text).findings == "IMPRESSION: Left effusion. More."
