@@ -20,6 +20,9 @@ ORACLE_SIGMA_DIVISOR = 3.0
 
 # Smallest sigma, as a fraction of the grid side: keeps a zero-width box from dividing by zero.
 MIN_SIGMA_FRACTION = 1e-4
+# 1D profile values below this are set to 0, so products of two are 0 or normal float32 numbers
+# (arithmetic on subnormal floats is slow on common CPUs).
+_PROFILE_FLOOR = 1e-18
 
 Combine = Literal["sum", "max"]
 
@@ -34,7 +37,8 @@ class Gaussian2D:
     sigma_y: float
 
     @classmethod
-    def from_box(cls, box: Sequence[float], grid: float = 512, divisor: float = LUT_SIGMA_DIVISOR) -> Gaussian2D:
+    def from_box(cls, box: Sequence[float], grid: float = 512,
+                 divisor: float = LUT_SIGMA_DIVISOR) -> Gaussian2D:
         """Canonical box -> Gaussian on a ``grid`` x ``grid`` map."""
         return cls(*(float(v) for v in box_params(box, grid, divisor)[0]))
 
@@ -43,7 +47,8 @@ class Gaussian2D:
         return np.array([self.mu_x, self.mu_y, self.sigma_x, self.sigma_y], dtype=np.float64)
 
 
-def box_params(boxes: ArrayLike, grid: float = 512, divisor: float = LUT_SIGMA_DIVISOR) -> NDArray[np.float64]:
+def box_params(boxes: ArrayLike, grid: float = 512,
+               divisor: float = LUT_SIGMA_DIVISOR) -> NDArray[np.float64]:
     """Canonical boxes ``(N, 4)`` (or one box) -> Gaussian rows ``(N, 4)`` in grid units, vectorised."""
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) * grid
     out = np.empty_like(b)
@@ -52,7 +57,8 @@ def box_params(boxes: ArrayLike, grid: float = 512, divisor: float = LUT_SIGMA_D
     return out
 
 
-def params_to_boxes(params: ArrayLike, grid: float = 512, divisor: float = LUT_SIGMA_DIVISOR) -> NDArray[np.float64]:
+def params_to_boxes(params: ArrayLike, grid: float = 512,
+                    divisor: float = LUT_SIGMA_DIVISOR) -> NDArray[np.float64]:
     """Inverse of :func:`box_params`: Gaussian rows -> canonical boxes ``mu ∓ divisor/2 · sigma``."""
     p = np.asarray(params, dtype=np.float64).reshape(-1, 4)
     half = p[:, 2:] * (divisor / 2)
@@ -62,7 +68,9 @@ def params_to_boxes(params: ArrayLike, grid: float = 512, divisor: float = LUT_S
 def _axis(mu: NDArray, sigma: NDArray, n: int, grid: float) -> NDArray[np.float64]:
     """``(K, n)`` unnormalised 1D Gaussians sampled at the pixel centres of an ``n``-pixel axis."""
     centres = (np.arange(n, dtype=np.float64) + 0.5) * (grid / n)
-    return np.exp(-0.5 * ((centres[None, :] - mu[:, None]) / sigma[:, None]) ** 2)
+    g = np.exp(-0.5 * ((centres[None, :] - mu[:, None]) / sigma[:, None]) ** 2)
+    g[g < _PROFILE_FLOOR] = 0.0
+    return g
 
 
 def render(
@@ -80,21 +88,24 @@ def render(
     the map lies in [0, 1]. Separable: each component is an outer product of two 1D profiles.
     """
     p = np.asarray(params, dtype=np.float64).reshape(-1, 4)
-    gx = _axis(p[:, 0], p[:, 2], width, grid)
-    gy = _axis(p[:, 1], p[:, 3], height, grid)
-    if combine == "sum":
-        heat = gy.T @ gx
-    elif combine == "max":
-        heat = np.zeros((height, width))
-        for k in range(len(p)):
-            np.maximum(heat, np.outer(gy[k], gx[k]), out=heat)
-    else:
+    if combine not in ("sum", "max"):
         raise ValueError(f"combine must be 'sum' or 'max', got {combine!r}")
+    if len(p) == 0:
+        return np.zeros((height, width), dtype=np.float32)
+    gx = _axis(p[:, 0], p[:, 2], width, grid).astype(np.float32)
+    gy = _axis(p[:, 1], p[:, 3], height, grid).astype(np.float32)
+    heat = np.multiply(gy[0][:, None], gx[0][None, :])
+    if len(p) > 1:
+        term = np.empty_like(heat)
+        merge = np.add if combine == "sum" else np.maximum
+        for k in range(1, len(p)):
+            np.multiply(gy[k][:, None], gx[k][None, :], out=term)
+            merge(heat, term, out=heat)
     if normalise:
         peak = heat.max(initial=0.0)
         if peak > 0:
             heat /= peak
-    return heat.astype(np.float32)
+    return heat
 
 
 def render_boxes(

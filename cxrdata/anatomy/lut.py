@@ -22,7 +22,13 @@ from numpy.typing import ArrayLike, NDArray
 
 from cxrdata import __version__
 from cxrdata.anatomy import vocabulary
-from cxrdata.anatomy.gaussian import LUT_SIGMA_DIVISOR, MIN_SIGMA_FRACTION, box_params, params_to_boxes, render
+from cxrdata.anatomy.gaussian import (
+    LUT_SIGMA_DIVISOR,
+    MIN_SIGMA_FRACTION,
+    box_params,
+    params_to_boxes,
+    render,
+)
 from cxrdata.boxes import check_box
 from cxrdata.errors import CxrdataError, Rejected
 

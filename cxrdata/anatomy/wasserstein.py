@@ -29,7 +29,7 @@ def w2_squared(a: ArrayLike, b: ArrayLike) -> NDArray[np.float64]:
 def nearest(
     params: ArrayLike, table: ArrayLike, chunk: int = DEFAULT_CHUNK
 ) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
-    """For each Gaussian row in ``params (N, 4)``, the index of the nearest row of ``table (K, 4)`` and its W2².
+    """For each Gaussian row of ``params (N, 4)``: the index of the nearest row of ``table (K, 4)``, its W2².
 
     Vectorised over blocks of ``chunk`` rows, so memory stays ``O(chunk · K)`` whatever ``N``.
     Ties go to the lowest table index.

@@ -32,7 +32,8 @@ class ClassSummary:
     ci_high: float
 
 
-def bootstrap_means(values: ArrayLike, rng: np.random.Generator, n_resamples: int = N_RESAMPLES) -> np.ndarray:
+def bootstrap_means(values: ArrayLike, rng: np.random.Generator,
+                    n_resamples: int = N_RESAMPLES) -> np.ndarray:
     """Means of ``n_resamples`` resamples (with replacement) of ``values``."""
     v = np.asarray(values, dtype=np.float64).ravel()
     means = np.empty(n_resamples)

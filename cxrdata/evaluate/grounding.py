@@ -1,7 +1,7 @@
 """Phrase-grounding metrics of seed 003 (section 4): CNR and mIoU of a heatmap against ground-truth boxes.
 
-Protocol (seed 003, 4.4; the hi-ml BioViL inference engine and the LDM zero-shot evaluation code it
-follows do the same):
+Protocol (seed 003, 4.4; padding as in hi-ml's ``convert_similarity_to_image_size`` for BioViL and in a
+public copy of the LDM zero-shot evaluation script that seed 003 builds on):
 
 1. A model's heatmap, square for a square (centre-cropped) input, is resized to ``s x s`` with
    ``s = min(W, H)`` of the original image (nearest neighbour by default), then padded to ``W x H``
@@ -13,6 +13,10 @@ follows do the same):
    signed (a heatmap brighter outside scores below zero), population variances.
 5. mIoU = mean over t in {0.1, ..., 0.5} of IoU(heatmap >= t, mask). NaN pixels are never predicted;
    ground truth lying in the padding still counts in the union.
+
+Where that script differs, we follow SPEC: it averages a CNR per box (the other boxes counting as
+"outside") where we use the union, and thresholds with ``>`` where we use ``>=`` (the same for any
+heatmap whose values do not sit exactly on a threshold).
 """
 
 from __future__ import annotations
@@ -89,20 +93,27 @@ def cnr(heatmap: ArrayLike, mask: ArrayLike) -> float:
     h = np.asarray(heatmap, dtype=np.float32)
     m = np.asarray(mask, dtype=bool)
     nan = np.isnan(h)
+    n_valid = h.size
     if nan.any():
-        m = m & ~nan
-        h = np.where(nan, np.float32(0), h)
-        n_valid = h.size - int(np.count_nonzero(nan))
-    else:
-        n_valid = h.size
-    flat = h.astype(np.float64).ravel()
-    inside = flat[m.ravel()]
+        rows, cols = np.flatnonzero(~nan.all(axis=1)), np.flatnonzero(~nan.all(axis=0))
+        if rows.size == 0:
+            return math.nan
+        window = np.s_[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+        if not nan[window].any():  # NaN only around a rectangle (the protocol's padding): crop, no copy
+            h, m = h[window], m[window]
+            n_valid = h.size
+        else:
+            m = m & ~nan
+            h = np.where(nan, np.float32(0), h)
+            n_valid -= int(np.count_nonzero(nan))
+    inside = h[m]
     n_in = inside.size
     n_out = n_valid - n_in
     if n_in == 0 or n_out == 0:
         return math.nan
-    s_in, ss_in = inside.sum(), inside @ inside
-    s_all, ss_all = flat.sum(), flat @ flat
+    # Sums in float64 without BLAS (a threaded dot on a busy machine is slower than these passes).
+    s_in, ss_in = inside.sum(dtype=np.float64), np.square(inside).sum(dtype=np.float64)
+    s_all, ss_all = h.sum(dtype=np.float64), np.square(h).sum(dtype=np.float64)
     mu_in, mu_out = s_in / n_in, (s_all - s_in) / n_out
     var_in = max(ss_in / n_in - mu_in**2, 0.0)
     var_out = max((ss_all - ss_in) / n_out - mu_out**2, 0.0)

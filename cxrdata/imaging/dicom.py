@@ -5,9 +5,10 @@ Reads with ``force=True``; infers a missing Transfer Syntax UID; decodes native,
 pylibjpeg plugins; applies modality LUT → VOI → MONOCHROME1 inversion as one lookup table
 (:mod:`cxrdata.imaging.dicom_display`). Only the first frame of a multi-frame file is used.
 
-Per-file problems raise :class:`Rejected` with one of: ``dicom_invalid`` (not DICOM, or the image
-attributes are missing), ``dicom_no_pixels``, ``dicom_unsupported`` (colour, >16-bit storage),
-``dicom_decode_failed`` (``"<transfer syntax name>: <reason>"``), ``dicom_lut_invalid``.
+Per-file problems raise :class:`Rejected` with one of: ``image_unreadable`` (I/O error),
+``dicom_invalid`` (not DICOM, or the image attributes are missing), ``dicom_no_pixels``,
+``dicom_unsupported`` (colour, >16-bit storage), ``dicom_decode_failed`` (``"<transfer syntax
+name>: <reason>"``), ``dicom_lut_invalid``.
 """
 
 from __future__ import annotations
@@ -21,11 +22,14 @@ from typing import Any
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
+from pydicom.encaps import get_frame
 from pydicom.pixels import pixel_array
+from pydicom.uid import JPEG2000TransferSyntaxes
 
 from cxrdata.errors import Rejected
 from cxrdata.imaging.dicom_display import display_table
 from cxrdata.imaging.dicom_syntax import infer_transfer_syntax
+from cxrdata.imaging.j2k_reduced import decode_j2k_reduced
 from cxrdata.imaging.lut import apply_table
 from cxrdata.imaging.raster import Raster, resize_longest_side
 
@@ -60,14 +64,22 @@ class DicomImage:
         return Raster(self.pixels, self.width, self.height)
 
 
-def decode_dicom(source: bytes | str | os.PathLike[str], max_side: int = 0) -> DicomImage:
-    """Decode ``source`` (file bytes or a path); ``max_side`` > 0 shrinks the result (INTER_AREA)."""
+def decode_dicom(source: bytes | str | os.PathLike[str], max_side: int = 0, reduced_decode: bool = True) -> DicomImage:
+    """Decode ``source`` (file bytes or a path); ``max_side`` > 0 shrinks the result (INTER_AREA).
+
+    With ``reduced_decode`` and ``max_side``, JPEG 2000 pixel data is decoded at the coarsest
+    wavelet resolution still ≥ ``max_side`` (:mod:`cxrdata.imaging.j2k_reduced`, ~10× faster),
+    so the low-pass happens before the lookup table rather than after it; set it False for the
+    strict LUT-then-resize order.
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom warns per odd element; rejects carry the reasons
         ds = _read(source)
         inferred = _ensure_transfer_syntax(ds)
         _check_image_attributes(ds)
-        pixels = _decode_first_frame(ds)
+        pixels = _decode_reduced(ds, max_side) if reduced_decode and max_side > 0 else None
+        if pixels is None:
+            pixels = _decode_first_frame(ds)
         try:
             shown = display_table(ds, pixels)
         except Exception as exc:
@@ -100,6 +112,8 @@ def _read(source: bytes | str | os.PathLike[str]) -> Dataset:
         fp = io.BytesIO(source) if isinstance(source, bytes | bytearray | memoryview) else source
         ds = pydicom.dcmread(fp, force=True)
         looks_like_dicom = ds.preamble is not None or any(name in ds for name in _LOOKS_LIKE_DICOM)
+    except OSError as exc:
+        raise Rejected("image_unreadable", _reason(exc)) from None
     except Exception as exc:
         raise Rejected("dicom_invalid", _reason(exc)) from None
     if not looks_like_dicom:
@@ -146,6 +160,19 @@ def _decode_first_frame(ds: Dataset) -> np.ndarray:
     if pixels.ndim != 2 or pixels.dtype.kind not in "ui" or pixels.dtype.itemsize > 2:
         raise Rejected("dicom_decode_failed", f"{syntax.name}: decoded to {pixels.dtype} {pixels.shape}")
     return pixels if pixels.dtype.isnative else pixels.astype(pixels.dtype.newbyteorder("="))
+
+
+def _decode_reduced(ds: Dataset, max_side: int) -> np.ndarray | None:
+    """Frame 0 of JPEG 2000 pixel data at reduced resolution, or None to use the full decode."""
+    if ds.file_meta.TransferSyntaxUID not in JPEG2000TransferSyntaxes:
+        return None
+    try:
+        frame = get_frame(ds.PixelData, 0, number_of_frames=int(ds.get("NumberOfFrames") or 1))
+        bits_stored = int(ds.get("BitsStored") or ds.BitsAllocated)
+        signed = int(ds.get("PixelRepresentation") or 0) == 1
+    except Exception:
+        return None
+    return decode_j2k_reduced(frame, max_side, bits_stored, signed)
 
 
 def _plain(value: Any) -> Any:

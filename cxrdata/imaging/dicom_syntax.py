@@ -14,18 +14,29 @@ _J2K_CODESTREAM = b"\xff\x4f\xff\x51"
 _JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
 _JPEG_SOI = b"\xff\xd8"
 # JPEG start-of-frame markers: which process (and so which DICOM syntax) the stream uses.
-_JPEG_SOF = {0xC0: uid.JPEGBaseline8Bit, 0xC1: uid.JPEGExtended12Bit, 0xC2: uid.JPEGExtended12Bit,
-             0xC3: uid.JPEGLossless, 0xF7: uid.JPEGLSLossless, 0xF9: uid.JPEGLSLossless}
-_NATIVE = {(True, True): uid.ImplicitVRLittleEndian, (False, True): uid.ExplicitVRLittleEndian,
-           (False, False): uid.ExplicitVRBigEndian}
+_JPEG_SOF = {
+    0xC0: uid.JPEGBaseline8Bit,
+    0xC1: uid.JPEGExtended12Bit,
+    0xC2: uid.JPEGExtended12Bit,
+    0xC3: uid.JPEGLossless,
+    0xF7: uid.JPEGLSLossless,
+    0xF9: uid.JPEGLSLossless,
+}
+_NATIVE = {
+    (True, True): uid.ImplicitVRLittleEndian,
+    (False, True): uid.ExplicitVRLittleEndian,
+    (False, False): uid.ExplicitVRBigEndian,
+}
 
 
 def infer_transfer_syntax(ds: Dataset) -> uid.UID | None:
     """Best guess at the syntax ``ds`` was written in, or None when nothing fits."""
-    element = ds["PixelData"] if "PixelData" in ds else None
-    if element is not None and element.is_undefined_length:
+    element = ds.data_element("PixelData")
+    if element is not None and (element.is_undefined_length or _starts_with_item(element.value)):
         try:
-            fragment = next(generate_fragments(element.value), b"")
+            items = generate_fragments(element.value)
+            next(items, b"")  # the Basic Offset Table item
+            fragment = next(items, b"")
         except Exception:  # malformed item tags: not encapsulated data we can name
             return None
         return syntax_from_fragment(fragment)
@@ -33,6 +44,11 @@ def infer_transfer_syntax(ds: Dataset) -> uid.UID | None:
     if implicit is None or little is None:
         return None
     return _NATIVE.get((implicit, little))
+
+
+def _starts_with_item(value: object) -> bool:
+    """Encapsulated data written with a defined length still starts with an (FFFE,E000) item."""
+    return isinstance(value, bytes) and value[:4] == b"\xfe\xff\x00\xe0"
 
 
 def syntax_from_fragment(fragment: bytes) -> uid.UID | None:

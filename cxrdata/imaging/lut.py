@@ -51,7 +51,7 @@ def linear_table(values: np.ndarray, low: float, high: float) -> np.ndarray:
     """uint8 table mapping ``low`` → 0 and ``high`` → 255 linearly, clipped outside."""
     if high <= low:
         return np.zeros(values.shape, np.uint8)
-    scaled = (values.astype(np.float64) - low) * (255.0 / (high - low))
+    scaled = (values.astype(np.float64) - low) * 255.0 / (high - low)
     return to_uint8(scaled)
 
 
