@@ -2,8 +2,11 @@
 
     OUT/README.md                      dataset card
     OUT/manifest.json                  config, hash, inputs, counts
-    OUT/data/{config}/{split}-{i:05d}-of-{n:05d}.parquet
+    OUT/data/{config}/{split}-{i:05d}-of-{n:05d}.parquet   i = task index, n = number of tasks
     OUT/rejects/{config}/{i:05d}.parquet
+
+A task writes a shard only for the splits it has records for (``datasets`` cannot read a Parquet
+file without rows), so the indices of one split may have gaps; ``manifest.json`` lists the files.
     OUT/tasks/build.json               the configuration this OUT is being built with
     OUT/tasks/{config}/{i:05d}.json    completion marker + stats of task i
 """

@@ -68,12 +68,16 @@ class ShardWriter:
         self._writer.write_table(to_table(records, self.schema), row_group_size=self.row_group_size)
         self.rows += len(records)
 
-    def close(self) -> Path:
-        """Flush, fsync and rename into place (an empty shard still gets a schema-only file)."""
-        if self._pending or self._writer is None:
+    def close(self) -> Path | None:
+        """Flush, fsync and rename into place; returns the path, or None when nothing was written.
+
+        No file is written for zero rows: ``datasets`` cannot read a Parquet file without rows.
+        """
+        if self._pending:
             self._flush(self._pending)
             self._pending = []
-        assert self._writer is not None
+        if self._writer is None:
+            return None
         self._writer.close()
         with open(self.tmp_path, "rb") as fh:
             os.fsync(fh.fileno())

@@ -72,6 +72,7 @@ def describe_config(source: Source, n_tasks: int) -> dict[str, Any]:
     schema = load_schema(source.schema)
     return {
         "dataset": source.dataset,
+        "root": str(source.root),
         "schema": f"{schema.name}@{schema.version}",
         "options": source.describe(),
         "stages": [stage.fingerprint() for stage in source.stages()],

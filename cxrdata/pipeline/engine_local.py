@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
+import cv2
+
 from cxrdata.io.layout import OutputLayout
 from cxrdata.pipeline.stats import TaskStats
 from cxrdata.pipeline.task_runner import TaskContext, run_task
@@ -25,6 +27,7 @@ _worker_queue: Any = None
 
 def _init_worker(source: Source, layout: OutputLayout, config_hash: str, progress_queue: Any) -> None:
     global _worker_ctx, _worker_queue
+    cv2.setNumThreads(1)  # one process per core: OpenCV's own threads would only contend
     _worker_ctx = TaskContext.create(source, layout, config_hash)
     _worker_queue = progress_queue
 

@@ -83,7 +83,8 @@ def run_task(ctx: TaskContext, task: Task, progress: ProgressSink = _no_progress
                 stats.split(split).written += 1
             progress("write", len(batch))
         for writer in (*writers.values(), rejects):
-            stats.bytes_written += writer.close().stat().st_size
+            if path := writer.close():
+                stats.bytes_written += path.stat().st_size
     except BaseException:
         for writer in (*writers.values(), rejects):
             writer.abort()
