@@ -13,9 +13,14 @@ file without rows), so the indices of one split may have gaps; ``manifest.json``
 
 from __future__ import annotations
 
+import fcntl
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from cxrdata.errors import CxrdataError
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,23 @@ class OutputLayout:
         for tmp in self.data_dir(config).glob(f"*-{task:05d}-of-*.tmp"):
             tmp.unlink(missing_ok=True)
         self.rejects_path(config, task).with_suffix(".parquet.tmp").unlink(missing_ok=True)
+
+    def clear_leftovers(self) -> None:
+        """Remove every temporary file a killed build left (only one build runs per OUT: see lock)."""
+        for name in ("data", "rejects", "tasks"):
+            for tmp in (self.root / name).rglob("*.tmp"):
+                tmp.unlink(missing_ok=True)
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold OUT for one build; a second concurrent build on the same OUT is refused."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".cxrdata.lock", "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise CxrdataError(f"another cxrdata build is writing to {self.root}; wait for it to finish") from None
+            yield
 
     def remove_build(self) -> None:
         """Delete what a build writes (``--overwrite``), and nothing else in OUT."""

@@ -102,14 +102,20 @@ def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
 
 def build(sources: list[Source], options: BuildOptions) -> BuildResult:
     """Run a build of one or more output configs into ``options.out``."""
-    started = time.perf_counter()
     if options.engine not in ENGINES:
         raise CxrdataError(f"unknown engine {options.engine!r}; available: {', '.join(ENGINES)}")
     for source in sources:
         source.check()
     layout = OutputLayout(options.out)
+    with layout.lock():
+        return _build_locked(sources, options, layout)
+
+
+def _build_locked(sources: list[Source], options: BuildOptions, layout: OutputLayout) -> BuildResult:
+    started = time.perf_counter()
     if options.overwrite:
         layout.remove_build()
+    layout.clear_leftovers()
 
     plans: dict[str, tuple[Source, list[Task]]] = {}
     configs: dict[str, Any] = {}
@@ -120,8 +126,9 @@ def build(sources: list[Source], options: BuildOptions) -> BuildResult:
         configs[source.config] = describe_config(source, n_tasks)
     build_config = {"tool": "cxrdata", "configs": configs, "hash": _hash(configs)}
     _check_same_build(layout, build_config)
-    layout.build_config.parent.mkdir(parents=True, exist_ok=True)
-    layout.build_config.write_text(json.dumps(build_config, indent=2, sort_keys=True))
+    if not layout.build_config.exists():
+        layout.build_config.parent.mkdir(parents=True, exist_ok=True)
+        layout.build_config.write_text(json.dumps(build_config, indent=2, sort_keys=True))
 
     config_hash = build_config["hash"]
     result = BuildResult(out=options.out, config_hash=config_hash)
