@@ -17,7 +17,8 @@ from cxrdata.errors import CxrdataError
 from cxrdata.pipeline.build import BuildOptions, build
 from cxrdata.pipeline.summary import print_summary
 
-console = Console()
+# Tables are wide: when output is captured (not a terminal), do not squeeze them to 80 columns.
+console = Console() if sys.stdout.isatty() else Console(width=160)
 
 
 def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -28,7 +29,8 @@ def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except CxrdataError as exc:
-            Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+            click.secho("error: ", fg="red", bold=True, err=True, nl=False)
+            click.echo(str(exc), err=True)
             sys.exit(2)
 
     return wrapper

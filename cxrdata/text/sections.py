@@ -43,7 +43,11 @@ class Section:
 
 @dataclass(frozen=True)
 class ReportSections:
-    """The sections used downstream, whitespace-normalised; ``None`` when absent or empty."""
+    """The sections used downstream; ``None`` when absent or empty.
+
+    Text is whitespace-normalised: line wraps joined, runs of spaces collapsed, paragraph breaks (blank
+    lines) kept as a single ``"\\n"``.
+    """
 
     findings: str | None = None
     impression: str | None = None

@@ -1,0 +1,1 @@
+"""Training targets built from curated data (``"{location} {pathology}"`` prompts, region texts)."""

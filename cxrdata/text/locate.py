@@ -1,0 +1,177 @@
+"""Report -> located sentences -> report-level locations for one pathology (seed 003 curation, steps 2-5).
+
+Pure library code: the pipeline stage calls :func:`locate_reports` on a batch (one ``extract`` call for
+all candidate sentences, so a RadGraph-XL or cached extractor sees them together).
+
+For each report: split the findings and impression sections into sentences (the last paragraph when the
+report has neither), keep the sentences that positively mention the pathology (:mod:`.mentions`), extract
+anatomy entities, map the ANAT-DP ones attached to the pathology's mention to location terms per
+sentence (:func:`cxrdata.anatomy.locations.sentence_locations`), then merge over the report.
+A report without locations gets a drop reason:
+
+- ``no_sentence``: no sentence mentions the pathology;
+- ``negated``: every mention is negated or resolved (or a mix of negated and uncertain);
+- ``uncertain``: every mention is uncertain (only with ``include_uncertain=False``, the default);
+- ``no_location``: positive sentences exist, but no location term came out of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from cxrdata.anatomy.locations import report_locations, sentence_locations
+from cxrdata.extract.base import Entity, Extractor
+from cxrdata.targets.prompts import build_prompt
+from cxrdata.text.context import NEGATED, POSITIVE, UNCERTAIN
+from cxrdata.text.mentions import (
+    Mention,
+    find_mentions,
+    finding_spans,
+    mention_status,
+    mentions_pathology,
+    pathology_terms,
+)
+from cxrdata.text.sections import ReportSections
+from cxrdata.text.sentences import split_sentences
+
+NO_SENTENCE = "no_sentence"
+DROP_NEGATED = "negated"
+DROP_UNCERTAIN = "uncertain"
+NO_LOCATION = "no_location"
+DROP_REASONS = (NO_SENTENCE, DROP_NEGATED, DROP_UNCERTAIN, NO_LOCATION)
+
+Sections = ReportSections | Mapping[str, str | None]
+
+
+@dataclass(frozen=True)
+class LocatedSentence:
+    """A sentence that positively mentions the pathology, its entities and its merged locations."""
+
+    section: str
+    sentence: str
+    locations: tuple[str, ...]
+    entities: tuple[Entity, ...]
+    extractor: str
+    extractor_version: str
+
+
+@dataclass(frozen=True)
+class ReportLocations:
+    """The result for one report and pathology; ``drop_reason`` is set when ``locations`` is empty."""
+
+    pathology: str
+    locations: tuple[str, ...]
+    sentences: tuple[LocatedSentence, ...] = field(default=())
+    drop_reason: str | None = None
+
+    @property
+    def located(self) -> tuple[LocatedSentence, ...]:
+        """The sentences that gave at least one location."""
+        return tuple(s for s in self.sentences if s.locations)
+
+    @property
+    def prompt(self) -> str | None:
+        """``"{location} {pathology}"`` (locations joined with ``<and>``), or None when dropped."""
+        return build_prompt(self.locations, self.pathology) if self.locations else None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A sentence that positively mentions the pathology, with all its mentions."""
+
+    section: str
+    sentence: str
+    mentions: tuple[Mention, ...]
+
+
+def _get(sections: Sections, name: str) -> str | None:
+    if isinstance(sections, ReportSections):
+        return getattr(sections, name, None)
+    return sections.get(name)
+
+
+def candidates(
+    sections: Sections,
+    pathology: str,
+    *,
+    include_uncertain: bool = False,
+    section_names: Sequence[str] = ("findings", "impression"),
+    fallback: Sequence[str] = ("last_paragraph",),
+) -> tuple[list[Candidate], str | None]:
+    """Sentences positively mentioning ``pathology`` and, when there are none, the drop reason."""
+    names = [n for n in section_names if _get(sections, n)] or [n for n in fallback if _get(sections, n)]
+    kept: list[Candidate] = []
+    statuses: set[str] = set()
+    for name in names:
+        text = _get(sections, name)
+        if not mentions_pathology(text, pathology):
+            continue  # skip sentence splitting when the section never names the pathology
+        for sentence in split_sentences(text):
+            mentions = find_mentions(sentence, pathology)
+            if not mentions:
+                continue
+            status = mention_status(mentions, include_uncertain=include_uncertain)
+            statuses.add(status)
+            if status == POSITIVE:
+                kept.append(Candidate(name, sentence, tuple(mentions)))
+    if kept:
+        return kept, None
+    if not statuses:
+        return [], NO_SENTENCE
+    return [], DROP_NEGATED if NEGATED in statuses or UNCERTAIN not in statuses else DROP_UNCERTAIN
+
+
+def locate_reports(
+    reports: Sequence[tuple[Sections, str]],
+    extractor: Extractor,
+    *,
+    include_uncertain: bool = False,
+    section_names: Sequence[str] = ("findings", "impression"),
+    fallback: Sequence[str] = ("last_paragraph",),
+) -> list[ReportLocations]:
+    """:func:`locate_report` for a batch of (sections, pathology), with one ``extract`` call."""
+    found = [
+        candidates(s, p, include_uncertain=include_uncertain, section_names=section_names, fallback=fallback)
+        for s, p in reports
+    ]
+    unique = list(dict.fromkeys(c.sentence for kept, _ in found for c in kept))
+    entities = dict(zip(unique, extractor.extract(unique), strict=True)) if unique else {}
+    results = []
+    for (_, pathology), (kept, reason) in zip(reports, found, strict=True):
+        if reason is not None:
+            results.append(ReportLocations(pathology, (), (), reason))
+            continue
+        not_location = pathology_terms()[pathology].get("not_location_words", [])
+        located = []
+        for c in kept:
+            spans = [(m.start, m.end) for m in c.mentions]
+            found = finding_spans(c.sentence)
+            terms = sentence_locations(c.sentence, entities[c.sentence], pathology, spans, not_location, found)
+            located.append(
+                LocatedSentence(
+                    c.section, c.sentence, terms, tuple(entities[c.sentence]), extractor.name, extractor.version
+                )
+            )
+        merged = report_locations((s.locations for s in located), pathology)
+        results.append(ReportLocations(pathology, merged, tuple(located), None if merged else NO_LOCATION))
+    return results
+
+
+def locate_report(
+    sections: Sections,
+    pathology: str,
+    extractor: Extractor,
+    *,
+    include_uncertain: bool = False,
+    section_names: Sequence[str] = ("findings", "impression"),
+    fallback: Sequence[str] = ("last_paragraph",),
+) -> ReportLocations:
+    """Located sentences, report-level locations and prompt (or drop reason) for one report."""
+    return locate_reports(
+        [(sections, pathology)],
+        extractor,
+        include_uncertain=include_uncertain,
+        section_names=section_names,
+        fallback=fallback,
+    )[0]
