@@ -1,58 +1,29 @@
 """Small deterministic building blocks shared by the VinDr, PadChest-GR and ImaGenome sample writers.
 
-Ids, image sizes, boxes inside a region, and the chest picture + anatomy boxes (helper-1's
-``cxrdata.sample.chest`` when it is present, a small built-in stand-in otherwise).
+Ids, image sizes, boxes inside a region, and the chest picture + anatomy boxes from
+:mod:`cxrdata.sample.chest` (the renderer shared with the MIMIC sample).
 """
 
 from __future__ import annotations
 
 import string
+from collections.abc import Sequence
 
-import cv2
 import numpy as np
+
+from cxrdata.sample.chest import anatomy_boxes, render_chest
 
 Box = tuple[float, float, float, float]
 
 _ALNUM = np.array(list(string.ascii_lowercase + string.digits))
 
-# Stand-in anatomy (canonical fractions of a frontal PA image; patient's right = image left).
-_FALLBACK_ANATOMY: dict[str, Box] = {
-    "right lung": (0.12, 0.14, 0.48, 0.82),
-    "right upper lung zone": (0.14, 0.16, 0.46, 0.38),
-    "right mid lung zone": (0.12, 0.38, 0.47, 0.58),
-    "right lower lung zone": (0.12, 0.58, 0.48, 0.80),
-    "right hilar structures": (0.33, 0.38, 0.46, 0.55),
-    "right apical zone": (0.18, 0.12, 0.42, 0.22),
-    "right costophrenic angle": (0.10, 0.72, 0.22, 0.84),
-    "right hemidiaphragm": (0.12, 0.74, 0.48, 0.86),
-    "left lung": (0.52, 0.14, 0.88, 0.84),
-    "left upper lung zone": (0.54, 0.16, 0.86, 0.38),
-    "left mid lung zone": (0.53, 0.38, 0.88, 0.58),
-    "left lower lung zone": (0.52, 0.58, 0.88, 0.82),
-    "left hilar structures": (0.54, 0.38, 0.67, 0.55),
-    "left apical zone": (0.58, 0.12, 0.82, 0.22),
-    "left costophrenic angle": (0.78, 0.74, 0.90, 0.86),
-    "left hemidiaphragm": (0.52, 0.76, 0.88, 0.88),
-    "trachea": (0.46, 0.05, 0.54, 0.34),
-    "spine": (0.44, 0.05, 0.56, 0.95),
-    "right clavicle": (0.14, 0.12, 0.47, 0.22),
-    "left clavicle": (0.53, 0.12, 0.86, 0.22),
-    "aortic arch": (0.50, 0.26, 0.62, 0.36),
-    "mediastinum": (0.36, 0.20, 0.66, 0.78),
-    "upper mediastinum": (0.40, 0.20, 0.60, 0.40),
-    "svc": (0.40, 0.26, 0.48, 0.44),
-    "cardiac silhouette": (0.36, 0.44, 0.70, 0.78),
-    "cavoatrial junction": (0.40, 0.46, 0.48, 0.54),
-    "right atrium": (0.36, 0.52, 0.48, 0.74),
-    "carina": (0.47, 0.32, 0.53, 0.38),
-    "abdomen": (0.10, 0.86, 0.90, 0.99),
-    "right cardiophrenic angle": (0.36, 0.70, 0.44, 0.78),
-    "left cardiophrenic angle": (0.62, 0.72, 0.70, 0.80),
-    "left cardiac silhouette": (0.50, 0.44, 0.70, 0.78),
-    "right cardiac silhouette": (0.36, 0.44, 0.50, 0.78),
-    "descending aorta": (0.52, 0.30, 0.60, 0.76),
-    "left upper abdomen": (0.52, 0.86, 0.90, 0.99),
-    "right upper abdomen": (0.10, 0.86, 0.48, 0.99),
+# Dataset finding names -> the renderer's pathology names (cxrdata.sample.lesions.EFFECTS).
+RENDERED: dict[str, str] = {
+    "Atelectasis": "Atelectasis", "Cardiomegaly": "Cardiomegaly", "Consolidation": "Consolidation",
+    "Edema": "Edema", "Lung Opacity": "Lung Opacity", "Infiltration": "Lung Opacity",
+    "Pleural effusion": "Pleural Effusion", "Pneumothorax": "Pneumothorax",
+    "pneumonia": "Pneumonia", "laminar atelectasis": "Atelectasis", "cardiomegaly": "Cardiomegaly",
+    "costophrenic angle blunting": "Pleural Effusion", "alveolar pattern": "Consolidation",
 }
 
 
@@ -92,26 +63,19 @@ def sub_box(rng: np.random.Generator, region: Box) -> Box:
 
 
 def anatomy(width: int, height: int) -> dict[str, Box]:
-    """ImaGenome bbox_name -> canonical box for an image of this size."""
-    try:
-        from cxrdata.sample.chest import anatomy_boxes
-    except ImportError:
-        return dict(_FALLBACK_ANATOMY)
+    """ImaGenome bbox_name -> canonical box for a frontal image of this size (the renderer's anatomy)."""
     return {name: tuple(float(v) for v in box) for name, box in anatomy_boxes(width, height).items()}
 
 
-def chest(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
-    """A smooth chest-like picture as float32 in [0, 1], bright = dense (MONOCHROME2 sense)."""
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    u, v = xx / width, yy / height
-    img = 0.55 + 0.25 * v  # soft tissue, denser towards the abdomen
-    for cx in (0.30, 0.70):  # lungs: dark ellipses
-        lung = ((u - cx) / 0.18) ** 2 + ((v - 0.48) / 0.34) ** 2
-        img = img - 0.4 * np.clip(1.0 - lung, 0.0, 1.0) ** 0.5
-    heart = ((u - 0.55) / 0.16) ** 2 + ((v - 0.62) / 0.15) ** 2
-    img = img + 0.3 * np.clip(1.0 - heart, 0.0, 1.0)
-    img = img + 0.25 * np.exp(-(((u - 0.5) / 0.05) ** 2))  # spine / mediastinum
-    img = img + 0.04 * rng.standard_normal((height, width)).astype(np.float32)
-    img = cv2.GaussianBlur(img, (0, 0), max(1.0, width / 200))
-    low, high = float(img.min()), float(img.max())
-    return ((img - low) / (high - low)).astype(np.float32)
+def chest(
+    width: int, height: int, rng: np.random.Generator, findings: Sequence[tuple[str, Box]] = ()
+) -> np.ndarray:
+    """A chest radiograph as float32 in [0, 1), bright = dense (MONOCHROME2 sense).
+
+    ``findings``: (pathology, canonical box); names the renderer knows (:data:`RENDERED`) are drawn
+    in their box, others only exist in the labels. The 8-bit picture is dithered so that deeper
+    bit depths get more than 256 distinct values.
+    """
+    drawn = [(RENDERED[name], box) for name, box in findings if name in RENDERED]
+    picture = render_chest(width, height, rng, findings=drawn).astype(np.float32)
+    return ((picture + rng.uniform(0.0, 1.0, picture.shape).astype(np.float32)) / 256.0).astype(np.float32)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,7 @@ import cv2
 import numpy as np
 
 from cxrdata.sample import _synth
+from cxrdata.sample._synth import Box
 
 REPORTS_FILE = "grounded_reports_20240819.json"
 MASTER_TABLE = "master_table.csv"
@@ -116,6 +118,7 @@ def write_padchest_gr_sample(
         raise ValueError("write_padchest_gr_sample needs at least 6 studies")
     root = Path(out)
     rng = np.random.default_rng([seed, 5])
+    pixel_rng = np.random.default_rng([seed, 5, 1])  # pictures draw from their own stream
     patients = _patients(rng, studies)
     records: list[dict] = []
     rows: list[list[str]] = []
@@ -134,8 +137,8 @@ def write_padchest_gr_sample(
             prior_study = _synth.digit_id(rng, 38 + int(rng.integers(0, 2)))
             prior_image = f"{prior_study}_{_synth.alnum(rng, 6)}.png"
             priors[study_id] = prior_image
-            files.append(_write_png(root / PRIOR_DIR / prior_image, size, rng, bits16=True))
-        findings = _findings(rng, normal=index % 3 == 2, with_prior=prior_study is not None)
+            files.append(_write_png(root / PRIOR_DIR / prior_image, size, pixel_rng, bits16=True))
+        findings = _findings(rng, index, size, with_prior=prior_study is not None)
         records.append({
             "StudyID": study_id, "ImageID": image_id,
             "PreviousStudyID": prior_study, "PreviousImageID": prior_image,
@@ -148,7 +151,10 @@ def write_padchest_gr_sample(
         path = root / IMAGE_DIR / image_id
         if index == _MISSING_PNG_AT:
             continue
-        files.append(_write_png(path, size, rng, bits16=index != _EIGHT_BIT_AT))
+        drawn: list[tuple[str, Box]] = [
+            (f["labels"][0], (b[0], b[1], b[2], b[3])) for f in findings if f["abnormal"] for b in f["boxes"]
+        ]
+        files.append(_write_png(path, size, pixel_rng, bits16=index != _EIGHT_BIT_AT, findings=drawn))
 
     root.mkdir(parents=True, exist_ok=True)
     reports = root / REPORTS_FILE
@@ -197,13 +203,19 @@ def _patients(rng: np.random.Generator, studies: int) -> list[dict]:
     return patients
 
 
-def _findings(rng: np.random.Generator, normal: bool, with_prior: bool) -> list[dict]:
-    """Positive sentences (grounded or not) then negatives; a normal study has only negatives."""
+def _findings(rng: np.random.Generator, index: int, size: tuple[int, int], with_prior: bool) -> list[dict]:
+    """Positive sentences (grounded or not) then negatives; every third study is normal (negatives only).
+
+    The first study always has a two-box finding and a positive sentence without boxes.
+    """
     out: list[dict] = []
-    if not normal:
+    if index % 3 != 2:
         count = int(rng.integers(1, 4))
-        for k in sorted(int(i) for i in rng.choice(len(FINDINGS), size=count, replace=False)):
-            out.append(_positive(rng, FINDINGS[k], with_prior))
+        chosen = {int(i) for i in rng.choice(len(FINDINGS), size=count, replace=False)}
+        if index == 0:
+            chosen |= {0, len(FINDINGS) - 1}
+        for k in sorted(chosen):
+            out.append(_positive(rng, FINDINGS[k], size, with_prior, mode=(index + k) % 3))
     negatives = rng.choice(len(NEGATIVES), size=int(rng.integers(1, 3)), replace=False)
     for k in sorted(int(i) for i in negatives):
         en, es = NEGATIVES[k]
@@ -211,17 +223,21 @@ def _findings(rng: np.random.Generator, normal: bool, with_prior: bool) -> list[
     return out
 
 
-def _positive(rng: np.random.Generator, finding: Finding, with_prior: bool) -> dict:
-    anatomy = _synth.anatomy(1000, 1000)
+def _positive(
+    rng: np.random.Generator, finding: Finding, size: tuple[int, int], with_prior: bool, mode: int
+) -> dict:
+    """Reader 2 (``extra_boxes``) by ``mode``: 0 a jittered copy, 1 nothing, 2 a different box count."""
+    anatomy = _synth.anatomy(*size)
     boxes = [_synth.sub_box(rng, anatomy[region]) for region in finding.regions]
-    mode = int(rng.integers(0, 3))  # reader 2: jittered copy / nothing / one box over reader 1's boxes
-    if not boxes or mode == 1:
-        extra: list[tuple[float, ...]] = []
-    elif mode == 2 and len(boxes) > 1:
+    extra: list[tuple[float, ...]] = []
+    if boxes and mode == 0:
+        extra = [_jitter(rng, b) for b in boxes]
+    elif len(boxes) > 1 and mode == 2:  # one box over all of reader 1's
         extra = [(min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes),
                   max(b[3] for b in boxes))]
-    else:
-        extra = [_jitter(rng, b) for b in boxes]
+    elif boxes and mode == 2:  # the one box split into an upper and a lower half
+        x0, y0, x1, y1 = boxes[0]
+        extra = [(x0, y0, x1, (y0 + y1) / 2), (x0, (y0 + y1) / 2, x1, y1)]
     return {
         "sentence_en": finding.en,
         "sentence_es": finding.es,
@@ -272,10 +288,13 @@ def _master_rows(
     return rows
 
 
-def _write_png(path: Path, size: tuple[int, int], rng: np.random.Generator, bits16: bool) -> Path:
+def _write_png(
+    path: Path, size: tuple[int, int], rng: np.random.Generator, bits16: bool,
+    findings: Sequence[tuple[str, Box]] = (),
+) -> Path:
     """A chest-like PNG: 16-bit with values in about [150, 4000], or the 8-bit defect."""
     width, height = size
-    display = _synth.chest(width, height, rng)
+    display = _synth.chest(width, height, rng, findings)
     pixels = (
         np.round(150 + display * 3850).astype(np.uint16) if bits16 else np.round(display * 255).astype(np.uint8)
     )

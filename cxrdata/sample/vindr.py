@@ -38,6 +38,7 @@ from pydicom.uid import (
 )
 
 from cxrdata.sample import _synth
+from cxrdata.sample._synth import Box
 
 # The 22 local (box) labels, spelled exactly as in the CSVs (irregular capitalisation).
 LOCAL_LABELS: tuple[str, ...] = (
@@ -159,12 +160,14 @@ def write_vindr_sample(
         raise ValueError("write_vindr_sample needs at least 4 train images and 1 test image")
     root = Path(out)
     rng = np.random.default_rng([seed, 4])
+    pixel_rng = np.random.default_rng([seed, 4, 1])  # pictures draw from their own stream
     train_ids = tuple(_synth.hex_id(rng, 32) for _ in range(images))
     test_ids = tuple(_synth.hex_id(rng, 32) for _ in range(test_images))
     sizes = {image_id: _synth.image_size(rng, full_size) for image_id in (*train_ids, *test_ids)}
 
-    train_rows, label_rows, readers, normal = _train_annotations(rng, train_ids, sizes)
-    test_rows, test_labels, test_normal = _test_annotations(rng, test_ids, sizes)
+    drawn: dict[str, list[tuple[str, Box]]] = {}  # image_id -> findings drawn into its picture
+    train_rows, label_rows, readers, normal = _train_annotations(rng, train_ids, sizes, drawn)
+    test_rows, test_labels, test_normal = _test_annotations(rng, test_ids, sizes, drawn)
     oob_id = train_ids[_OUT_OF_BOUNDS_AT]
     oob = next(row for row in train_rows if row[0] == oob_id and row[3] != "")
     width, _ = sizes[oob_id]
@@ -196,7 +199,7 @@ def write_vindr_sample(
             else:
                 cycle += 1
             path = root / split / f"{image_id}.dicom"
-            _write_dicom(path, image_id, sizes[image_id], variant, rng, drop_ts)
+            _write_dicom(path, image_id, sizes[image_id], variant, pixel_rng, drop_ts, drawn[image_id])
             variants[image_id] = variant.name
             files.append(path)
 
@@ -224,7 +227,8 @@ def write_vindr_sample(
 
 
 def _train_annotations(
-    rng: np.random.Generator, ids: tuple[str, ...], sizes: dict[str, tuple[int, int]]
+    rng: np.random.Generator, ids: tuple[str, ...], sizes: dict[str, tuple[int, int]],
+    drawn: dict[str, list[tuple[str, Box]]],
 ) -> tuple[list[list[str]], list[list[str]], dict[str, tuple[str, ...]], list[str]]:
     """Three independent readers per image; every 4th image normal; one reader disagrees on some."""
     rows: list[list[str]] = []
@@ -236,7 +240,8 @@ def _train_annotations(
         trio = tuple(str(r) for r in rng.choice(RADIOLOGISTS, size=3, replace=False))
         readers[image_id] = trio
         is_normal = index % 4 == 3
-        findings = [] if is_normal else _pick_findings(rng)
+        findings = [] if is_normal else _pick_findings(rng, width, height)
+        drawn[image_id] = findings
         if is_normal:
             normal.append(image_id)
         global_label = None if is_normal or index % 3 else str(rng.choice(GLOBAL_LABELS_TRAIN))
@@ -256,7 +261,8 @@ def _train_annotations(
 
 
 def _test_annotations(
-    rng: np.random.Generator, ids: tuple[str, ...], sizes: dict[str, tuple[int, int]]
+    rng: np.random.Generator, ids: tuple[str, ...], sizes: dict[str, tuple[int, int]],
+    drawn: dict[str, list[tuple[str, Box]]],
 ) -> tuple[list[list[str]], list[list[str]], list[str]]:
     """Consensus labels: one set of boxes per image, no reader."""
     rows: list[list[str]] = []
@@ -264,7 +270,8 @@ def _test_annotations(
     normal: list[str] = []
     for index, image_id in enumerate(ids):
         width, height = sizes[image_id]
-        findings = [] if index % 2 else _pick_findings(rng)
+        findings = [] if index % 2 else _pick_findings(rng, width, height)
+        drawn[image_id] = findings
         if not findings:
             normal.append(image_id)
             rows.append([image_id, NO_FINDING, "", "", "", ""])
@@ -277,11 +284,11 @@ def _test_annotations(
     return rows, label_rows, normal
 
 
-def _pick_findings(rng: np.random.Generator) -> list[tuple[str, tuple[float, float, float, float]]]:
-    """One or two local findings, each with the canonical box it is drawn around."""
+def _pick_findings(rng: np.random.Generator, width: int, height: int) -> list[tuple[str, Box]]:
+    """One or two local findings, each with the canonical box the readers draw around."""
     count = int(rng.integers(1, 3))
     names = [str(n) for n in rng.choice(LOCAL_LABELS, size=count, replace=False)]
-    anatomy = _synth.anatomy(1000, 1000)
+    anatomy = _synth.anatomy(width, height)
     findings = []
     for name in names:
         regions = CLASS_REGIONS[name]
@@ -291,7 +298,7 @@ def _pick_findings(rng: np.random.Generator) -> list[tuple[str, tuple[float, flo
 
 
 def _jitter(
-    rng: np.random.Generator, box: tuple[float, float, float, float], width: int, height: int
+    rng: np.random.Generator, box: Box, width: int, height: int
 ) -> list[str]:
     """One reader's version of a box: corners moved by up to 8% of its size, kept inside the image."""
     x0, y0, x1, y1 = box
@@ -322,12 +329,13 @@ def _write_dicom(
     variant: DicomVariant,
     rng: np.random.Generator,
     drop_transfer_syntax: bool,
+    findings: list[tuple[str, Box]],
 ) -> None:
     """One DX DICOM; stored values follow the variant's photometric convention and rescale."""
     width, height = size
     bits = variant.bits_stored
     top = (1 << bits) - 1
-    display = _synth.chest(width, height, rng)  # float in [0, 1], bright = dense (MONOCHROME2 sense)
+    display = _synth.chest(width, height, rng, findings)  # float in [0, 1], bright = dense (MONOCHROME2 sense)
     value = np.round((0.04 + 0.9 * display) * top)  # the display-sense value in stored units
     stored = top - value if variant.photometric == "MONOCHROME1" else value
     slope, intercept = variant.rescale or (1.0, 0.0)
@@ -388,7 +396,7 @@ def _write_dicom(
         ds.PixelData = pixels.tobytes()
         ds["PixelData"].VR = "OW"
     else:
-        ds.compress(variant.transfer_syntax, pixels)
+        ds.compress(variant.transfer_syntax, pixels, generate_instance_uid=False)
     if drop_transfer_syntax:
         del ds.file_meta.TransferSyntaxUID
     path.parent.mkdir(parents=True, exist_ok=True)
