@@ -72,7 +72,7 @@ def test_manifest_counts_and_exclusions(mimic_sample, mimic_build):
     assert config["counts"]["total"]["read"] == mimic_sample.frontal_images
     for counts in config["counts"]["splits"].values():
         assert counts["read"] == counts["written"] + counts["rejected"]
-    assert config["excluded_by_options"] == {"view_not_selected": mimic_sample.images - mimic_sample.frontal_images}
+    assert config["excluded"] == {"view_not_selected": mimic_sample.images - mimic_sample.frontal_images}
     assert sorted(config["data_files"]) == sorted(p.name for p in (mimic_build.out / "data/mimic").glob("*.parquet"))
 
 

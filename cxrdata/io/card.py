@@ -53,8 +53,8 @@ def card_text(layout: OutputLayout, manifest: dict[str, Any]) -> str:
                      f"schema `{config['schema']}`, {config['tasks']} tasks, stages {', '.join(config['stages'])}")
         for key, value in config["options"].items():
             lines.append(f"  - {key}: `{value}`")
-        for reason, n in config.get("excluded_by_options", {}).items():
-            lines.append(f"  - excluded by options ({reason}): {n}")
+        for reason, n in config.get("excluded", {}).items():
+            lines.append(f"  - excluded ({reason}): {n}")
     lines += ["", "## Loading", "", "```python", "from datasets import load_dataset", ""]
     lines += [f'ds = load_dataset("{root}", "{name}")' for name in names]
     lines += ["# or one config's shards directly:",

@@ -10,10 +10,12 @@ import multiprocessing as mp
 import queue
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import cv2
 
+from cxrdata.errors import CxrdataError
 from cxrdata.io.layout import OutputLayout
 from cxrdata.pipeline.stats import TaskStats
 from cxrdata.pipeline.task_runner import TaskContext, run_task
@@ -58,7 +60,11 @@ def run_local(source: Source, layout: OutputLayout, config_hash: str, tasks: lis
             done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
             _drain(progress_queue, progress)
             for future in done:
-                yield future.result()
+                try:
+                    yield future.result()
+                except BrokenProcessPool:
+                    raise CxrdataError("a worker process died (killed, or out of memory); finished tasks are kept: "
+                                       "rerun the same command to resume") from None
         _drain(progress_queue, progress)
 
 

@@ -38,7 +38,7 @@ def build_manifest(layout: OutputLayout, build_config: dict[str, Any], totals: d
             "root": str(source.root),
             "splits": [s for s in source.splits if config_totals.splits.get(s) and config_totals.splits[s].written],
             "counts": manifest_counts(config_totals),
-            "excluded_by_options": dict(getattr(source, "excluded", {})),
+            "excluded": dict(getattr(source, "excluded", {})),
             "data_files": sorted(p.name for p in layout.data_dir(config).glob("*.parquet")),
         }
     manifest = {

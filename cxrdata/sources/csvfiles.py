@@ -33,7 +33,8 @@ def header(path: Path) -> list[str]:
             line = fh.readline()
     except (OSError, EOFError, UnicodeDecodeError) as exc:
         raise CxrdataError(f"{path} cannot be read as CSV: {exc}") from None
-    return [c.strip().strip('"') for c in pl.read_csv(line.encode(), has_header=False, infer_schema=False).row(0)]
+    cells = pl.read_csv(line.encode(), has_header=False, infer_schema=False).row(0)
+    return [(c or "").strip().strip('"') for c in cells]  # an unnamed index column has an empty name
 
 
 def require_columns(path: Path, required: Iterable[str]) -> list[str]:

@@ -1,0 +1,367 @@
+"""Chest ImaGenome 1.0.0 on MIMIC-CXR-JPG images (FORMATS.md section 3): two output configs.
+
+* ``imagenome-gold`` (:class:`ImagenomeGoldSource`): the manually corrected anatomical boxes of
+  the gold images, one row per image, all in split ``test`` (the gold patients are held out).
+* ``imagenome-silver`` (:class:`ImagenomeSilverSource`): one row per scene graph listed in the
+  official splits: its anatomy boxes and one region per (bbox_name, report phrase).
+
+Quirks handled here: split CSVs start with an unnamed index column and give MIMIC *DICOM* paths
+(``.dcm`` -> ``.jpg`` under ``mimic_root``); gold image ids carry ``.dcm``; gold columns come in the
+order ``original_x1, original_x2, original_y1, original_y2`` (read by name); boxes come from the
+``original_*`` pixels only, never from the 224 letterbox grid, normalised by the original size
+(MIMIC metadata ``Columns``/``Rows`` when present, else the file's); phrases contain newlines; gold
+images listed in ``images_to_avoid.csv`` are excluded from silver train/validation as the dataset
+asks (counted as excluded, not rejected). Scene graphs are read from ``silver_dataset/scene_graph/``
+or straight from ``silver_dataset/scene_graph.zip``; a missing one rejects its row with
+``scene_graph_missing`` and one that does not parse with ``scene_graph_invalid``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, ClassVar
+
+import polars as pl
+
+from cxrdata.boxes import from_xyxy_pixels
+from cxrdata.errors import CxrdataError, Rejected
+from cxrdata.pipeline.image_stage import JpegImageStage
+from cxrdata.pipeline.stage import Record, RecordStage, Stage
+from cxrdata.sources.base import InputFile, canonical_split
+from cxrdata.sources.csvfiles import find_file, read_text_csv
+from cxrdata.sources.mimic import METADATA
+from cxrdata.sources.regions import Regions, note
+
+ROOT_NAME = "chest-imagenome-dataset-1.0.0"
+GOLD_BOXES = "gold_dataset/gold_bbox_coordinate_annotations_1000images.csv"
+GOLD_COLUMNS = ("image_id", "bbox_name", "original_x1", "original_y1", "original_x2", "original_y2", "annotator")
+SPLIT_DIR = "silver_dataset/splits"
+SPLIT_FILES = {"train.csv": "train", "valid.csv": "validation", "test.csv": "test"}
+AVOID_FILE = "images_to_avoid.csv"
+SPLIT_COLUMNS = ("subject_id", "study_id", "dicom_id", "path", "ViewPosition")
+SCENE_GRAPH_DIR = "silver_dataset/scene_graph"
+SCENE_GRAPH_ZIP = "silver_dataset/scene_graph.zip"
+SCENE_GRAPH_SUFFIX = "_SceneGraph.json"
+ORIGINAL = ("original_x1", "original_y1", "original_x2", "original_y2")
+CUES = ("comparison_cues", "temporal_cues", "severity_cues", "texture_cues")  # parallel to phrases, like attributes
+DICOM_PATH = re.compile(r"^files/p\d{2}/p(\d+)/s(\d+)/([^/]+)\.(dcm|jpg)$")
+GOLD_SPLIT = "test"
+EXCLUDED_GOLD = "gold_image_in_images_to_avoid"
+
+
+def dataset_dir(root: Path) -> Path:
+    """The folder holding ``gold_dataset/`` and ``silver_dataset/``: ``root`` or ``root/<ROOT_NAME>``."""
+    nested = root / ROOT_NAME
+    return nested if not (root / "silver_dataset").is_dir() and nested.is_dir() else root
+
+
+def _columns(path: Path, required: tuple[str, ...]) -> None:
+    """Refuse a missing file or one without the required columns, in one line."""
+    if not path.is_file():
+        raise CxrdataError(f"Chest ImaGenome file {path} does not exist")
+    try:
+        found = pl.read_csv(path, n_rows=0, infer_schema=False).columns
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise CxrdataError(f"{path} cannot be parsed as CSV: {exc}") from None
+    missing = [c for c in required if c not in found]
+    if missing:
+        raise CxrdataError(f"{path.name}: missing column(s) {', '.join(missing)} (found: {', '.join(found)})")
+
+
+def _listing(root: Path, name: str) -> pl.DataFrame:
+    return read_text_csv(root / SPLIT_DIR / name).select(SPLIT_COLUMNS)
+
+
+def _original_sizes(mimic_root: Path, dicom_ids: set[str]) -> dict[str, tuple[int, int]]:
+    """dicom_id -> (Columns, Rows) from the MIMIC-CXR-JPG metadata, when it is there."""
+    try:
+        path = find_file(mimic_root, METADATA, "metadata")
+    except CxrdataError:
+        return {}
+    frame = read_text_csv(path).select("dicom_id", "Columns", "Rows").filter(pl.col("dicom_id").is_in(list(dicom_ids)))
+    sizes = {}
+    for dicom_id, columns, rows in frame.iter_rows():
+        try:
+            sizes[dicom_id] = (int(float(columns)), int(float(rows)))
+        except (TypeError, ValueError):
+            continue
+    return sizes
+
+
+@dataclass
+class ImagenomeRowStage(RecordStage):
+    """The split-file row of an image: ids, view, and the JPEG path under the MIMIC-CXR-JPG root."""
+
+    name: ClassVar[str] = "imagenome-row"
+    version: ClassVar[str] = "1"
+    mimic_root: Path = Path()
+
+    def process(self, record: Record) -> Record:
+        listed = record.pop("_listed")
+        if listed is None:
+            raise Rejected("image_not_listed", f"{record['id']} is in no split file (subject and study unknown)")
+        match = DICOM_PATH.match(listed["path"] or "")
+        if not match or match.group(3) != record["id"]:
+            raise Rejected("bad_path", f"path {listed['path']!r} is not files/pXX/pN/sN/{record['id']}.dcm")
+        try:
+            subject_id, study_id = int(listed["subject_id"]), int(listed["study_id"])
+        except (TypeError, ValueError):
+            raise Rejected("bad_id", f"subject_id {listed['subject_id']!r} / study_id {listed['study_id']!r}") from None
+        image_path = listed["path"][: -len(match.group(4))] + "jpg"
+        record.update(dicom_id=record["id"], subject_id=subject_id, study_id=study_id,
+                      view_position=listed["ViewPosition"], image_path=image_path,
+                      _image_file=str(self.mimic_root / image_path))
+        return record
+
+
+@dataclass
+class GoldBoxStage(RecordStage):
+    """Gold boxes (original pixels, normalised by the original size) as regions; reader = annotator."""
+
+    name: ClassVar[str] = "imagenome-gold-boxes"
+    version: ClassVar[str] = "1"
+
+    def process(self, record: Record) -> Record:
+        width, height = record["original_width"], record["original_height"]
+        regions = Regions(record, "imagenome-gold")
+        for row in record.pop("_rows"):
+            name, annotator = row["bbox_name"] or "", row["annotator"]
+            box = regions.box(lambda row=row: from_xyxy_pixels(*(float(row[k]) for k in ORIGINAL), width, height),
+                              name, annotator)
+            if box is not None:
+                regions.add(box, name, name, annotator)
+        record.update(regions=regions.kept, rejected_regions=regions.rejected)
+        return record
+
+
+@dataclass
+class SceneGraphStage(RecordStage):
+    """Loads the record's ``<dicom_id>_SceneGraph.json`` from the folder or the zip."""
+
+    name: ClassVar[str] = "imagenome-scene-graph"
+    version: ClassVar[str] = "1"
+    location: Path = Path()
+    _zip: zipfile.ZipFile | None = field(default=None, init=False, repr=False)
+    _members: dict[str, str] = field(default_factory=dict, init=False, repr=False)
+
+    def setup(self) -> None:
+        if self.location.suffix == ".zip" and self._zip is None:
+            self._zip = zipfile.ZipFile(self.location)
+            self._members = {PurePosixPath(n).name: n for n in self._zip.namelist() if n.endswith(SCENE_GRAPH_SUFFIX)}
+
+    def _read(self, dicom_id: str) -> bytes:
+        name = f"{dicom_id}{SCENE_GRAPH_SUFFIX}"
+        if self.location.suffix != ".zip":
+            try:
+                return (self.location / name).read_bytes()
+            except FileNotFoundError:
+                raise Rejected("scene_graph_missing", f"{name} is not in {self.location}") from None
+        self.setup()
+        assert self._zip is not None
+        if name not in self._members:
+            raise Rejected("scene_graph_missing", f"{name} is not in {self.location.name}")
+        return self._zip.read(self._members[name])
+
+    def process(self, record: Record) -> Record:
+        data = self._read(record["id"])
+        try:
+            graph = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise Rejected("scene_graph_invalid", f"not valid JSON: {exc}") from None
+        if not isinstance(graph, dict) or not isinstance(graph.get("objects"), list) \
+                or not isinstance(graph.get("attributes", []), list):
+            raise Rejected("scene_graph_invalid", "not an object with 'objects' and 'attributes' lists")
+        if str(graph.get("image_id", record["id"])).removesuffix(".dcm") != record["id"]:
+            note(record, "scene_graph_id_mismatch")
+        record["_graph"] = graph
+        return record
+
+
+def _at(values: Any, k: int) -> list[str]:
+    """Item ``k`` of a per-phrase list of lists (missing or malformed: empty)."""
+    item = values[k] if isinstance(values, list) and k < len(values) else []
+    return [str(v) for v in item] if isinstance(item, list) else []
+
+
+def _sentence(phrase_ids: Any, k: int) -> int | None:
+    """The sentence index of ``"<study_id>|<index>"``, or None."""
+    try:
+        return int(str(phrase_ids[k]).rsplit("|", 1)[1])
+    except (TypeError, IndexError, ValueError, KeyError):
+        return None
+
+
+@dataclass
+class SilverRegionStage(RecordStage):
+    """Scene-graph objects -> anatomy boxes; attributes -> one region per (bbox_name, phrase)."""
+
+    name: ClassVar[str] = "imagenome-silver-regions"
+    version: ClassVar[str] = "1"
+
+    def process(self, record: Record) -> Record:
+        graph = record.pop("_graph")
+        width, height = record["original_width"], record["original_height"]
+        anatomy = Regions(record, "imagenome-silver")
+        boxes: dict[str, list[float] | None] = {}
+        for obj in graph["objects"]:
+            name = str(obj.get("bbox_name") or "") if isinstance(obj, dict) else ""
+            if not name or name in boxes:
+                note(record, "object_invalid" if not name else "object_duplicate")
+                continue
+            boxes[name] = anatomy.box(
+                lambda obj=obj: from_xyxy_pixels(*(float(obj[k]) for k in ORIGINAL), width, height), name)
+            if boxes[name] is not None:
+                anatomy.add(boxes[name], name, name)
+        regions: dict[tuple[str, str], Record] = {}
+        for entry in graph.get("attributes", []):
+            name = str(entry.get("bbox_name") or "") if isinstance(entry, dict) else ""
+            phrases = entry.get("phrases") if name else None
+            if not isinstance(phrases, list):
+                note(record, "attribute_invalid")
+                continue
+            for k, raw in enumerate(phrases):
+                phrase = " ".join(str(raw).split())
+                attributes = [a for key in ("attributes", *CUES) for a in _at(entry.get(key), k)]
+                found = regions.get((name, phrase))
+                if found is None:
+                    regions[(name, phrase)] = found = {
+                        "box": boxes.get(name), "phrase": phrase, "label": name, "reader": None,
+                        "source": "imagenome-silver", "sentence": _sentence(entry.get("phrase_IDs"), k),
+                        "attributes": []}
+                found["attributes"].extend(a for a in attributes if a not in found["attributes"])
+        record.update(anatomy=anatomy.kept, regions=list(regions.values()), rejected_regions=anatomy.rejected)
+        return record
+
+
+@dataclass
+class _ImagenomeBase:
+    root: Path
+    mimic_root: Path
+    image_size: int = 512
+    image_format: str = "jpeg"
+    dataset: ClassVar[str] = "chest-imagenome"
+    excluded: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.root, self.mimic_root = dataset_dir(Path(self.root)), Path(self.mimic_root)
+
+    def _check_common(self) -> None:
+        if not self.root.is_dir():
+            raise CxrdataError(f"Chest ImaGenome root {self.root} does not exist or is not a folder")
+        if not (self.mimic_root / "files").is_dir():
+            raise CxrdataError(f"MIMIC-CXR-JPG images folder {self.mimic_root / 'files'} does not exist "
+                               "(Chest ImaGenome ships no images; pass --mimic-root)")
+        for name in (*SPLIT_FILES, AVOID_FILE):
+            _columns(self.root / SPLIT_DIR / name, SPLIT_COLUMNS)
+
+    def describe(self) -> dict[str, Any]:
+        return {"image_size": self.image_size, "image_format": self.image_format, "mimic_root": str(self.mimic_root)}
+
+    def records_per_task(self) -> int:
+        return {"path": 50_000}.get(self.image_format, 400 if self.image_size == 0 else 4_000)
+
+    def _split_inputs(self) -> list[InputFile]:
+        return [InputFile.of(self.root / SPLIT_DIR / n, self.root) for n in (*SPLIT_FILES, AVOID_FILE)]
+
+    def _image_stage(self) -> JpegImageStage:
+        return JpegImageStage(max_side=self.image_size, image_format=self.image_format)
+
+    def _record(self, dicom_id: str, split: str | None, listed: dict[str, Any] | None,
+                sizes: dict[str, tuple[int, int]]) -> Record:
+        return {"id": dicom_id, "split": split, "_listed": listed, "_original_size": sizes.get(dicom_id),
+                "_partition": (listed or {}).get("subject_id") or dicom_id}
+
+
+@dataclass
+class ImagenomeGoldSource(_ImagenomeBase):
+    """Gold anatomical boxes of Chest ImaGenome, one row per gold image (split ``test``)."""
+
+    config: str = "imagenome-gold"
+    schema: ClassVar[str] = "imagenome-gold"
+    splits: ClassVar[tuple[str, ...]] = (GOLD_SPLIT,)
+
+    def check(self) -> None:
+        self._check_common()
+        _columns(self.root / GOLD_BOXES, GOLD_COLUMNS)
+
+    def inputs(self) -> list[InputFile]:
+        return [InputFile.of(self.root / GOLD_BOXES, self.root), *self._split_inputs()]
+
+    def records(self) -> list[Record]:
+        gold = read_text_csv(self.root / GOLD_BOXES).with_columns(
+            pl.col("image_id").fill_null("").str.strip_suffix(".dcm").alias("dicom_id"))
+        listed: dict[str, dict[str, Any]] = {}
+        for name in (AVOID_FILE, *SPLIT_FILES):  # images_to_avoid.csv lists the gold patients' images
+            for row in _listing(self.root, name).iter_rows(named=True):
+                listed.setdefault(row["dicom_id"], row)
+        sizes = _original_sizes(self.mimic_root, set(gold["dicom_id"]))
+        records = []
+        for (dicom_id,), group in gold.group_by(["dicom_id"], maintain_order=True):
+            record = self._record(str(dicom_id), GOLD_SPLIT, listed.get(str(dicom_id)), sizes)
+            record["_rows"] = group.to_dicts()
+            records.append(record)
+        return sorted(records, key=lambda r: r["id"])
+
+    def stages(self) -> list[Stage]:
+        return [ImagenomeRowStage(mimic_root=self.mimic_root), self._image_stage(), GoldBoxStage()]
+
+
+@dataclass
+class ImagenomeSilverSource(_ImagenomeBase):
+    """Silver scene graphs of Chest ImaGenome in its official splits, gold images kept out of train/validation."""
+
+    config: str = "imagenome-silver"
+    schema: ClassVar[str] = "imagenome-silver"
+    splits: ClassVar[tuple[str, ...]] = ("train", "validation", "test")
+
+    @property
+    def scene_graphs(self) -> Path:
+        folder, archive = self.root / SCENE_GRAPH_DIR, self.root / SCENE_GRAPH_ZIP
+        return folder if folder.is_dir() or not archive.is_file() else archive
+
+    def check(self) -> None:
+        self._check_common()
+        if not self.scene_graphs.exists():
+            raise CxrdataError(f"Chest ImaGenome scene graphs not found: neither {SCENE_GRAPH_DIR}/ nor "
+                               f"{SCENE_GRAPH_ZIP} in {self.root}")
+        if self.scene_graphs.suffix == ".zip" and not zipfile.is_zipfile(self.scene_graphs):
+            raise CxrdataError(f"{self.scene_graphs} is not a zip archive (truncated download?)")
+
+    def inputs(self) -> list[InputFile]:
+        archive = [InputFile.of(self.scene_graphs, self.root)] if self.scene_graphs.is_file() else []
+        return [*self._split_inputs(), *archive]
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "scene_graphs": self.scene_graphs.name}
+
+    def records(self) -> list[Record]:
+        avoid = set(_listing(self.root, AVOID_FILE)["dicom_id"])
+        rows: dict[str, tuple[str, dict[str, Any]]] = {}
+        self.excluded.clear()
+        for name, split in SPLIT_FILES.items():
+            for row in _listing(self.root, name).iter_rows(named=True):
+                dicom_id = row["dicom_id"] or ""
+                if split != "test" and dicom_id in avoid:
+                    self.excluded[EXCLUDED_GOLD] = self.excluded.get(EXCLUDED_GOLD, 0) + 1
+                elif dicom_id in rows:
+                    self.excluded["listed_twice"] = self.excluded.get("listed_twice", 0) + 1
+                else:
+                    rows[dicom_id] = (split, row)
+        sizes = _original_sizes(self.mimic_root, set(rows))
+        records = [self._record(i, canonical_split(split), row, sizes) for i, (split, row) in rows.items()]
+        return sorted(records, key=lambda r: r["id"])
+
+    def stages(self) -> list[Stage]:
+        return [ImagenomeRowStage(mimic_root=self.mimic_root), SceneGraphStage(location=self.scene_graphs),
+                self._image_stage(), SilverRegionStage()]
+
+
+def imagenome_sources(root: Path, mimic_root: Path, image_size: int = 512,
+                      image_format: str = "jpeg") -> list[_ImagenomeBase]:
+    """Both configs of one Chest ImaGenome build: gold, then silver."""
+    return [cls(root=root, mimic_root=mimic_root, image_size=image_size, image_format=image_format)
+            for cls in (ImagenomeGoldSource, ImagenomeSilverSource)]

@@ -1,0 +1,160 @@
+"""VinDr-CXR 1.0.0 (PhysioNet): DICOM images with every reader's boxes (FORMATS.md section 4).
+
+One record per image. Quirks handled here: the reader column may be spelled ``rad_id`` or
+``rad_ID`` or be absent (test = consensus, reader ``"consensus"``); the image-label column is
+``Other diseases`` in train and ``Other disease`` in test (output: ``Other diseases``); ``No finding``
+rows have empty coordinates; boxes are xyxy pixels of the DICOM grid, so the image stage (which
+reads Rows/Columns) runs before the box stage. Raw boxes are always kept; ``fuse`` adds a fused
+view beside them. Only whitelisted DICOM header fields reach the output, never patient tags.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from cxrdata.boxes import from_xyxy_pixels
+from cxrdata.errors import CxrdataError
+from cxrdata.pipeline.image_stage import DicomImageStage
+from cxrdata.pipeline.stage import Record, RecordStage, Stage
+from cxrdata.sources.base import InputFile
+from cxrdata.sources.csvfiles import read_text_csv, require_columns
+from cxrdata.sources.fusion import FUSE_MODES, ReaderBox, fuse
+from cxrdata.sources.regions import Regions, note
+
+ANNOTATIONS = {"train": "annotations/annotations_train.csv", "test": "annotations/annotations_test.csv"}
+IMAGE_LABELS = {"train": "annotations/image_labels_train.csv", "test": "annotations/image_labels_test.csv"}
+BOX_COLUMNS = ("image_id", "class_name", "x_min", "y_min", "x_max", "y_max")
+RENAME = {"rad_ID": "rad_id", "Other disease": "Other diseases"}
+DICOM_FIELDS = ("PhotometricInterpretation", "BitsStored", "TransferSyntaxUID")
+NO_FINDING = "No finding"
+CONSENSUS = "consensus"
+SOURCE = "vindr-cxr"
+
+
+def _reader(value: Any) -> str:
+    return str(value).strip() if value not in (None, "") else CONSENSUS
+
+
+def _pixels(row: dict[str, Any], width: int, height: int) -> Sequence[float]:
+    return from_xyxy_pixels(*(float(row[k]) for k in ("x_min", "y_min", "x_max", "y_max")), width, height)
+
+
+@dataclass
+class VindrBoxStage(RecordStage):
+    """Every reader's boxes -> canonical regions; image-level labels per reader; optional fused view."""
+
+    name: ClassVar[str] = "vindr-boxes"
+    version: ClassVar[str] = "1"
+    fuse: str = "none"
+    iou: float = 0.1
+
+    def fingerprint(self) -> str:
+        return f"{self.name}@{self.version}:{self.fuse}:{self.iou}"
+
+    def process(self, record: Record) -> Record:
+        width, height = record["original_width"], record["original_height"]
+        regions, no_finding = Regions(record, SOURCE), []
+        for row in record.pop("_rows"):
+            reader, label = _reader(row.get("rad_id")), row["class_name"] or ""
+            if label == NO_FINDING:
+                no_finding.append(reader)
+                continue
+            box = regions.box(lambda row=row: _pixels(row, width, height), label, reader)
+            if box is not None:
+                regions.add(box, label, label, reader)
+        readers = {r["reader"] for r in regions.kept} | set(no_finding)
+        fused = fuse([ReaderBox(tuple(r["box"]), r["label"], r["reader"]) for r in regions.kept],  # type: ignore[arg-type]
+                     self.fuse, self.iou, n_readers=len(readers) or None)
+        header = record.pop("_dicom_header", None) or {}
+        record.update(
+            regions=regions.kept,
+            rejected_regions=regions.rejected,
+            fused_regions=[{"box": list(f.box), "label": f.label, "readers": list(f.readers), "score": f.score}
+                           for f in fused],
+            no_finding_readers=no_finding,
+            image_labels=_labels(record.pop("_labels"), record),
+            dicom={k: header.get(k) for k in DICOM_FIELDS},
+        )
+        return record
+
+
+def _labels(rows: list[dict[str, Any]], record: Record) -> list[dict[str, Any]]:
+    """Per reader (``consensus`` for test): the image-level labels marked 1; empty cells are noted."""
+    out = []
+    for row in rows:
+        positive = []
+        for name, value in row.items():
+            if name in ("image_id", "rad_id"):
+                continue
+            if value in (None, ""):
+                note(record, "label_missing")
+            elif str(value).strip() in ("1", "1.0"):
+                positive.append(name)
+        out.append({"reader": _reader(row.get("rad_id")), "labels": positive})
+    return out
+
+
+@dataclass
+class VindrSource:
+    """VinDr-CXR train (3 readers) and test (consensus) images with boxes and image-level labels."""
+
+    root: Path
+    image_size: int = 512
+    image_format: str = "jpeg"
+    fuse: str = "none"
+    iou: float = 0.1
+    dataset: ClassVar[str] = "vindr-cxr"
+    config: str = "vindr"
+    schema: ClassVar[str] = "vindr"
+    splits: ClassVar[tuple[str, ...]] = ("train", "test")
+    excluded: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root)
+        if self.fuse not in FUSE_MODES:
+            raise CxrdataError(f"--fuse must be one of {', '.join(FUSE_MODES)}, not {self.fuse!r}")
+        if not 0.0 <= self.iou < 1.0:
+            raise CxrdataError(f"--iou must be in [0, 1), not {self.iou}")
+
+    def check(self) -> None:
+        if not self.root.is_dir():
+            raise CxrdataError(f"VinDr-CXR root {self.root} does not exist or is not a folder")
+        for split in self.splits:
+            for rel, required in ((ANNOTATIONS[split], BOX_COLUMNS), (IMAGE_LABELS[split], ("image_id",))):
+                if not (self.root / rel).is_file():
+                    raise CxrdataError(f"VinDr-CXR file {self.root / rel} does not exist")
+                require_columns(self.root / rel, required)
+            if not (self.root / split).is_dir():
+                raise CxrdataError(f"VinDr-CXR image folder {self.root / split} does not exist")
+
+    def inputs(self) -> list[InputFile]:
+        return [InputFile.of(self.root / rel, self.root) for rel in (*ANNOTATIONS.values(), *IMAGE_LABELS.values())]
+
+    def describe(self) -> dict[str, Any]:
+        return {"image_size": self.image_size, "image_format": self.image_format, "fuse": self.fuse, "iou": self.iou}
+
+    def records_per_task(self) -> int:
+        return {"path": 50_000}.get(self.image_format, 2_000)
+
+    def records(self) -> list[Record]:
+        records: list[Record] = []
+        for split in self.splits:
+            by_image: dict[str, dict[str, list[dict[str, Any]]]] = {}
+            for key, files in (("rows", ANNOTATIONS), ("labels", IMAGE_LABELS)):
+                for row in read_text_csv(self.root / files[split], rename=RENAME).iter_rows(named=True):
+                    by_image.setdefault(row["image_id"] or "", {"rows": [], "labels": []})[key].append(row)
+            for image_id in sorted(by_image):
+                records.append({
+                    "id": image_id, "image_id": image_id, "split": split, "_partition": image_id,
+                    "image_path": f"{split}/{image_id}.dicom",
+                    "_image_file": str(self.root / split / f"{image_id}.dicom"),
+                    "_rows": by_image[image_id]["rows"], "_labels": by_image[image_id]["labels"],
+                })
+        return records
+
+    def stages(self) -> list[Stage]:
+        return [DicomImageStage(max_side=self.image_size, image_format=self.image_format),
+                VindrBoxStage(fuse=self.fuse, iou=self.iou)]

@@ -1,0 +1,203 @@
+"""The Chest ImaGenome readers (gold and silver) on the synthetic sample, stage by stage."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import shutil
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from cxrdata.errors import CxrdataError
+from cxrdata.io.schema import load_schema
+from cxrdata.pipeline.stage import StageChain
+from cxrdata.sample import _synth
+from cxrdata.sample.imagenome import ImagenomeSample, write_imagenome_sample
+from cxrdata.sources.imagenome import ImagenomeGoldSource, ImagenomeSilverSource, imagenome_sources
+
+SCENE_GRAPHS = "silver_dataset/scene_graph"
+METADATA_HEADER = (
+    "dicom_id", "subject_id", "study_id", "PerformedProcedureStepDescription", "ViewPosition", "Rows", "Columns",
+    "StudyDate", "StudyTime", "ProcedureCodeSequence_CodeMeaning", "ViewCodeSequence_CodeMeaning",
+    "PatientOrientationCodeSequence_CodeMeaning",
+)
+
+
+@dataclass(frozen=True)
+class Fixture:
+    """The ImaGenome sample on a small MIMIC-CXR-JPG tree, with two image defects planted."""
+
+    sample: ImagenomeSample
+    resized: str  # gold dicom_id whose JPEG is half its metadata size (a resized tree)
+    truncated_jpeg: str  # silver dicom_id whose JPEG is cut short
+
+
+def _mini_mimic(root: Path) -> None:
+    """The metadata of 6 patients x 2 studies x (frontal + lateral), small sizes; JPEGs come later."""
+    rows = []
+    for s in range(6):
+        subject = 10000032 + 1111 * s
+        for st in range(2):
+            study = 50000000 + 100 * s + st
+            for view in ("PA" if s % 2 else "AP", "LATERAL"):
+                dicom = f"{s:08x}-{st:08x}-{len(view):08x}-00000000-4e384014"
+                rows.append([dicom, subject, study, "CHEST", view, 300 + 10 * s, 250 + 20 * st,
+                             21800506 + st * 100, 80556.875 + st, "CHEST", "x", "Erect"])
+    root.mkdir(parents=True)
+    with gzip.open(root / "mimic-cxr-2.0.0-metadata.csv.gz", "wt", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(METADATA_HEADER)
+        writer.writerows(rows)
+
+
+def _jpeg(path: Path, width: int, height: int, seed: int) -> None:
+    picture = _synth.chest(width, height, np.random.default_rng(seed))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok, buf = cv2.imencode(".jpg", np.round(picture * 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    assert ok
+    path.write_bytes(buf.tobytes())
+
+
+def write_fixture(base: Path) -> Fixture:
+    """Mini MIMIC + ImaGenome sample; every frontal image gets a JPEG, one half-size, one truncated."""
+    _mini_mimic(base / "mimic")
+    sample = write_imagenome_sample(base, mimic_root=base / "mimic", seed=0)
+    listed = {}
+    for name in ("train", "valid", "test"):
+        with (sample.root / "silver_dataset" / "splits" / f"{name}.csv").open() as fh:
+            listed.update({r["dicom_id"]: r["path"] for r in csv.DictReader(fh)})
+    defects = {sample.missing_scene_graph, sample.truncated_scene_graph, sample.negative_box[0]}
+    resized = sample.gold_ids[0]
+    truncated = next(i for i in sorted(listed) if i not in defects and i not in sample.gold_ids)
+    for k, (dicom_id, path) in enumerate(sorted(listed.items())):
+        width, height = sample.image_sizes[dicom_id]
+        if dicom_id == resized:
+            width, height = width // 2, height // 2
+        jpg = base / "mimic" / path.replace(".dcm", ".jpg")
+        _jpeg(jpg, width, height, k)
+        if dicom_id == truncated:
+            jpg.write_bytes(jpg.read_bytes()[:-400])
+    return Fixture(sample, resized, truncated)
+
+
+@pytest.fixture(scope="module")
+def fixture(tmp_path_factory: pytest.TempPathFactory) -> Fixture:
+    return write_fixture(tmp_path_factory.mktemp("imagenome"))
+
+
+def _run(source: ImagenomeGoldSource | ImagenomeSilverSource) -> tuple[dict, dict]:
+    source.check()
+    chain = StageChain(source.stages())
+    chain.setup()
+    kept, rejects = chain.run(source.records())
+    return {r["id"]: r for r in kept}, {r.record_id: r.reason for r in rejects}
+
+
+def _gold_csv(sample: ImagenomeSample) -> list[dict[str, str]]:
+    with (sample.root / "gold_dataset" / "gold_bbox_coordinate_annotations_1000images.csv").open() as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_gold_boxes_from_original_pixels(fixture: Fixture) -> None:
+    sample = fixture.sample
+    rows, rejects = _run(ImagenomeGoldSource(sample.root.parent, sample.mimic_root, image_size=64))
+    assert rejects == {} and sorted(rows) == sorted(sample.gold_ids)
+    expected = {(r["image_id"].removesuffix(".dcm"), r["bbox_name"]): r for r in _gold_csv(sample)}
+    assert sum(len(r["regions"]) for r in rows.values()) == sample.gold_rows == len(expected)
+    for dicom_id, row in rows.items():
+        width, height = sample.image_sizes[dicom_id]
+        assert (row["original_width"], row["original_height"]) == (width, height)  # metadata wins
+        assert row["split"] == "test" and row["image_path"].endswith(f"{dicom_id}.jpg")
+        for region in row["regions"]:
+            raw = expected[(dicom_id, region["label"])]
+            want = [float(raw["original_x1"]) / width, float(raw["original_y1"]) / height,
+                    float(raw["original_x2"]) / width, float(raw["original_y2"]) / height]
+            assert region["box"] == pytest.approx(want, abs=1e-9)
+            assert region["reader"] == raw["annotator"] and region["phrase"] == region["label"]
+    assert rows[fixture.resized]["_notes"] == ["image_size_differs_from_metadata"]
+
+
+def test_silver_rows_regions_and_defects(fixture: Fixture) -> None:
+    sample = fixture.sample
+    source = ImagenomeSilverSource(sample.root, sample.mimic_root, image_size=64)
+    rows, rejects = _run(source)
+    assert rejects == {sample.missing_scene_graph: "scene_graph_missing",
+                       sample.truncated_scene_graph: "scene_graph_invalid",
+                       fixture.truncated_jpeg: "image_truncated"}
+    in_train_or_valid = [i for i in sample.avoid_ids if i in sample.splits["train"] + sample.splits["valid"]]
+    assert in_train_or_valid and source.excluded == {"gold_image_in_images_to_avoid": len(in_train_or_valid)}
+    assert not set(in_train_or_valid) & set(rows)
+    listed = {i for ids in sample.splits.values() for i in ids}
+    assert set(rows) | set(rejects) == listed - set(in_train_or_valid)
+    split_of = {i: {"valid": "validation"}.get(s, s) for s, ids in sample.splits.items() for i in ids}
+    for dicom_id, row in rows.items():
+        assert row["split"] == split_of[dicom_id] and row["view_position"] in ("PA", "AP")
+        graph = json.loads((sample.root / SCENE_GRAPHS / f"{dicom_id}_SceneGraph.json").read_text())
+        width, height = sample.image_sizes[dicom_id]
+        objects = {o["bbox_name"]: o for o in graph["objects"]}
+        for anatomy in row["anatomy"]:
+            o = objects[anatomy["label"]]
+            want = [o["original_x1"] / width, o["original_y1"] / height, o["original_x2"] / width,
+                    o["original_y2"] / height]
+            assert anatomy["box"] == pytest.approx(want, abs=1e-9)
+        phrases = [(a["bbox_name"], " ".join(p.split())) for a in graph["attributes"] for p in a["phrases"]]
+        assert [(r["label"], r["phrase"]) for r in row["regions"]] == phrases
+        for region in row["regions"]:
+            assert "\n" not in region["phrase"] and region["sentence"] is not None
+            boxed = next((a["box"] for a in row["anatomy"] if a["label"] == region["label"]), None)
+            assert region["box"] == boxed  # the object's box, or None (e.g. "left chest wall")
+            assert all(a.count("|") == 2 for a in region["attributes"])
+    assert any(r["box"] is None for row in rows.values() for r in row["regions"])
+    defective = rows[sample.negative_box[0]]
+    assert {(r["label"], r["reason"]) for r in defective["rejected_regions"]} == {
+        (sample.negative_box[1], "box_out_of_bounds"), (sample.zero_area_box[1], "box_empty"),
+        (sample.out_of_bounds_box[1], "box_out_of_bounds")}
+    graph = json.loads((sample.root / SCENE_GRAPHS / f"{defective['id']}_SceneGraph.json").read_text())
+    assert len(defective["anatomy"]) == len(graph["objects"]) - 3
+    assert sum(len(r["rejected_regions"]) for r in rows.values()) == 3
+
+
+def test_scene_graphs_read_from_zip(fixture: Fixture, tmp_path: Path) -> None:
+    sample = fixture.sample
+    root = tmp_path / "imagenome"
+    shutil.copytree(sample.root / "silver_dataset" / "splits", root / "silver_dataset" / "splits")
+    with zipfile.ZipFile(root / "silver_dataset" / "scene_graph.zip", "w") as zf:
+        for path in sorted((sample.root / "silver_dataset" / "scene_graph").glob("*.json")):
+            zf.write(path, f"scene_graph/{path.name}")
+    folder_rows, folder_rejects = _run(ImagenomeSilverSource(sample.root, sample.mimic_root, image_size=32))
+    zip_rows, zip_rejects = _run(ImagenomeSilverSource(root, sample.mimic_root, image_size=32))
+    assert zip_rejects == folder_rejects
+    assert {k: r["regions"] for k, r in zip_rows.items()} == {k: r["regions"] for k, r in folder_rows.items()}
+
+
+def test_renamed_split_column_is_one_clear_error(fixture: Fixture, tmp_path: Path) -> None:
+    root = tmp_path / "imagenome"
+    shutil.copytree(fixture.sample.root / "silver_dataset" / "splits", root / "silver_dataset" / "splits")
+    (root / "silver_dataset" / "scene_graph").mkdir()
+    valid = root / "silver_dataset" / "splits" / "valid.csv"
+    valid.write_text(valid.read_text().replace("dicom_id", "dicomid", 1))
+    with pytest.raises(CxrdataError, match=r"^valid\.csv: missing column\(s\) dicom_id \(found: "):
+        ImagenomeSilverSource(root, fixture.sample.mimic_root).check()
+    with pytest.raises(CxrdataError, match="pass --mimic-root"):
+        ImagenomeSilverSource(fixture.sample.root, tmp_path / "nowhere").check()
+
+
+def test_one_region_struct_across_configs() -> None:
+    structs = {name: load_schema(name).features["regions"] for name in
+               ("vindr", "padchest-gr", "imagenome-gold", "imagenome-silver")}
+    assert len({json.dumps(s, sort_keys=True) for s in structs.values()}) == 1
+    assert load_schema("imagenome-silver").features["anatomy"] == structs["vindr"]
+    rejected = {json.dumps(load_schema(n).features["rejected_regions"], sort_keys=True) for n in structs}
+    assert len(rejected) == 1
+
+
+def test_sources_are_two_configs(fixture: Fixture) -> None:
+    sources = imagenome_sources(fixture.sample.root.parent, fixture.sample.mimic_root)
+    assert [s.config for s in sources] == ["imagenome-gold", "imagenome-silver"]
+    assert all(s.root == fixture.sample.root for s in sources)
