@@ -10,12 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 from rich.console import Console
 
 from cxrdata import __version__
 from cxrdata.errors import CxrdataError
+from cxrdata.extract.select import EXTRACTOR_CHOICES
 from cxrdata.pipeline.build import BuildOptions, build
 from cxrdata.pipeline.summary import print_summary
+from cxrdata.sources.fusion import FUSE_MODES
 
 # Tables are wide: when output is captured (not a terminal), do not squeeze them to 80 columns.
 console = Console() if sys.stdout.isatty() else Console(width=160)
@@ -65,6 +68,55 @@ def image_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+RECIPE_ONLY = ("extractor", "radgraph_cache", "device", "extraction_cache", "lut")
+
+
+def recipe_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--recipe`` and the language stage's options (they apply only with a recipe)."""
+    options = [
+        click.option("--recipe", default=None,
+                     help="Build a recipe: a name under recipes/ (ldm-prompts, ms-cxr-loc) or a YAML file."),
+        click.option("--extractor", type=click.Choice(EXTRACTOR_CHOICES), default=None,
+                     help="Entity extractor; default: the recipe's (auto: RadGraph-XL when its weights are in "
+                          "--radgraph-cache, else the rules)."),
+        click.option("--radgraph-cache", type=click.Path(path_type=Path), default=None,
+                     help="Folder holding radgraph-xl/ (config.json, vocabulary/, weights.th); default: radgraph's."),
+        click.option("--device", default="auto", show_default=True, help="RadGraph device: auto, cpu, cuda, cuda:N."),
+        click.option("--extraction-cache", type=click.Path(path_type=Path), default=None,
+                     help="SQLite cache of extractor results (reusable across builds); "
+                          "default: OUT/cache/extract.sqlite."),
+        click.option("--lut", type=click.Path(path_type=Path), default=None,
+                     help="Gaussian LUT JSON: adds each location's Gaussian (gaussians, lut_grid columns)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def recipe_overrides(out: Path, **values: Any) -> Any:
+    """The options given on the command line, which replace the recipe's values (defaults do not)."""
+    from cxrdata.sources.recipes import Overrides
+
+    ctx = click.get_current_context()
+    given = {k: v for k, v in values.items() if ctx.get_parameter_source(k) is not ParameterSource.DEFAULT}
+    given["extraction_cache"] = values.get("extraction_cache") or out / "cache" / "extract.sqlite"
+    return Overrides(**given)
+
+
+def refuse_recipe_options() -> None:
+    """Language options without --recipe would be ignored: refuse them."""
+    ctx = click.get_current_context()
+    given = [k for k in RECIPE_ONLY if ctx.get_parameter_source(k) is not ParameterSource.DEFAULT]
+    if given:
+        names = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise CxrdataError(f"{names} apply only with --recipe")
+
+
+def print_extractor(selection: Any, quiet: bool) -> None:
+    if not quiet:
+        console.print(f"extractor: {selection.label} ({selection.requested}: {selection.reason})")
+
+
 def run_build(sources: list[Any], out: Path, workers: int, tasks: int | None, engine: str,
               overwrite: bool, quiet: bool) -> None:
     options = BuildOptions(out=out, workers=workers, tasks=tasks, overwrite=overwrite, quiet=quiet, engine=engine)
@@ -97,15 +149,28 @@ def build_group() -> None:
               help="Folder holding the unzipped reports' files/ tree; default: --root.")
 @click.option("--views", default="PA,AP", show_default=True, help="ViewPositions to keep, comma-separated, or 'all'.")
 @image_options
+@recipe_options
 @build_options
 @friendly_errors
 def build_mimic(root: Path | None, sample: bool, reports_root: Path | None, views: str, image_size: int,
-                image_format: str, **kwargs: Any) -> None:
-    """MIMIC-CXR-JPG images with split, CheXpert labels and report sections."""
+                image_format: str, recipe: str | None, extractor: str | None, radgraph_cache: Path | None,
+                device: str, extraction_cache: Path | None, lut: Path | None, **kwargs: Any) -> None:
+    """MIMIC-CXR-JPG images with split, CheXpert labels and report sections (or a recipe's prompts)."""
     from cxrdata.sources.mimic import MimicSource
 
     root = _root_or_sample(root, sample, "mimic")
     kept = () if views.strip().lower() == "all" else tuple(v.strip() for v in views.split(",") if v.strip())
+    if recipe is not None:
+        from cxrdata.sources.recipes import load_recipe, mimic_recipe_source
+
+        overrides = recipe_overrides(kwargs["out"], views=kept, image_size=image_size, image_format=image_format,
+                                     extractor=extractor, radgraph_cache=radgraph_cache, device=device,
+                                     extraction_cache=extraction_cache, lut=lut)
+        recipe_source, selection = mimic_recipe_source(load_recipe(recipe), root, reports_root, overrides)
+        print_extractor(selection, kwargs["quiet"])
+        run_build([recipe_source], **kwargs)
+        return
+    refuse_recipe_options()
     source = MimicSource(root=root, reports_root=reports_root, views=kept, image_size=image_size,
                          image_format=image_format)
     run_build([source], **kwargs)
@@ -116,10 +181,12 @@ def build_mimic(root: Path | None, sample: bool, reports_root: Path | None, view
 @click.option("--mimic-root", type=click.Path(path_type=Path), help="MIMIC-CXR-JPG root holding the images.")
 @click.option("--sample", is_flag=True, help="Build the bundled synthetic sample (MS-CXR 1.1.0).")
 @image_options
+@recipe_options
 @build_options
 @friendly_errors
 def build_ms_cxr(root: Path | None, mimic_root: Path | None, sample: bool, image_size: int, image_format: str,
-                 **kwargs: Any) -> None:
+                 recipe: str | None, extractor: str | None, radgraph_cache: Path | None, device: str,
+                 extraction_cache: Path | None, lut: Path | None, **kwargs: Any) -> None:
     """MS-CXR phrases and boxes on MIMIC-CXR-JPG images (v1.0.0 or v1.1.0, from the header)."""
     from cxrdata.sources.ms_cxr import MsCxrSource
 
@@ -128,9 +195,77 @@ def build_ms_cxr(root: Path | None, mimic_root: Path | None, sample: bool, image
         root = mimic_root / "ms-cxr" / "1.1.0"
     if root is None or mimic_root is None:
         raise CxrdataError("give --root and --mimic-root, or --sample")
+    if recipe is not None:
+        from cxrdata.sources.recipes import load_recipe, ms_cxr_recipe_source
+
+        overrides = recipe_overrides(kwargs["out"], image_size=image_size, image_format=image_format,
+                                     extractor=extractor, radgraph_cache=radgraph_cache, device=device,
+                                     extraction_cache=extraction_cache, lut=lut)
+        recipe_source, selection = ms_cxr_recipe_source(load_recipe(recipe), root, mimic_root, overrides)
+        print_extractor(selection, kwargs["quiet"])
+        run_build([recipe_source], **kwargs)
+        return
+    refuse_recipe_options()
     source = MsCxrSource(root=root, mimic_root=mimic_root, image_size=image_size, image_format=image_format)
     run_build([source], **kwargs)
 
+
+
+@build_group.command("vindr")
+@click.option("--root", type=click.Path(path_type=Path), help="VinDr-CXR root (holds annotations/, train/, test/).")
+@click.option("--sample", is_flag=True, help="Build the bundled synthetic sample instead of --root.")
+@click.option("--fuse", type=click.Choice(FUSE_MODES), default="none", show_default=True,
+              help="Add a fused view of the readers' boxes beside the raw ones (never replaces them).")
+@click.option("--iou", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.1, show_default=True,
+              help="Boxes of one label overlapping more than this are fused.")
+@image_options
+@build_options
+@friendly_errors
+def build_vindr(root: Path | None, sample: bool, fuse: str, iou: float, image_size: int, image_format: str,
+                **kwargs: Any) -> None:
+    """VinDr-CXR DICOMs with every reader's boxes and image-level labels (train and test)."""
+    from cxrdata.sources.vindr import VindrSource
+
+    source = VindrSource(root=_root_or_sample(root, sample, "vindr"), fuse=fuse, iou=iou, image_size=image_size,
+                         image_format=image_format)
+    run_build([source], **kwargs)
+
+
+@build_group.command("padchest-gr")
+@click.option("--root", type=click.Path(path_type=Path),
+              help="PadChest-GR root (grounded_reports_*.json, master_table.csv, PadChest_GR/).")
+@click.option("--sample", is_flag=True, help="Build the bundled synthetic sample instead of --root.")
+@image_options
+@build_options
+@friendly_errors
+def build_padchest_gr(root: Path | None, sample: bool, image_size: int, image_format: str, **kwargs: Any) -> None:
+    """PadChest-GR 16-bit PNGs with grounded sentences (en + es) and both readers' boxes."""
+    from cxrdata.sources.padchest_gr import PadchestGrSource
+
+    source = PadchestGrSource(root=_root_or_sample(root, sample, "padchest-gr"), image_size=image_size,
+                              image_format=image_format)
+    run_build([source], **kwargs)
+
+
+@build_group.command("imagenome")
+@click.option("--root", type=click.Path(path_type=Path),
+              help="Chest ImaGenome root (holds gold_dataset/ and silver_dataset/), or the folder above it.")
+@click.option("--mimic-root", type=click.Path(path_type=Path), help="MIMIC-CXR-JPG root holding the images.")
+@click.option("--sample", is_flag=True, help="Build the bundled synthetic sample (on its own MIMIC-CXR-JPG sample).")
+@image_options
+@build_options
+@friendly_errors
+def build_imagenome(root: Path | None, mimic_root: Path | None, sample: bool, image_size: int, image_format: str,
+                    **kwargs: Any) -> None:
+    """Chest ImaGenome in two configs: imagenome-gold (gold boxes) and imagenome-silver (scene graphs)."""
+    from cxrdata.sources.imagenome import imagenome_sources
+
+    if sample:
+        root = _root_or_sample(root, sample, "imagenome")
+        mimic_root = mimic_root or root / "mimic-cxr-jpg"  # where the sample writer puts its MIMIC tree
+    if root is None or mimic_root is None:
+        raise CxrdataError("give --root and --mimic-root, or --sample")
+    run_build(imagenome_sources(root, mimic_root, image_size=image_size, image_format=image_format), **kwargs)
 
 def _root_or_sample(root: Path | None, sample: bool, dataset: str) -> Path:
     if sample and root:
@@ -160,6 +295,43 @@ def sample_mimic(out: Path, subjects: int, seed: int) -> None:
     console.print(f"wrote {written.images} images of {written.studies} studies of {written.subjects} subjects "
                   f"to {out}")
 
+
+@sample_group.command("vindr")
+@click.option("--out", type=click.Path(path_type=Path), required=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@friendly_errors
+def sample_vindr(out: Path, seed: int) -> None:
+    """VinDr-CXR 1.0.0: DICOMs (MONOCHROME1/2, RLE, JPEG 2000, VOI LUT...) and the annotation CSVs."""
+    from cxrdata.sample.vindr import write_vindr_sample
+
+    written = write_vindr_sample(out, seed=seed)
+    console.print(f"wrote {len(written.train_ids)} train and {len(written.test_ids)} test DICOMs to {out}")
+
+
+@sample_group.command("padchest-gr")
+@click.option("--out", type=click.Path(path_type=Path), required=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@friendly_errors
+def sample_padchest_gr(out: Path, seed: int) -> None:
+    """PadChest-GR: 16-bit PNGs, grounded_reports JSON and master_table.csv."""
+    from cxrdata.sample.padchest_gr import write_padchest_gr_sample
+
+    written = write_padchest_gr_sample(out, seed=seed)
+    console.print(f"wrote {len(written.study_ids)} studies ({written.positive_sentences} positive and "
+                  f"{written.negative_sentences} negative sentences) to {out}")
+
+
+@sample_group.command("imagenome")
+@click.option("--out", type=click.Path(path_type=Path), required=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@friendly_errors
+def sample_imagenome(out: Path, seed: int) -> None:
+    """Chest ImaGenome 1.0.0 (gold CSVs, silver scene graphs and splits) on a MIMIC-CXR-JPG sample."""
+    from cxrdata.sample.imagenome import write_imagenome_sample
+
+    written = write_imagenome_sample(out, seed=seed)
+    console.print(f"wrote {len(written.gold_ids)} gold images and {len(written.scene_graph_ids)} scene graphs to "
+                  f"{written.root}, on the MIMIC-CXR-JPG sample in {written.mimic_root}")
 
 @main.group("doctor")
 def doctor_group() -> None:
