@@ -352,5 +352,140 @@ def doctor_mimic(root: Path, reports_root: Path | None) -> None:
         sys.exit(1)
 
 
+@main.group("lut")
+def lut_group() -> None:
+    """The Gaussian lookup table of the 27 location terms (seed 003): build, show, plot."""
+
+
+@lut_group.command("build")
+@click.option("--imagenome", type=click.Path(path_type=Path),
+              help="Chest ImaGenome root (holds gold_dataset/, or chest-imagenome-dataset-1.0.0/).")
+@click.option("--sample", is_flag=True, help="Use the bundled synthetic Chest ImaGenome sample.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="LUT JSON to write.")
+@click.option("--grid", type=click.IntRange(min=1), default=512, show_default=True,
+              help="Side of the square grid the boxes are stretched onto.")
+@click.option("--sigma-divisor", type=click.FloatRange(min=0, min_open=True), default=6.0, show_default=True,
+              help="sigma = (max - min) / divisor, per axis.")
+@friendly_errors
+def lut_build(imagenome: Path | None, sample: bool, out: Path, grid: int, sigma_divisor: float) -> None:
+    """Average the gold anatomical boxes (original pixels) per location term into diagonal Gaussians."""
+    from cxrdata.anatomy.lut import write_lut
+    from cxrdata.anatomy.lut_plot import lut_table
+    from cxrdata.sources.imagenome_gold import build_gold_lut
+
+    if sample and imagenome:
+        raise CxrdataError("give either --imagenome or --sample, not both")
+    if not sample and imagenome is None:
+        raise CxrdataError("give --imagenome DIR (the Chest ImaGenome download) or --sample")
+    built = build_gold_lut(sample_root("imagenome") if sample else imagenome, grid, sigma_divisor)
+    write_lut(built.lut, out)
+    console.print(lut_table(built.lut))
+    console.print(f"wrote {out}: {len(built.lut.terms)} terms from {sum(built.used_regions.values())} gold boxes "
+                  f"of {len(built.gold.sizes)} images ({built.gold.rows} rows read)")
+    problems = {**built.gold.problems, **built.box_problems}
+    if problems:
+        console.print("[yellow]not used:[/yellow] " + ", ".join(f"{k} {v}" for k, v in sorted(problems.items())))
+
+
+@lut_group.command("show")
+@click.argument("lut", type=click.Path(path_type=Path))
+@friendly_errors
+def lut_show(lut: Path) -> None:
+    """Print every term: its ImaGenome regions, mu and sigma per component, and box counts."""
+    from cxrdata.anatomy.lut import read_lut
+    from cxrdata.anatomy.lut_plot import lut_table
+
+    console.print(lut_table(read_lut(lut)))
+
+
+@lut_group.command("plot")
+@click.argument("lut", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="PNG to write.")
+@friendly_errors
+def lut_plot(lut: Path, out: Path) -> None:
+    """Draw every Gaussian (±1σ, ±2σ) over a schematic chest, one panel per term (seed 003, figure 3)."""
+    from cxrdata.anatomy.lut import read_lut
+    from cxrdata.anatomy.lut_plot import figure_size, plot_lut
+
+    table = read_lut(lut)
+    plot_lut(table, out)
+    width, height = figure_size(len(table.terms))
+    console.print(f"wrote {out} ({width}x{height} px)")
+
+
+@main.group("synth-prompts")
+def synth_group() -> None:
+    """Synthetic '{location} {class}' prompts for boxes, from the Gaussian LUT (seed 003, appendix B)."""
+
+
+@synth_group.command("vindr")
+@click.option("--root", type=click.Path(path_type=Path), help="VinDr-CXR root (holds annotations/, train/, test/).")
+@click.option("--sample", is_flag=True, help="Use the bundled synthetic VinDr-CXR sample instead of --root.")
+@click.option("--lut", "lut_path", type=click.Path(path_type=Path), required=True, help="LUT JSON (cxrdata lut build).")
+@click.option("--classes", default=None,
+              help="Comma-separated VinDr box classes; default: those among seed 003's 8 pathologies.")
+@click.option("--split", "splits", type=click.Choice(["train", "test"]), multiple=True, default=("test",),
+              show_default=True, help="Splits to use (repeat for both); the paper uses test.")
+@click.option("--fuse", type=click.Choice(FUSE_MODES), default="none", show_default=True,
+              help="Match the readers' fused boxes instead of every reader's box.")
+@click.option("--iou", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.1, show_default=True,
+              help="Boxes of one class overlapping more than this are fused.")
+@click.option("--include-mixtures", is_flag=True,
+              help="Let boxes match the bilateral mixtures too (through their moment-matched Gaussian).")
+@image_options
+@build_options
+@friendly_errors
+def synth_vindr(root: Path | None, sample: bool, lut_path: Path, classes: str | None, splits: tuple[str, ...],
+                fuse: str, iou: float, include_mixtures: bool, image_size: int, image_format: str,
+                **kwargs: Any) -> None:
+    """One row per VinDr-CXR (image, class): its boxes, their nearest LUT locations (W2²) and the prompt."""
+    from cxrdata.targets.synth_prompts import VindrPromptSource
+
+    names = tuple(c.strip() for c in classes.split(",") if c.strip()) if classes is not None else ()
+    if classes is not None and not names:
+        raise CxrdataError("--classes is empty")
+    source = VindrPromptSource(root=_root_or_sample(root, sample, "vindr"), lut_path=lut_path, classes=names,
+                               splits=splits, image_size=image_size, image_format=image_format, fuse=fuse, iou=iou,
+                               include_mixtures=include_mixtures)
+    run_build([source], **kwargs)
+
+
+@main.group("eval")
+def eval_group() -> None:
+    """Evaluate model outputs against built data."""
+
+
+@eval_group.command("grounding")
+@click.option("--data", type=click.Path(path_type=Path), required=True,
+              help="A build OUT (or its data/<config> folder) whose rows have boxes and a class.")
+@click.option("--heatmaps", type=click.Path(path_type=Path), default=None,
+              help="Folder of <sanitised record id>.npy heatmaps, one square 2D float32 array per record.")
+@click.option("--oracle", is_flag=True, help="Score the Oracle Gaussian of each record's own boxes instead.")
+@click.option("--config", default=None, help="Config to evaluate when OUT holds several.")
+@click.option("--split", default=None, help="Only this split (default: every split).")
+@click.option("--classes", default=None, help="Comma-separated classes to keep (default: all).")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("grounding.csv"), show_default=True,
+              help="Table CSV; the JSON (with per-record scores) goes beside it.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
+@click.option("--resamples", type=click.IntRange(min=1), default=10_000, show_default=True)
+@click.option("--interpolation", type=click.Choice(["nearest", "bilinear"]), default="nearest", show_default=True,
+              help="Upsampling of the heatmaps to the image's short side.")
+@friendly_errors
+def eval_grounding(data: Path, heatmaps: Path | None, oracle: bool, config: str | None, split: str | None,
+                   classes: str | None, out: Path, seed: int, resamples: int, interpolation: str) -> None:
+    """CNR and mIoU per class with 95% bootstrap intervals (seed 003, tables 1 and 3)."""
+    from cxrdata.evaluate.grounding_eval import evaluate_grounding, report_table, write_report
+
+    names = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
+    report = evaluate_grounding(data, heatmaps, oracle, config, split, names, seed, resamples,
+                                interpolation=interpolation)  # type: ignore[arg-type]
+    console.print(report_table(report))
+    if report.skipped_no_box:
+        console.print(f"[yellow]{len(report.skipped_no_box)} records without a box were not scored[/yellow] "
+                      f"(listed in the JSON), e.g. {report.skipped_no_box[0]}")
+    csv_path, json_path = write_report(report, out)
+    console.print(f"wrote {csv_path} and {json_path}")
+
+
 if __name__ == "__main__":
     main()

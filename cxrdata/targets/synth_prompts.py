@@ -1,0 +1,259 @@
+"""Synthetic ``"{location} {class}"`` prompts for VinDr-CXR boxes (seed 003, appendix B, eq. 7).
+
+Every box becomes a diagonal Gaussian on the LUT's grid (μ = (min + max) / 2, σ = (max − min) /
+divisor, the LUT's own divisor) and takes the location term of the LUT entry nearest to it by squared
+2-Wasserstein distance (:func:`cxrdata.anatomy.wasserstein.match_boxes`, one vectorised call per
+batch; ties go to the term listed first in vocabulary order, as documented there). Only
+one-component entries are candidates unless ``include_mixtures``.
+
+One output row per (image, class) pair, as the paper counts them (443 pairs on the test split):
+its boxes, each box's location and W2² (squared LUT grid units), and the prompt, whose distinct
+locations are written in vocabulary order and bound with ``<and>`` (``"left lower <and> right lower
+pleural effusion"``). The class is written as its seed-003 pathology in lower case when it is one
+(``vindr_prompt_classes.yaml``), else as its VinDr name in lower case. A Cardiomegaly box usually
+lands on the "cardiomegaly" term, giving ``"cardiomegaly cardiomegaly"``: that is the method, verbatim.
+
+Readers: the test split has consensus boxes. In train every reader's box counts (three readers' boxes
+of one class bound into one prompt) unless ``fuse`` is ``union``/``wbf``, which matches the fused
+boxes instead. The rows are built through the ordinary pipeline (:class:`VindrPromptSource`: VinDr-CXR's
+own image and box stages, then :class:`SynthPromptStage`), so the output has the standard layout
+(manifest, rejects, shards). A pair whose boxes all fail the box check is rejected (``no_valid_box``);
+images without a box of a selected class are counted in the manifest's ``excluded``.
+An image with several selected classes is decoded once per class.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import yaml
+
+from cxrdata.anatomy.locations import order_locations
+from cxrdata.anatomy.lut import GaussianLUT, lut_to_dict, read_lut
+from cxrdata.anatomy.wasserstein import match_boxes
+from cxrdata.errors import CxrdataError
+from cxrdata.pipeline.stage import Record, Reject, Stage
+from cxrdata.sources.base import InputFile
+from cxrdata.sources.vindr import VindrSource
+from cxrdata.targets.prompts import AND_TOKEN
+
+SCHEMA_COLUMNS = (
+    "id", "image_id", "split", "class_name", "pathology", "prompt", "locations", "distances", "boxes", "readers",
+    "image", "image_width", "image_height", "original_width", "original_height", "image_path",
+    "rejected_regions", "dicom",
+)
+EXCLUDED_NO_CLASS = "image_without_selected_class"
+EXCLUDED_SPLIT = "image_in_other_split"
+
+
+@cache
+def prompt_classes() -> dict[str, Any]:
+    """``vindr_prompt_classes.yaml``: local labels, image-level labels, default classes, pathology map."""
+    return yaml.safe_load(resources.files("cxrdata.targets").joinpath("vindr_prompt_classes.yaml").read_text())
+
+
+def default_classes() -> tuple[str, ...]:
+    return tuple(prompt_classes()["default_classes"])
+
+
+def resolve_classes(names: Iterable[str] | None) -> tuple[str, ...]:
+    """VinDr box classes in their exact spelling (matched case-insensitively); None -> the defaults.
+
+    An image-level label or an unknown name raises :class:`CxrdataError` listing the valid classes.
+    """
+    if names is None:
+        return default_classes()
+    data = prompt_classes()
+    local = {name.lower(): name for name in data["local_labels"]}
+    image_level = {name.lower() for name in data["image_level_labels"]}
+    out: list[str] = []
+    for raw in names:
+        name = " ".join(str(raw).split())
+        if name.lower() in image_level:
+            raise CxrdataError(f"{name!r} is an image-level VinDr-CXR label without boxes; "
+                               f"box classes: {', '.join(data['local_labels'])}")
+        if name.lower() not in local:
+            raise CxrdataError(f"unknown VinDr-CXR class {name!r}; box classes: {', '.join(data['local_labels'])}")
+        if local[name.lower()] not in out:
+            out.append(local[name.lower()])
+    if not out:
+        raise CxrdataError("no VinDr-CXR class given")
+    return tuple(out)
+
+
+def pathology_of(class_name: str) -> str | None:
+    """The seed-003 pathology a VinDr class stands for, or None."""
+    return prompt_classes()["pathology"].get(class_name)
+
+
+def class_word(class_name: str) -> str:
+    """How the class is written in a prompt: its pathology in lower case, else its own name in lower case."""
+    return (pathology_of(class_name) or class_name).lower()
+
+
+def class_slug(class_name: str) -> str:
+    """The class as a record-id part: ``"Nodule/Mass" -> "nodule-mass"``, ``"Lung Opacity" -> "lung-opacity"``."""
+    return re.sub(r"[^a-z0-9]+", "-", class_name.lower()).strip("-")
+
+
+def format_prompt(locations: Iterable[str], word: str) -> str:
+    """``"{loc1} <and> {loc2} {word}"`` with distinct locations in vocabulary order."""
+    ordered = order_locations(locations)
+    if not ordered:
+        raise ValueError("a prompt needs at least one location")
+    return f"{f' {AND_TOKEN} '.join(ordered)} {word}"
+
+
+@dataclass(frozen=True)
+class SyntheticPrompt:
+    """The nearest location of every box (in input order), its W2², and the prompt."""
+
+    locations: tuple[str, ...]
+    distances: tuple[float, ...]
+    prompt: str
+
+
+def synth_prompt(boxes: Sequence[Sequence[float]], lut: GaussianLUT, class_name: str,
+                 include_mixtures: bool = False) -> SyntheticPrompt:
+    """The synthetic prompt of one (image, class) pair from its canonical boxes."""
+    terms, dist = match_boxes(np.asarray(boxes, dtype=np.float64).reshape(-1, 4), lut, include_mixtures)
+    return SyntheticPrompt(tuple(terms), tuple(float(d) for d in dist), format_prompt(terms, class_word(class_name)))
+
+
+def lut_digest(lut: GaussianLUT) -> str:
+    """A short hash of the LUT's content (its JSON document without the tool version)."""
+    doc = {k: v for k, v in lut_to_dict(lut).items() if k != "cxrdata_version"}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class SynthPromptStage(Stage):
+    """VinDr box-stage output of one (image, class) pair -> a prompt row (schema ``vindr-prompts``)."""
+
+    name: ClassVar[str] = "synth-prompts"
+    version: ClassVar[str] = "1"
+    lut: GaussianLUT | None = None
+    include_mixtures: bool = False
+    use_fused: bool = False
+
+    def fingerprint(self) -> str:
+        assert self.lut is not None
+        return f"{self.name}@{self.version}:{lut_digest(self.lut)}:{self.include_mixtures}:{self.use_fused}"
+
+    def _boxes(self, record: Record) -> tuple[list[list[float]], list[str]]:
+        if self.use_fused:
+            fused = record["fused_regions"]
+            return [list(f["box"]) for f in fused], ["+".join(f["readers"]) for f in fused]
+        kept = [r for r in record["regions"] if r["box"] is not None]
+        return [list(r["box"]) for r in kept], [r["reader"] for r in kept]
+
+    def run(self, batch: list[Record]) -> list[Record | Reject]:
+        assert self.lut is not None
+        out: list[Record | Reject] = []
+        found: list[tuple[Record, list[list[float]], list[str]]] = []
+        for record in batch:
+            boxes, readers = self._boxes(record)
+            if boxes:
+                found.append((record, boxes, readers))
+            else:
+                reasons = sorted({r["reason"] for r in record.get("rejected_regions", [])})
+                out.append(self.reject(record, "no_valid_box",
+                                       f"no usable {record['_class']} box (rejected: {', '.join(reasons) or 'none'})"))
+        if not found:
+            return out
+        all_boxes = np.array([b for _, boxes, _ in found for b in boxes], dtype=np.float64)
+        terms, dist = match_boxes(all_boxes, self.lut, self.include_mixtures)  # one vectorised call per batch
+        start = 0
+        for record, boxes, readers in found:
+            stop = start + len(boxes)
+            out.append(self._row(record, boxes, readers, terms[start:stop], dist[start:stop]))
+            start = stop
+        return out
+
+    def _row(self, record: Record, boxes: list[list[float]], readers: list[str], terms: list[str],
+             dist: np.ndarray) -> Record:
+        class_name = record["_class"]
+        row = {key: record[key] for key in SCHEMA_COLUMNS if key in record}
+        row.update(
+            class_name=class_name, pathology=pathology_of(class_name),
+            prompt=format_prompt(terms, class_word(class_name)), locations=list(terms),
+            distances=[float(d) for d in dist], boxes=boxes, readers=readers,
+        )
+        if "_notes" in record:
+            row["_notes"] = record["_notes"]
+        return row
+
+
+@dataclass
+class VindrPromptSource:
+    """VinDr-CXR (image, class) pairs with synthetic prompts: config ``vindr-prompts``."""
+
+    root: Path
+    lut_path: Path
+    classes: tuple[str, ...] = ()
+    splits: tuple[str, ...] = ("test",)
+    image_size: int = 512
+    image_format: str = "jpeg"
+    fuse: str = "none"
+    iou: float = 0.1
+    include_mixtures: bool = False
+    dataset: ClassVar[str] = "vindr-cxr"
+    config: str = "vindr-prompts"
+    schema: ClassVar[str] = "vindr-prompts"
+    excluded: dict[str, int] = field(default_factory=dict)
+    lut: GaussianLUT = field(init=False)
+    vindr: VindrSource = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.root, self.lut_path = Path(self.root), Path(self.lut_path)
+        self.classes = resolve_classes(self.classes or None)
+        unknown = [s for s in self.splits if s not in VindrSource.splits]
+        if unknown or not self.splits:
+            raise CxrdataError(f"VinDr-CXR splits are {', '.join(VindrSource.splits)}; got {', '.join(self.splits)}")
+        self.splits = tuple(s for s in VindrSource.splits if s in self.splits)
+        self.vindr = VindrSource(self.root, image_size=self.image_size, image_format=self.image_format,
+                                 fuse=self.fuse, iou=self.iou)
+        self.lut = read_lut(self.lut_path)
+
+    def check(self) -> None:
+        self.vindr.check()
+
+    def inputs(self) -> list[InputFile]:
+        return [*self.vindr.inputs(), InputFile(str(self.lut_path.resolve()), self.lut_path.stat().st_size)]
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.vindr.describe(), "lut": str(self.lut_path), "lut_sha256": lut_digest(self.lut),
+                "classes": list(self.classes), "splits": list(self.splits), "include_mixtures": self.include_mixtures}
+
+    def records_per_task(self) -> int:
+        return self.vindr.records_per_task()
+
+    def records(self) -> list[Record]:
+        """One raw record per (image, selected class) with rows of that class, in image then class order."""
+        self.excluded.clear()
+        records: list[Record] = []
+        for image in self.vindr.records():
+            if image["split"] not in self.splits:
+                self.excluded[EXCLUDED_SPLIT] = self.excluded.get(EXCLUDED_SPLIT, 0) + 1
+                continue
+            pairs = [(c, [r for r in image["_rows"] if r["class_name"] == c]) for c in self.classes]
+            pairs = [(c, rows) for c, rows in pairs if rows]
+            if not pairs:
+                self.excluded[EXCLUDED_NO_CLASS] = self.excluded.get(EXCLUDED_NO_CLASS, 0) + 1
+            for class_name, rows in pairs:
+                records.append({**image, "id": f"{image['image_id']}/{class_slug(class_name)}",
+                                "_rows": rows, "_labels": list(image["_labels"]), "_class": class_name})
+        return records
+
+    def stages(self) -> list[Stage]:
+        return [*self.vindr.stages(),
+                SynthPromptStage(lut=self.lut, include_mixtures=self.include_mixtures, use_fused=self.fuse != "none")]
