@@ -44,10 +44,13 @@ def build_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder."),
         click.option("--workers", type=int, default=os.cpu_count() or 1, show_default=True,
-                     help="Worker processes of the local engine."),
+                     help="Worker processes of the local engine; CPUs of the local Ray runtime."),
         click.option("--tasks", type=int, default=None,
                      help="Number of tasks (= shards per split); default: from the number of records."),
-        click.option("--engine", type=click.Choice(["local"]), default="local", show_default=True),
+        click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                     help="local: a process pool; ray: Ray Data (pip install 'cxrdata[ray]'), see docs/cluster.md."),
+        click.option("--ray-address", default=None,
+                     help="With --engine ray: the cluster to join (host:port, or 'auto'); default: a local runtime."),
         click.option("--overwrite", is_flag=True, help="Delete a previous build in --out and start over."),
         click.option("--quiet", is_flag=True, help="No progress bars or summary."),
     ]
@@ -118,8 +121,9 @@ def print_extractor(selection: Any, quiet: bool) -> None:
 
 
 def run_build(sources: list[Any], out: Path, workers: int, tasks: int | None, engine: str,
-              overwrite: bool, quiet: bool) -> None:
-    options = BuildOptions(out=out, workers=workers, tasks=tasks, overwrite=overwrite, quiet=quiet, engine=engine)
+              overwrite: bool, quiet: bool, ray_address: str | None = None) -> None:
+    options = BuildOptions(out=out, workers=workers, tasks=tasks, overwrite=overwrite, quiet=quiet, engine=engine,
+                           address=ray_address)
     result = build(sources, options)
     if not quiet:
         print_summary(console, result)
@@ -485,6 +489,233 @@ def eval_grounding(data: Path, heatmaps: Path | None, oracle: bool, config: str 
                       f"(listed in the JSON), e.g. {report.skipped_no_box[0]}")
     csv_path, json_path = write_report(report, out)
     console.print(f"wrote {csv_path} and {json_path}")
+
+
+@main.command("preview")
+@click.argument("out", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--n", "n", type=click.IntRange(min=1), default=16, show_default=True, help="Records to show.")
+@click.option("--config", default=None, help="Config to show (default: the build's first).")
+@click.option("--split", default=None, help="Only this split.")
+@click.option("--where", default=None,
+              help="Row filter: 'column == value' (unquoted value compared as text; clauses joined by 'and') or a "
+                   "SQL expression, e.g. \"split = 'test' AND array_length(boxes) > 1\". Never evaluated as Python.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same records.")
+@click.option("--out", "png", type=click.Path(path_type=Path), default=None, help="PNG grid to write.")
+@click.option("--html", "page", type=click.Path(path_type=Path), default=None,
+              help="Self-contained HTML page to write (images inlined).")
+@friendly_errors
+def preview(out: Path, n: int, config: str | None, split: str | None, where: str | None, seed: int,
+            png: Path | None, page: Path | None) -> None:
+    """Images of a build with their boxes, Gaussians and prompts/phrases, as a PNG grid and/or an HTML page."""
+    from cxrdata.inspect.html import render_html
+    from cxrdata.inspect.preview import render_grid
+    from cxrdata.inspect.records import choose_panels
+
+    if png is None and page is None:
+        raise CxrdataError("give --out grid.png and/or --html page.html")
+    chosen = choose_panels(out, n, config, split, where, seed)
+    if png is not None:
+        width, height = render_grid(chosen.panels, png).size
+        console.print(f"wrote {png} ({width}x{height} px)")
+    if page is not None:
+        render_html(chosen.panels, page, chosen.title(where, seed))
+        console.print(f"wrote {page}")
+    console.print(chosen.title(where, seed))
+
+
+@main.command("stats")
+@click.argument("out", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--config", default=None, help="Only this config (default: every config of the build).")
+@click.option("--plot", type=click.Path(path_type=Path), default=None, help="Also write the figures (PNG) here.")
+@friendly_errors
+def stats(out: Path, config: str | None, plot: Path | None) -> None:
+    """Records per split x label (x location), box size/position quantiles and rejects, from the shards."""
+    from cxrdata.inspect.plots import write_plots
+    from cxrdata.inspect.shards import config_names
+    from cxrdata.inspect.tables import stats_tables
+    from cxrdata.io.stats import config_stats
+
+    names = config_names(out)
+    if config is not None and config not in names:
+        raise CxrdataError(f"no config {config!r} in {out}; it has: {', '.join(names)}")
+    for name in [config] if config else names:
+        computed = config_stats(out / "data" / name, out / "rejects" / name)
+        for table in stats_tables(name, computed.to_dict()):
+            console.print(table)
+        for path in write_plots(computed, name, plot) if plot is not None else []:
+            console.print(f"wrote {path}")
+
+
+def _doctor_report(findings: list[Any], title: str) -> None:
+    from cxrdata.sources.doctor import has_errors, print_findings
+
+    print_findings(console, findings, title)
+    if has_errors(findings):
+        sys.exit(1)
+
+
+DECODE_OPTION = click.option("--decode", type=click.IntRange(min=0), default=20, show_default=True,
+                             help="Image files to decode, spread over the download.")
+
+
+@doctor_group.command("ms-cxr")
+@click.option("--root", type=click.Path(path_type=Path), required=True,
+              help="Folder with MS_CXR_Local_Alignment_v*.csv, or the CSV.")
+@click.option("--mimic-root", type=click.Path(path_type=Path), default=None, help="MIMIC-CXR-JPG root (images).")
+@DECODE_OPTION
+@friendly_errors
+def doctor_ms_cxr(root: Path, mimic_root: Path | None, decode: int) -> None:
+    """MS-CXR (+ the MIMIC-CXR-JPG images it points to)."""
+    from cxrdata.sources.doctor import diagnose_ms_cxr
+
+    _doctor_report(diagnose_ms_cxr(root, mimic_root, decode), "doctor ms-cxr")
+
+
+@doctor_group.command("imagenome")
+@click.option("--root", type=click.Path(path_type=Path), required=True,
+              help="Chest ImaGenome root (holds gold_dataset/ and silver_dataset/), or the folder above it.")
+@click.option("--mimic-root", type=click.Path(path_type=Path), default=None, help="MIMIC-CXR-JPG root (images).")
+@DECODE_OPTION
+@friendly_errors
+def doctor_imagenome(root: Path, mimic_root: Path | None, decode: int) -> None:
+    """Chest ImaGenome 1.0.0 (+ the MIMIC-CXR-JPG images it lists)."""
+    from cxrdata.sources.doctor import diagnose_imagenome
+
+    _doctor_report(diagnose_imagenome(root, mimic_root, decode), "doctor imagenome")
+
+
+@doctor_group.command("vindr")
+@click.option("--root", type=click.Path(path_type=Path), required=True,
+              help="VinDr-CXR root (holds annotations/, train/, test/).")
+@DECODE_OPTION
+@friendly_errors
+def doctor_vindr(root: Path, decode: int) -> None:
+    """VinDr-CXR 1.0.0."""
+    from cxrdata.sources.doctor import diagnose_vindr
+
+    _doctor_report(diagnose_vindr(root, decode), "doctor vindr")
+
+
+@doctor_group.command("padchest-gr")
+@click.option("--root", type=click.Path(path_type=Path), required=True,
+              help="PadChest-GR root (grounded_reports_*.json, master_table.csv, PadChest_GR/).")
+@DECODE_OPTION
+@friendly_errors
+def doctor_padchest_gr(root: Path, decode: int) -> None:
+    """PadChest-GR."""
+    from cxrdata.sources.doctor import diagnose_padchest_gr
+
+    _doctor_report(diagnose_padchest_gr(root, decode), "doctor padchest-gr")
+
+
+# -- train lofi / eval retrieval / predict lofi-boxes (cxrdata.train.lofi; needs the [train] extra) ----------------
+def _train_group() -> click.Group:
+    """The ``train`` group, created once whichever trainer's commands register first."""
+    found = main.commands.get("train")
+    if isinstance(found, click.Group):
+        return found
+
+    @main.group("train")
+    def train_group() -> None:
+        """Train the models that consume cxrdata shards (GPU when present; resumable)."""
+
+    return train_group
+
+
+@_train_group().command("lofi")
+@click.option("--data", "data", type=click.Path(path_type=Path), multiple=True, required=False,
+              help="A build OUT holding the recipe's configs (repeat for several; default with --resume: the run's).")
+@click.option("--run", type=click.Path(path_type=Path), required=True, help="Run folder (checkpoints, metrics).")
+@click.option("--recipe", default=None, help="lofi (default), lofi-tiny (default with --tiny) or a YAML file.")
+@click.option("--vision", type=click.Path(path_type=Path), default=None,
+              help="Local SigLIP2 folder (transformers format), e.g. siglip2-so400m-patch16-512.")
+@click.option("--text", type=click.Path(path_type=Path), default=None,
+              help="Local SigLIP text tower folder; default: --vision (a full SiglipModel).")
+@click.option("--llm", type=click.Path(path_type=Path), default=None,
+              help="Local causal LM folder with its tokenizer, e.g. gemma-3-270m.")
+@click.option("--tiny", is_flag=True, help="Tiny random towers written to RUN/weights (CPU tests, no weights needed).")
+@click.option("--max-steps", type=click.IntRange(min=1), default=None,
+              help="Stop after this global step (the learning-rate schedule is unchanged).")
+@click.option("--resume", is_flag=True, help="Continue RUN from its latest checkpoint, exactly.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
+@click.option("--seed", type=int, default=None, help="Replace the recipe's seed (new runs only).")
+@click.option("--quiet", is_flag=True, help="No per-step lines.")
+@friendly_errors
+def train_lofi_cmd(data: tuple[Path, ...], run: Path, recipe: str | None, vision: Path | None, text: Path | None,
+                   llm: Path | None, tiny: bool, max_steps: int | None, resume: bool, device: str, seed: int | None,
+                   quiet: bool) -> None:
+    """LoFi: sigmoid + report captioning + location-aware captioning (SPEC "Trainers"). Several GPUs:
+    torchrun --nproc_per_node N -m cxrdata.cli train lofi ..."""
+    from cxrdata.train.lofi import TrainOptions, train_lofi
+
+    result = train_lofi(TrainOptions(data=list(data), run=run, recipe=recipe, vision=vision, text=text, llm=llm,
+                                     tiny=tiny, max_steps=max_steps, resume=resume, device=device, seed=seed,
+                                     quiet=quiet))
+    used = ", ".join(f"{k} {v} rows" + (f" ({result.left_out[k]} left out)" if result.left_out[k] else "")
+                     for k, v in result.sources.items())
+    console.print(f"sources: {used}" + (f"; optional, not found: {', '.join(result.missing_optional)}"
+                                         if result.missing_optional else ""))
+    last = f"{result.losses[-1]:.4f}" if result.losses else "n/a"
+    console.print(f"steps {result.start_step} -> {result.step} of {result.total_steps} "
+                  f"({result.steps_per_epoch} per epoch); last loss {last}; checkpoint {result.checkpoint}")
+
+
+@eval_group.command("retrieval")
+@click.option("--run", type=click.Path(path_type=Path), required=True, help="A `train lofi` run folder.")
+@click.option("--data", "data", type=click.Path(path_type=Path), multiple=True, required=True,
+              help="A build OUT holding the config (repeatable).")
+@click.option("--split", default="test", show_default=True)
+@click.option("--config", default="mimic", show_default=True, help="Config with images and report text.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("retrieval.json"), show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N rows (smoke tests).")
+@friendly_errors
+def eval_retrieval(run: Path, data: tuple[Path, ...], split: str, config: str, out: Path, batch_size: int,
+                   device: str, limit: int | None) -> None:
+    """Image->text and text->image Recall@1/5/10 of a LoFi run (LoFi: R@1 13.9 / 11.9, MIMIC-CXR test)."""
+    from cxrdata.evaluate.retrieval import evaluate_retrieval, report_lines, write_report
+
+    report = evaluate_retrieval(run, list(data), split, config, batch_size, device, limit)
+    for line in report_lines(report):
+        console.print(line)
+    console.print(f"wrote {write_report(report, out)}")
+
+
+def _predict_group() -> click.Group:
+    found = main.commands.get("predict")
+    if isinstance(found, click.Group):
+        return found
+
+    @main.group("predict")
+    def predict_group() -> None:
+        """Run a trained model over built shards and write its predictions."""
+
+    return predict_group
+
+
+@_predict_group().command("lofi-boxes")
+@click.option("--run", type=click.Path(path_type=Path), required=True, help="A `train lofi` run folder.")
+@click.option("--data", "data", type=click.Path(path_type=Path), multiple=True, required=True,
+              help="A build OUT holding the config (repeatable).")
+@click.option("--config", required=True, help="Config with a phrase per record (ms-cxr, ms-cxr-loc, vindr-prompts).")
+@click.option("--split", default="test", show_default=True)
+@click.option("--phrase-column", default=None, help="Column to ground; default: phrase, class_name, prompt, category.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("boxes.json"), show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N rows.")
+@friendly_errors
+def predict_lofi_boxes(run: Path, data: tuple[Path, ...], config: str, split: str, phrase_column: str | None,
+                       out: Path, batch_size: int, max_new_tokens: int, device: str, limit: int | None) -> None:
+    """Ground each record's phrase (`Detect all instances of "{phrase}".`) and write the decoded boxes as JSON."""
+    from cxrdata.train.lofi import predict_boxes
+
+    doc = predict_boxes(run, list(data), config, split, out, phrase_column, batch_size, max_new_tokens, device, limit)
+    bad = sum(1 for r in doc["records"].values() if r["error"])
+    console.print(f"wrote {out}: {len(doc['records'])} records, {bad} whose text did not parse as {doc['box_format']} "
+                  "boxes")
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ V1_NER_LABELS = ("ANAT-DP", "OBS-DP", "OBS-U", "OBS-DA")
 RELATION_LABELS = ("modify", "located_at", "suggestive_of")
 
 # Words that get a whole WordPiece each; anything else is split into characters.
-WORDS = """
+_WORDS_TEXT = """
 the a an of in at on to and or with without no not is are was were be been there this that which from
 as by for may might likely possible possibly probable suggest suggests suggesting concerning represent
 left right bilateral both lung lungs lobe lobes upper middle lower apical apex base bases basal bibasilar
@@ -55,7 +55,8 @@ infection aspiration tube catheter line wire pacemaker clip clips sternotomy fra
 nodule mass lesion cm mm compared prior previous study exam radiograph film evidence acute process
 abnormality normal clear well expanded seen identified noted present again otherwise limited low volumes
 volume elevation elevated blunting blunted tip terminates above below carina svc atrium
-""".split()
+"""
+WORDS = _WORDS_TEXT.split()
 
 
 def _wordpiece_vocab() -> list[str]:
@@ -73,7 +74,8 @@ def _wordpiece_vocab() -> list[str]:
 
 _BERT_SIZES: dict[str, dict[str, int]] = {
     "tiny": {"hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 32},
-    "base": {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072},
+    "base": {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
+             "intermediate_size": 3072},
 }
 
 
@@ -125,19 +127,31 @@ def dygie_config(bert_dir: Path, *, max_span_width: int = 8, hidden_dims: int = 
     }
 
 
+CALIBRATION_SENTENCES = (
+    "Left lower lobe atelectasis.",
+    "Mild pulmonary edema and small bilateral pleural effusions, left greater than right.",
+    "No pneumothorax.",
+    "Patchy opacity in the right upper lobe may represent pneumonia.",
+    "The cardiac silhouette is enlarged.",
+    "Streaky bibasilar opacities likely atelectasis, possibly aspiration.",
+)
+
+
 def build_random_radgraph(
     cache_dir: Path | str,
     model_type: str = "radgraph-xl",
     *,
     size: str = "tiny",
     seed: int = 0,
-    ner_bias: float = -1.5,
-    head_gain: float = 2.0,
+    entity_rate: float = 0.15,
+    relation_rate: float = 0.3,
 ) -> Path:
     """Create ``cache_dir/<model_type>/`` holding a seeded random model; return that folder.
 
-    ``ner_bias`` is added to the entity scorer's output bias so that only some spans get a label (with
-    all-zero biases nearly every span would beat the null label's fixed score of 0).
+    After random initialisation the output biases of the entity and relation scorers are calibrated
+    on a few sentences so that about ``entity_rate`` of candidate spans get an entity label (of varied
+    kinds) and about ``relation_rate`` of candidate pairs a relation; untreated random weights label
+    nearly every span with the same label, which makes a poor test of the plumbing.
     """
     import torch
     from radgraph.allennlp.data import Vocabulary
@@ -156,7 +170,6 @@ def build_random_radgraph(
     config = dygie_config(bert_dir, hidden_dims=32 if size == "tiny" else 150)
     (model_dir / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
 
-    torch.manual_seed(seed)
     vocab = Vocabulary.from_files(str(vocab_dir))
     bert_cfg = config["model"]["embedder"]["token_embedders"]["bert"]
     embedder = text_field_embedders.BasicTextFieldEmbedder(
@@ -166,25 +179,69 @@ def build_random_radgraph(
             )
         }
     )
-    params = {k: v for k, v in config["model"].items() if k not in ("type", "embedder")}
-    params.pop("initializer")
-    params.pop("module_initializer")
+    params = {k: v for k, v in config["model"].items()
+              if k not in ("type", "embedder", "initializer", "module_initializer")}
     model = dygie.DyGIE(vocab=vocab, embedder=embedder, **params)
-    # A fresh generator so the weights depend only on `seed`, whatever ran before.
+    # A private generator: the weights depend only on `seed`, whatever ran before in the process.
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, tensor in model.state_dict().items():
-            if tensor.is_floating_point():
-                gain = head_gain if name.startswith(("_ner._ner_scorers", "_relation._relation_scorers")) else 1.0
-                if name.endswith("LayerNorm.weight"):
-                    tensor.fill_(1.0)
-                elif tensor.dim() == 1:
-                    tensor.zero_()
-                else:
-                    fan_in = tensor.shape[-1]
-                    tensor.copy_(gain * torch.randn(tensor.shape, generator=gen) / fan_in**0.5)
-        scorer = model._ner._ner_scorers[f"{model_type}__ner_labels"][1]._module
-        scorer.bias.add_(ner_bias)
+            if not tensor.is_floating_point():
+                continue
+            if name.endswith("LayerNorm.weight"):
+                tensor.fill_(1.0)
+            elif tensor.dim() == 1:
+                tensor.zero_()
+            else:
+                tensor.copy_(torch.randn(tensor.shape, generator=gen) / tensor.shape[-1] ** 0.5)
+        # Small mention scores, so that relation scores are not dominated by them.
+        model._relation._mention_pruners[f"{model_type}__relation_labels"]._scorer[1]._module.weight.mul_(0.1)
     torch.save(model.state_dict(), model_dir / "weights.th")
     (vocab_dir / ".lock").unlink(missing_ok=True)
+    _calibrate(cache_dir, model_type, entity_rate, relation_rate)
     return model_dir
+
+
+def _calibrate(cache_dir: Path, model_type: str, entity_rate: float, relation_rate: float) -> None:
+    """Set the scorers' biases from their inputs on CALIBRATION_SENTENCES (see build_random_radgraph).
+
+    The relation module's mention pruner is also tied to the entity scorer (same hidden layers, mean of
+    the label rows), so that the spans it keeps for relation scoring tend to be entities; otherwise
+    relations between two entities, the only ones radgraph reports, would be rare.
+    """
+    import contextlib
+    import io
+
+    import torch
+    from radgraph import RadGraph
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        rg = RadGraph(model_type=model_type, model_cache_dir=str(cache_dir), cuda=-1)
+    model = rg.model
+    ner_scorer = model._ner._ner_scorers[f"{model_type}__ner_labels"]
+    pruner_scorer = model._relation._mention_pruners[f"{model_type}__relation_labels"]._scorer
+    rel_linear = model._relation._relation_scorers[f"{model_type}__relation_labels"]
+    with torch.no_grad():
+        _fit_bias(rg, ner_scorer[1]._module, entity_rate)
+        pruner_scorer[0].load_state_dict(ner_scorer[0].state_dict())
+        pruner_scorer[1]._module.weight.copy_(ner_scorer[1]._module.weight.mean(0, keepdim=True))
+        pruner_scorer[1]._module.bias.zero_()
+        _fit_bias(rg, rel_linear, relation_rate)
+    (cache_dir / model_type / "vocabulary" / ".lock").unlink(missing_ok=True)
+    torch.save(model.state_dict(), cache_dir / model_type / "weights.th")
+
+
+def _fit_bias(rg: Any, linear: Any, rate: float) -> None:
+    """Centre each output of ``linear`` and offset them so that about ``rate`` of rows have a max > 0."""
+    import torch
+
+    seen: list[torch.Tensor] = []
+    hook = linear.register_forward_hook(lambda _m, inp, _o: seen.append(inp[0].reshape(-1, inp[0].shape[-1])))
+    try:
+        rg(list(CALIBRATION_SENTENCES))
+    finally:
+        hook.remove()
+    scores = torch.cat(seen) @ linear.weight.T
+    centred = scores - scores.mean(0)
+    offset = torch.quantile(centred.max(1).values, 1.0 - rate)
+    linear.bias.copy_(-scores.mean(0) - offset)

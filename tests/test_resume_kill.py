@@ -27,17 +27,30 @@ def run(root: Path, out: Path) -> None:
     subprocess.run(command(root, out), check=True, timeout=300, env={**os.environ, "PYTHONPATH": os.getcwd()})
 
 
+def start(root: Path, out: Path) -> subprocess.Popen:
+    return subprocess.Popen(command(root, out), start_new_session=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+
+
+def kill(proc: subprocess.Popen) -> bool:
+    """SIGKILL the build and its workers; True when it was still running."""
+    running = proc.poll() is None
+    if running:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return running
+
+
 def killed_runs(root: Path, out: Path, delays: list[float]) -> int:
-    """Start the build and SIGKILL its whole process group after each delay; returns how many were killed."""
-    kills = 0
+    """Kill a first run as soon as one task has finished (surely mid-build), then further runs after
+    random delays (anywhere: planning, mid-task, between rename and marker); returns the kills."""
+    proc = start(root, out)
+    while proc.poll() is None and not list((out / "tasks" / "mimic").glob("0*.json")):
+        time.sleep(0.01)
+    kills = int(kill(proc))
     for delay in delays:
-        proc = subprocess.Popen(command(root, out), start_new_session=True,
-                                env={**os.environ, "PYTHONPATH": os.getcwd()})
+        proc = start(root, out)
         time.sleep(delay)
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            kills += 1
-        proc.wait()
+        kills += kill(proc)
     return kills
 
 
@@ -45,7 +58,7 @@ def test_killed_and_rerun_build_equals_uninterrupted_build(mimic_sample, tmp_pat
     reference, resumed = tmp_path / "reference", tmp_path / "resumed"
     run(mimic_sample.root, reference)
     rng = random.Random(1234)
-    kills = killed_runs(mimic_sample.root, resumed, [rng.uniform(0.8, 4.0) for _ in range(4)])
+    kills = killed_runs(mimic_sample.root, resumed, [rng.uniform(0.3, 3.0) for _ in range(3)])
     assert kills >= 1, "at least one build was killed mid-way"
     run(mimic_sample.root, resumed)
 

@@ -89,10 +89,8 @@ class TableSchema:
 
 
 def _schema_dir() -> Path:
-    try:
-        return Path(str(resources.files("cxrdata.schemas")))
-    except ModuleNotFoundError:  # running from a source checkout without installing
-        return Path(__file__).resolve().parents[2] / "schemas"
+    """``schemas/`` (it ships inside the package as ``cxrdata.schemas``, a link to the top-level folder)."""
+    return Path(str(resources.files("cxrdata.schemas")))
 
 
 def available() -> list[str]:

@@ -1,0 +1,1 @@
+"""Named builds and training runs, as YAML (see README.md here)."""
