@@ -44,7 +44,8 @@ def test_letterbox_matches_chest_imagenome_224_mapping():
     original = (1500, 886, 2278, 1214)
     box = from_xyxy_pixels(*original, W, H)
     square = lb.to_square(box)
-    assert square == pytest.approx(tuple(v * lb.ratio + off for v, off in zip(original, (lb.left, 0, lb.left, 0), strict=True)))
+    offsets = (lb.left, 0, lb.left, 0)
+    assert square == pytest.approx(tuple(v * lb.ratio + off for v, off in zip(original, offsets, strict=True)))
     assert lb.from_square(square) == pytest.approx(box)
 
 

@@ -11,6 +11,7 @@ import datasets
 import polars as pl
 import pytest
 from click.testing import CliRunner
+from cxrdata_testing import expected_rejects, read_records, read_rejects
 
 from cxrdata.anatomy.lut import build_lut, read_lut, write_lut
 from cxrdata.anatomy.vocabulary import locations
@@ -20,8 +21,6 @@ from cxrdata.extract.rules import RuleExtractor
 from cxrdata.pipeline.language_stage import ReportLocateStage
 from cxrdata.pipeline.stage import Reject
 from cxrdata.sample.chest import anatomy_boxes
-from tests.conftest import read_records
-from tests.test_build_mimic import expected_rejects, read_rejects
 
 CONFIG = "ldm-prompts"
 # The CheXpert columns of the 8 pathologies, spelled as in MIMIC's CSV.
@@ -224,7 +223,7 @@ def test_stage_reasons_and_one_extractor_call_per_batch():
 def tiny_radgraph(tmp_path_factory) -> Path:
     pytest.importorskip("radgraph")
     pytest.importorskip("transformers")
-    from tests.radgraph_tiny import build_random_radgraph
+    from radgraph_tiny import build_random_radgraph
 
     cache = tmp_path_factory.mktemp("tiny-radgraph")
     build_random_radgraph(cache)

@@ -10,39 +10,12 @@ import datasets
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
+from cxrdata_testing import expected_rejects, metadata, read_records, read_rejects
 
 from cxrdata.errors import CxrdataError
 from cxrdata.io.schema import load_schema
 from cxrdata.pipeline.build import BuildOptions, build
 from cxrdata.sources.mimic import MimicSource
-from tests.conftest import read_records
-
-
-def metadata(sample) -> pl.DataFrame:
-    return pl.read_csv(sample.root / "mimic-cxr-2.0.0-metadata.csv.gz", infer_schema=False)
-
-
-def expected_rejects(sample, views=("PA", "AP")) -> dict[str, str]:
-    """dicom_id -> reason, in stage order (row -> report -> image), from the sample's known defects."""
-    expected = {}
-    for row in metadata(sample).iter_rows(named=True):
-        if views and row["ViewPosition"] not in views:
-            continue
-        dicom_id = row["dicom_id"]
-        if dicom_id == sample.missing_split:
-            expected[dicom_id] = "split_missing"
-        elif int(row["study_id"]) == sample.missing_report:
-            expected[dicom_id] = "report_missing"
-        elif dicom_id == sample.truncated_jpeg:
-            expected[dicom_id] = "image_truncated"
-        elif dicom_id == sample.corrupt_jpeg:
-            expected[dicom_id] = "image_corrupt"
-    return expected
-
-
-def read_rejects(out: Path, config: str) -> dict[str, str]:
-    rows = [r for p in sorted((out / "rejects" / config).glob("*.parquet")) for r in pq.read_table(p).to_pylist()]
-    return {r["record_id"]: r["reason"] for r in rows}
 
 
 def test_every_frontal_image_is_written_or_rejected_with_its_reason(mimic_sample, mimic_build):

@@ -8,12 +8,12 @@ from collections import defaultdict
 import datasets
 import polars as pl
 import pytest
+from cxrdata_testing import read_records
 
 from cxrdata.boxes import to_xywh_pixels
 from cxrdata.errors import CxrdataError
 from cxrdata.pipeline.build import BuildOptions, build
 from cxrdata.sources.ms_cxr import MsCxrSource, detect_version
-from tests.conftest import read_records
 
 
 def csv_groups(path) -> dict[tuple[str, str], list[dict]]:

@@ -11,6 +11,7 @@ import datasets
 import polars as pl
 import pytest
 from click.testing import CliRunner
+from cxrdata_testing import read_records, read_rejects
 
 from cxrdata.anatomy.lut import build_lut, read_lut, write_lut
 from cxrdata.boxes import to_xywh_pixels
@@ -19,8 +20,6 @@ from cxrdata.extract.rules import RuleExtractor
 from cxrdata.pipeline.language_stage import PhraseLocateStage
 from cxrdata.pipeline.stage import Reject
 from cxrdata.sample.chest import anatomy_boxes
-from tests.conftest import read_records
-from tests.test_build_mimic import read_rejects
 
 CONFIG = "ms-cxr-loc"
 EXACT = {  # phrase of the sample -> its standardised prompt (rules extractor)

@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from cxrdata_testing import read_records
 
 from cxrdata.boxes import to_xyxy_pixels
 from cxrdata.cli import main
@@ -19,7 +20,6 @@ from cxrdata.pipeline.build import BuildOptions, build
 from cxrdata.sample import _synth
 from cxrdata.sample.vindr import VindrSample, write_vindr_sample
 from cxrdata.sources.vindr import VindrSource
-from tests.conftest import read_records
 
 SIZE = 128
 

@@ -8,9 +8,9 @@ import shutil
 import polars as pl
 import pytest
 from click.testing import CliRunner
+from cxrdata_testing import expected_rejects
 
 from cxrdata.cli import main
-from tests.test_build_mimic import expected_rejects
 
 
 def invoke(*args: str):

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from cxrdata_testing import read_records
 
 from cxrdata.cli import main
 from cxrdata.errors import CxrdataError
@@ -19,7 +20,6 @@ from cxrdata.evaluate.grounding_eval import evaluate_grounding, heatmap_name, lo
 from cxrdata.pipeline.build import BuildOptions, build
 from cxrdata.sample.mimic import MimicSample
 from cxrdata.sources.ms_cxr import MsCxrSource
-from tests.conftest import read_records
 
 PAPER_ORDER = ["Pneumonia", "Pneumothorax", "Consolidation", "Atelectasis", "Edema", "Cardiomegaly", "Lung Opacity",
                "Pleural Effusion"]

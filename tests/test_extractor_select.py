@@ -19,7 +19,7 @@ from cxrdata.sources.recipes import available_recipes, load_recipe
 
 def fake_radgraph_cache(root: Path) -> Path:
     """The files RadGraphExtractor checks, with placeholder weights: enough to be chosen, never loaded."""
-    from tests.radgraph_tiny import RELATION_LABELS, XL_NER_LABELS, dygie_config
+    from radgraph_tiny import RELATION_LABELS, XL_NER_LABELS, dygie_config
 
     model = root / "radgraph-xl"
     (model / "vocabulary").mkdir(parents=True)

@@ -7,13 +7,13 @@ expected prompt (or drop reason) for each hand-written text.
 from __future__ import annotations
 
 import pytest
+from cxrdata_testing import SAMPLE_REPORT as SAMPLE
 
 from cxrdata.anatomy.vocabulary import locations
 from cxrdata.extract.rules import RuleExtractor
 from cxrdata.targets.prompts import build_prompt, pathology_words
 from cxrdata.text.locate import locate_report, locate_reports
 from cxrdata.text.sections import report_sections
-from tests.test_text_sections import SAMPLE
 
 EXTRACTOR = RuleExtractor()
 

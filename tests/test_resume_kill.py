@@ -12,8 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-from tests.conftest import read_records
+from cxrdata_testing import read_records
 
 pytestmark = pytest.mark.slow
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from cxrdata_testing import read_records
 
 from cxrdata.anatomy.lut import write_lut
 from cxrdata.cli import main
@@ -19,7 +20,6 @@ from cxrdata.sample.vindr import VindrSample, write_vindr_sample
 from cxrdata.sources.imagenome_gold import build_gold_lut
 from cxrdata.targets.prompts import build_prompt
 from cxrdata.targets.synth_prompts import class_slug, class_word, default_classes, resolve_classes
-from tests.conftest import read_records
 
 ALL_CLASSES = (
     "Aortic enlargement", "Atelectasis", "Calcification", "Cardiomegaly", "Clavicle fracture", "Consolidation",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from cxrdata_testing import SAMPLE_REPORT
 
 from cxrdata.text.sections import (
     ReportSections,
@@ -13,27 +14,7 @@ from cxrdata.text.sections import (
 )
 
 # The official example from MIT-LCP/mimic-cxr website/content/data/reports.md (FORMATS.md 1.5).
-SAMPLE = (
-    "                                 FINAL REPORT\n"
-    " EXAMINATION:  CHEST (PA AND LAT)\n"
-    " \n"
-    " INDICATION:  ___ year old woman with ?pleural effusion  // ?pleural effusion\n"
-    " \n"
-    " TECHNIQUE:  Chest PA and lateral\n"
-    " \n"
-    " COMPARISON:  ___\n"
-    " \n"
-    " FINDINGS: \n"
-    " \n"
-    " Cardiac size cannot be evaluated.  Large left pleural effusion is new.  Small\n"
-    " right effusion is new.  The upper lungs are clear.  Right lower lobe opacities\n"
-    " are better seen in prior CT.  There is no pneumothorax.  There are mild\n"
-    " degenerative changes in the thoracic spine\n"
-    " \n"
-    " IMPRESSION: \n"
-    " \n"
-    " Large left pleural effusion\n"
-)
+SAMPLE = SAMPLE_REPORT
 SAMPLE_FINDINGS = (
     "Cardiac size cannot be evaluated. Large left pleural effusion is new. Small right effusion is new. "
     "The upper lungs are clear. Right lower lobe opacities are better seen in prior CT. "

@@ -1,0 +1,70 @@
+"""Helpers shared by the tests (a module name no installed package uses: radgraph ships a `tests`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+
+# The public sample report of MIMIC-CXR's documentation (FORMATS.md section 1.5), verbatim.
+SAMPLE_REPORT = (
+    "                                 FINAL REPORT\n"
+    " EXAMINATION:  CHEST (PA AND LAT)\n"
+    " \n"
+    " INDICATION:  ___ year old woman with ?pleural effusion  // ?pleural effusion\n"
+    " \n"
+    " TECHNIQUE:  Chest PA and lateral\n"
+    " \n"
+    " COMPARISON:  ___\n"
+    " \n"
+    " FINDINGS: \n"
+    " \n"
+    " Cardiac size cannot be evaluated.  Large left pleural effusion is new.  Small\n"
+    " right effusion is new.  The upper lungs are clear.  Right lower lobe opacities\n"
+    " are better seen in prior CT.  There is no pneumothorax.  There are mild\n"
+    " degenerative changes in the thoracic spine\n"
+    " \n"
+    " IMPRESSION: \n"
+    " \n"
+    " Large left pleural effusion\n"
+)
+
+
+def read_records(out: Path, config: str) -> dict[str, dict]:
+    """Every written record of a config, keyed by id (via pyarrow, independent of datasets)."""
+    import pyarrow.parquet as pq
+
+    records: dict[str, dict] = {}
+    for path in sorted((out / "data" / config).glob("*.parquet")):
+        for row in pq.read_table(path).to_pylist():
+            assert row["id"] not in records, f"duplicate record {row['id']}"
+            records[row["id"]] = row
+    return records
+
+
+def metadata(sample) -> pl.DataFrame:
+    return pl.read_csv(sample.root / "mimic-cxr-2.0.0-metadata.csv.gz", infer_schema=False)
+
+
+def expected_rejects(sample, views=("PA", "AP")) -> dict[str, str]:
+    """dicom_id -> reason, in stage order (row -> report -> image), from the sample's known defects."""
+    expected = {}
+    for row in metadata(sample).iter_rows(named=True):
+        if views and row["ViewPosition"] not in views:
+            continue
+        dicom_id = row["dicom_id"]
+        if dicom_id == sample.missing_split:
+            expected[dicom_id] = "split_missing"
+        elif int(row["study_id"]) == sample.missing_report:
+            expected[dicom_id] = "report_missing"
+        elif dicom_id == sample.truncated_jpeg:
+            expected[dicom_id] = "image_truncated"
+        elif dicom_id == sample.corrupt_jpeg:
+            expected[dicom_id] = "image_corrupt"
+    return expected
+
+
+def read_rejects(out: Path, config: str) -> dict[str, str]:
+    rows = [r for p in sorted((out / "rejects" / config).glob("*.parquet")) for r in pq.read_table(p).to_pylist()]
+    return {r["record_id"]: r["reason"] for r in rows}
