@@ -625,7 +625,8 @@ def _train_group() -> click.Group:
 @_train_group().command("lofi")
 @click.option("--data", "data", type=click.Path(path_type=Path), multiple=True, required=False,
               help="A build OUT holding the recipe's configs (repeat for several; default with --resume: the run's).")
-@click.option("--run", type=click.Path(path_type=Path), required=True, help="Run folder (checkpoints, metrics).")
+@click.option("--run", "--run-dir", "run", type=click.Path(path_type=Path), required=True,
+              help="Run folder (checkpoints, metrics); under torchrun spell it --run-dir (torchrun claims --run).")
 @click.option("--recipe", default=None, help="lofi (default), lofi-tiny (default with --tiny) or a YAML file.")
 @click.option("--vision", type=click.Path(path_type=Path), default=None,
               help="Local SigLIP2 folder (transformers format), e.g. siglip2-so400m-patch16-512.")
@@ -644,13 +645,15 @@ def _train_group() -> click.Group:
 def train_lofi_cmd(data: tuple[Path, ...], run: Path, recipe: str | None, vision: Path | None, text: Path | None,
                    llm: Path | None, tiny: bool, max_steps: int | None, resume: bool, device: str, seed: int | None,
                    quiet: bool) -> None:
-    """LoFi: sigmoid + report captioning + location-aware captioning (SPEC "Trainers"). Several GPUs:
-    torchrun --nproc_per_node N -m cxrdata.cli train lofi ..."""
+    """LoFi: sigmoid + report captioning + location-aware captioning (SPEC "Trainers"). Several GPUs (DDP):
+    torchrun --nproc_per_node N -m cxrdata.cli train lofi --run-dir RUN ..."""
     from cxrdata.train.lofi import TrainOptions, train_lofi
 
     result = train_lofi(TrainOptions(data=list(data), run=run, recipe=recipe, vision=vision, text=text, llm=llm,
                                      tiny=tiny, max_steps=max_steps, resume=resume, device=device, seed=seed,
                                      quiet=quiet))
+    if not result.is_main:
+        return
     used = ", ".join(f"{k} {v} rows" + (f" ({result.left_out[k]} left out)" if result.left_out[k] else "")
                      for k, v in result.sources.items())
     console.print(f"sources: {used}" + (f"; optional, not found: {', '.join(result.missing_optional)}"
@@ -716,6 +719,85 @@ def predict_lofi_boxes(run: Path, data: tuple[Path, ...], config: str, split: st
     bad = sum(1 for r in doc["records"].values() if r["error"])
     console.print(f"wrote {out}: {len(doc['records'])} records, {bad} whose text did not parse as {doc['box_format']} "
                   "boxes")
+
+
+# -- train ldm / heatmaps ldm (cxrdata.train.ldm; needs the [train] extra) -----------------------------------------
+@_train_group().command("ldm")
+@click.option("--data", "data", type=click.Path(path_type=Path), multiple=True, required=True,
+              help="A build OUT holding the ldm-prompts config (repeatable).")
+@click.option("--run", "--out", "run", type=click.Path(path_type=Path), required=True,
+              help="Run folder (run.json, checkpoints, metrics, embeddings.safetensors).")
+@click.option("--ldm", type=click.Path(path_type=Path), required=True,
+              help="MONAI bundle cxr_image_synthesis_latent_diffusion_model (models/autoencoder.pth, "
+                   "models/diffusion_model.pth).")
+@click.option("--clip", type=click.Path(path_type=Path), required=True,
+              help="Local CLIP text encoder + tokenizer (transformers; text_encoder/ + tokenizer/ of SD 2.1 too).")
+@click.option("--recipe", default=None, help="ldm-prompt-tuning (default), ldm-prompt-tuning-tiny or a YAML file.")
+@click.option("--tiny", is_flag=True, help="The tiny recipe (CPU tests; give --ldm/--clip tiny random assets).")
+@click.option("--lut", type=click.Path(path_type=Path), default=None,
+              help="Gaussian LUT for shards built without --lut (Gaussians from each row's locations).")
+@click.option("--config", default=None, help="Config to read (default: the recipe's, ldm-prompts).")
+@click.option("--split", default=None, help="Split to train on (default: the recipe's, train).")
+@click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Stop after this step (default: recipe).")
+@click.option("--resume", is_flag=True, help="Continue RUN from its latest checkpoint, exactly.")
+@click.option("--seed", type=int, default=None, help="Replace the recipe's seed.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
+@click.option("--quiet", is_flag=True, help="No per-step lines.")
+@friendly_errors
+def train_ldm_cmd(data: tuple[Path, ...], run: Path, ldm: Path, clip: Path, recipe: str | None, tiny: bool,
+                  lut: Path | None, config: str | None, split: str | None, max_steps: int | None, resume: bool,
+                  seed: int | None, device: str, quiet: bool) -> None:
+    """Anatomy prompt tuning of the frozen chest X-ray LDM (seed 003): only the location-token embeddings
+    learn. Several GPUs: torchrun --nproc_per_node N -m cxrdata.cli train ldm ..."""
+    from cxrdata.train.ldm import RECIPE, TINY_RECIPE, train_ldm
+
+    if tiny and recipe is not None:
+        raise CxrdataError("give --tiny or --recipe, not both")
+    path = train_ldm(list(data), run, ldm=ldm, clip=clip, recipe=recipe or (TINY_RECIPE if tiny else RECIPE),
+                     lut=lut, max_steps=max_steps, resume=resume, device=device, config=config, split=split,
+                     seed=seed, log=(lambda _m: None) if quiet else console.print)
+    console.print(f"tuned embeddings: {path}")
+
+
+def _heatmaps_group() -> click.Group:
+    found = main.commands.get("heatmaps")
+    if isinstance(found, click.Group):
+        return found
+
+    @main.group("heatmaps")
+    def heatmaps_group() -> None:
+        """Write a model's phrase-grounding heatmaps for `cxrdata eval grounding --heatmaps DIR`."""
+
+    return heatmaps_group
+
+
+@_heatmaps_group().command("ldm")
+@click.option("--run", type=click.Path(path_type=Path), default=None, help="A `train ldm` run folder.")
+@click.option("--frozen", is_flag=True, help="CLIP's own embeddings: the frozen-LDM baseline (no --run needed).")
+@click.option("--recipe", default=None, help="With --frozen: the model's recipe (default ldm-prompt-tuning).")
+@click.option("--data", "data", type=click.Path(path_type=Path), multiple=True, required=True,
+              help="A build OUT whose rows have id, image, prompt (ms-cxr-loc, vindr-prompts; repeatable).")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder of <record id>.npy heatmaps.")
+@click.option("--ldm", type=click.Path(path_type=Path), default=None, help="MONAI bundle (default: the run's).")
+@click.option("--clip", type=click.Path(path_type=Path), default=None, help="CLIP folder (default: the run's).")
+@click.option("--embeddings", type=click.Path(path_type=Path), default=None,
+              help="Tuned embeddings file (default: RUN/embeddings.safetensors).")
+@click.option("--config", default=None, help="Config to read when OUT holds several.")
+@click.option("--split", default=None, help="Only this split (default: every split).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N records.")
+@click.option("--overwrite", is_flag=True, help="Recompute heatmaps already in --out.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
+@friendly_errors
+def heatmaps_ldm_cmd(run: Path | None, frozen: bool, recipe: str | None, data: tuple[Path, ...], out: Path,
+                     ldm: Path | None, clip: Path | None, embeddings: Path | None, config: str | None,
+                     split: str | None, limit: int | None, overwrite: bool, device: str) -> None:
+    """Cross-attention heatmaps over layers and timesteps (Vilouras et al. 2024, as in seed 003)."""
+    from cxrdata.train.ldm_heatmaps import ldm_heatmaps
+
+    summary = ldm_heatmaps(list(data), out, run=run, recipe=recipe, ldm=ldm, clip=clip, embeddings=embeddings,
+                           frozen=frozen, config=config, split=split, device=device, overwrite=overwrite,
+                           limit=limit, log=lambda _m: None)
+    console.print(f"wrote {summary['written']} heatmaps to {out} ({summary['kept_existing']} already there)")
 
 
 if __name__ == "__main__":

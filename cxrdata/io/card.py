@@ -1,7 +1,9 @@
 """The dataset card (OUT/README.md), derived from the manifest alone.
 
 It carries the `configs:` YAML that makes ``datasets.load_dataset(OUT)`` find the shards, the
-counts, the configuration and its hash, provenance, the licence reminder and how to load it.
+counts, the records per split x label (x location) and box statistics (the manifest's
+``statistics``), the configuration and its hash, the tool and source dataset versions, provenance,
+the licence reminder and how to load it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 import yaml
 
 from cxrdata.io.layout import OutputLayout
+from cxrdata.io.stats import box_table, group_table
 
 LICENCE = (
     "This dataset is derived from credentialed data (PhysioNet / BIMCV data use agreements). "
@@ -42,12 +45,14 @@ def card_text(layout: OutputLayout, manifest: dict[str, Any]) -> str:
     for name, config in manifest["configs"].items():
         for split, c in config["counts"]["splits"].items():
             lines.append(f"| {name} | {split} | {c['read']} | {c['written']} | {c['rejected']} |")
-    lines += ["", "## Rejects by reason", "", "| config | reason | records |", "| --- | --- | ---: |"]
-    for name, config in manifest["configs"].items():
-        for reason, n in config["counts"]["rejects_by_reason"].items():
-            lines.append(f"| {name} | {reason} | {n} |")
-    lines += ["", "Every rejected record is listed in `rejects/<config>/*.parquet` with its stage, reason and detail.",
-              "", "## Configuration and provenance", ""]
+    lines += ["", "## Rejects by reason", ""]
+    reasons = [[name, reason, n] for name, config in manifest["configs"].items()
+               for reason, n in config["counts"]["rejects_by_reason"].items()]
+    lines += _markdown_table(["config", "reason", "records"], reasons, 2) if reasons else ["None.", ""]
+    lines += ["Every rejected record is listed in `rejects/<config>/*.parquet` with its stage, reason and detail.", ""]
+    lines += _statistics(manifest)
+    lines += _versions(manifest)
+    lines += ["## Configuration and provenance", ""]
     for name, config in manifest["configs"].items():
         lines.append(f"- **{name}**: dataset `{config['dataset']}` read from `{config['root']}`, "
                      f"schema `{config['schema']}`, {config['tasks']} tasks, stages {', '.join(config['stages'])}")
@@ -62,6 +67,50 @@ def card_text(layout: OutputLayout, manifest: dict[str, Any]) -> str:
               "Boxes are `[x_min, y_min, x_max, y_max]` normalised to [0, 1] of the original image "
               "(`original_width` x `original_height`).", "", "## Licence", "", LICENCE, ""]
     return "\n".join(lines)
+
+
+GROUP_NOTES = {
+    ("pathology", "location"): " (a record counts once under each location its prompt names)",
+    ("label",): " (records with at least one region of that label; boxes: that label's boxes)",
+}
+
+
+def _markdown_table(header: list[str], rows: list[list[Any]], numeric_from: int) -> list[str]:
+    align = ["---" if i < numeric_from else "---:" for i in range(len(header))]
+    return [f"| {' | '.join(header)} |", f"| {' | '.join(align)} |",
+            *(f"| {' | '.join(str(c) for c in row)} |" for row in rows), ""]
+
+
+def _statistics(manifest: dict[str, Any]) -> list[str]:
+    """Records per split x label (x location) and box statistics of every config that has them."""
+    lines: list[str] = []
+    for name, config in manifest["configs"].items():
+        stats = config.get("statistics")
+        if not stats:
+            continue
+        lines += [f"## Statistics: {name}", ""]
+        if stats["groups"]["by"]:
+            header, rows = group_table(stats)
+            by = stats["groups"]["by"]
+            lines += [f"Records per split and {' x '.join(by)}{GROUP_NOTES.get(tuple(by), '')}:", ""]
+            lines += _markdown_table(header, rows, len(by))
+        if stats["boxes"]["count"]:
+            per_split = ", ".join(f"{s} {n}" for s, n in stats["boxes"]["per_split"].items())
+            lines += [f"{stats['boxes']['count']} boxes ({per_split}); width, height, area and centre in [0, 1] "
+                      "of the original image:", ""]
+            lines += _markdown_table(*box_table(stats), 1)
+    return lines
+
+
+def _versions(manifest: dict[str, Any]) -> list[str]:
+    lines = ["## Versions", "", f"- cxrdata {manifest['version']}"]
+    for name, config in manifest["configs"].items():
+        versions = config.get("versions") or {}
+        for dataset, entry in versions.items():
+            lines.append(f"- {name} read {dataset} {entry['version']} (evidence: {entry['evidence']})")
+        if not versions:
+            lines.append(f"- {name}: {config['dataset']} version not detectable from the files")
+    return [*lines, ""]
 
 
 def write_card(layout: OutputLayout, manifest: dict[str, Any]) -> None:

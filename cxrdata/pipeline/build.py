@@ -7,6 +7,7 @@ different configuration against the same OUT is refused rather than mixing two b
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -21,6 +22,7 @@ from cxrdata.errors import CxrdataError
 from cxrdata.io.card import write_card
 from cxrdata.io.layout import OutputLayout
 from cxrdata.io.schema import load_schema
+from cxrdata.io.stats import statistics
 from cxrdata.pipeline.engine_local import run_local
 from cxrdata.pipeline.manifest import build_manifest, write_manifest
 from cxrdata.pipeline.progress import BuildProgress
@@ -29,7 +31,16 @@ from cxrdata.pipeline.task_runner import read_marker
 from cxrdata.sources.base import Source, Task, auto_task_count, partition
 
 Engine = Callable[..., Any]
-ENGINES: dict[str, Engine] = {"local": run_local}
+
+
+def _run_ray(*args: Any, **kwargs: Any) -> Any:
+    """The Ray engine, imported only when chosen (``ray`` is the optional ``[ray]`` extra)."""
+    from cxrdata.pipeline.engine_ray import run_ray
+
+    return run_ray(*args, **kwargs)
+
+
+ENGINES: dict[str, Engine] = {"local": run_local, "ray": _run_ray}
 
 
 @dataclass
@@ -40,6 +51,7 @@ class BuildOptions:
     overwrite: bool = False
     quiet: bool = False
     engine: str = "local"
+    address: str | None = None  # ray: the cluster to connect to (None: start a local Ray runtime)
 
 
 @dataclass
@@ -104,6 +116,8 @@ def build(sources: list[Source], options: BuildOptions) -> BuildResult:
     """Run a build of one or more output configs into ``options.out``."""
     if options.engine not in ENGINES:
         raise CxrdataError(f"unknown engine {options.engine!r}; available: {', '.join(ENGINES)}")
+    if options.address is not None and options.engine != "ray":
+        raise CxrdataError("--ray-address applies only with --engine ray")
     for source in sources:
         source.check()
     layout = OutputLayout(options.out)
@@ -144,6 +158,8 @@ def _build_locked(sources: list[Source], options: BuildOptions, layout: OutputLa
         return result
 
     engine = ENGINES[options.engine]
+    if options.address is not None:
+        engine = functools.partial(engine, address=options.address)
     with BuildProgress(quiet=options.quiet) as progress:
         for config, (source, tasks) in plans.items():
             todo = pending[config]
@@ -155,6 +171,8 @@ def _build_locked(sources: list[Source], options: BuildOptions, layout: OutputLa
 
     manifest = build_manifest(layout, build_config, {r.config: r.totals for r in result.results},
                               {s.config: s for s in sources}, __version__)
+    for config, entry in manifest["configs"].items():
+        entry["statistics"] = statistics(layout.root, config)  # from the written shards and rejects
     write_manifest(layout, manifest)
     write_card(layout, manifest)
     result.seconds = time.perf_counter() - started

@@ -11,6 +11,7 @@ import os
 from typing import Any
 
 from cxrdata.io.layout import OutputLayout
+from cxrdata.io.versions import source_versions
 from cxrdata.pipeline.stats import BuildTotals
 
 
@@ -40,6 +41,7 @@ def build_manifest(layout: OutputLayout, build_config: dict[str, Any], totals: d
             "counts": manifest_counts(config_totals),
             "excluded": dict(getattr(source, "excluded", {})),
             "data_files": sorted(p.name for p in layout.data_dir(config).glob("*.parquet")),
+            "versions": source_versions(source),
         }
     manifest = {
         "tool": "cxrdata",

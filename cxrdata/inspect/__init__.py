@@ -1,0 +1,1 @@
+"""Looking at a build: previews (PNG grid, HTML page) and statistics (tables, plots)."""
