@@ -465,6 +465,8 @@ def eval_group() -> None:
 @click.option("--heatmaps", type=click.Path(path_type=Path), default=None,
               help="Folder of <sanitised record id>.npy heatmaps, one square 2D float32 array per record.")
 @click.option("--oracle", is_flag=True, help="Score the Oracle Gaussian of each record's own boxes instead.")
+@click.option("--boxes", type=click.Path(path_type=Path), default=None,
+              help="Predicted boxes JSON (cxrdata-boxes/1, `predict lofi-boxes`): scores each record's box mask.")
 @click.option("--config", default=None, help="Config to evaluate when OUT holds several.")
 @click.option("--split", default=None, help="Only this split (default: every split).")
 @click.option("--classes", default=None, help="Comma-separated classes to keep (default: all).")
@@ -475,14 +477,15 @@ def eval_group() -> None:
 @click.option("--interpolation", type=click.Choice(["nearest", "bilinear"]), default="nearest", show_default=True,
               help="Upsampling of the heatmaps to the image's short side.")
 @friendly_errors
-def eval_grounding(data: Path, heatmaps: Path | None, oracle: bool, config: str | None, split: str | None,
-                   classes: str | None, out: Path, seed: int, resamples: int, interpolation: str) -> None:
+def eval_grounding(data: Path, heatmaps: Path | None, oracle: bool, boxes: Path | None, config: str | None,
+                   split: str | None, classes: str | None, out: Path, seed: int, resamples: int,
+                   interpolation: str) -> None:
     """CNR and mIoU per class with 95% bootstrap intervals (seed 003, tables 1 and 3)."""
     from cxrdata.evaluate.grounding_eval import evaluate_grounding, report_table, write_report
 
     names = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
     report = evaluate_grounding(data, heatmaps, oracle, config, split, names, seed, resamples,
-                                interpolation=interpolation)  # type: ignore[arg-type]
+                                interpolation=interpolation, boxes=boxes)  # type: ignore[arg-type]
     console.print(report_table(report))
     if report.skipped_no_box:
         console.print(f"[yellow]{len(report.skipped_no_box)} records without a box were not scored[/yellow] "
@@ -629,11 +632,12 @@ def _train_group() -> click.Group:
               help="Run folder (checkpoints, metrics); under torchrun spell it --run-dir (torchrun claims --run).")
 @click.option("--recipe", default=None, help="lofi (default), lofi-tiny (default with --tiny) or a YAML file.")
 @click.option("--vision", type=click.Path(path_type=Path), default=None,
-              help="Local SigLIP2 folder (transformers format), e.g. siglip2-so400m-patch16-512.")
+              help="Local SigLIP2 folder (transformers format), e.g. siglip2-so400m-patch16-512, or a Hub id "
+                   "already in the local Hugging Face cache (nothing is downloaded).")
 @click.option("--text", type=click.Path(path_type=Path), default=None,
               help="Local SigLIP text tower folder; default: --vision (a full SiglipModel).")
 @click.option("--llm", type=click.Path(path_type=Path), default=None,
-              help="Local causal LM folder with its tokenizer, e.g. gemma-3-270m.")
+              help="Local causal LM folder with its tokenizer, e.g. gemma-3-270m (or a cached Hub id).")
 @click.option("--tiny", is_flag=True, help="Tiny random towers written to RUN/weights (CPU tests, no weights needed).")
 @click.option("--max-steps", type=click.IntRange(min=1), default=None,
               help="Stop after this global step (the learning-rate schedule is unchanged).")

@@ -16,7 +16,9 @@ The sanitised id replaces every character outside ``[A-Za-z0-9._-]`` with ``_`` 
 centre-cropped square input; the protocol (:func:`cxrdata.evaluate.grounding.evaluate_heatmap`) resizes
 it to the short side of the original image, pads it centred to the full size and min-max normalises
 it. With ``--oracle`` no files are read: each record's heatmap is the Oracle Gaussian of its own boxes
-(σ = range / 3), drawn on the full original grid.
+(σ = range / 3), drawn on the full original grid. With ``--boxes FILE`` (predicted boxes,
+:func:`load_box_predictions`) each record's heatmap is the binary mask of its predicted boxes on the full
+original grid (no boxes: an all-zero map).
 
 Nothing is skipped silently: a missing or malformed heatmap file, a box outside [0, 1], a row without
 a class, or an unknown class in ``classes`` raises :class:`CxrdataError`; rows with no box at all are
@@ -47,8 +49,9 @@ from rich.table import Table
 
 from cxrdata.errors import CxrdataError
 from cxrdata.evaluate.bootstrap import CONFIDENCE, N_RESAMPLES, ClassSummary, bootstrap_ci, bootstrap_means
-from cxrdata.evaluate.grounding import Interpolation, evaluate_heatmap, oracle_heatmap, score
+from cxrdata.evaluate.grounding import Interpolation, box_mask, evaluate_heatmap, oracle_heatmap, score
 
+BOXES_FORMAT = "cxrdata-boxes/1"  # predicted boxes per record (--boxes)
 BOX_TOLERANCE = 1e-6  # float32 storage of a box exactly on the border
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -244,12 +247,41 @@ class GroundingReport:
     skipped_no_box: list[str]
 
 
-def score_records(records: Sequence[GroundingRecord], heatmaps: str | Path | None = None,
-                  interpolation: Interpolation = "nearest") -> list[RecordScore]:
-    """CNR and mIoU of every record: its heatmap from ``heatmaps``, or the Oracle when None.
+def load_box_predictions(path: str | Path) -> dict[str, NDArray[np.float64]]:
+    """Predicted boxes per record id from a ``cxrdata-boxes/1`` JSON (``cxrdata predict lofi-boxes``):
+    ``{"format": "cxrdata-boxes/1", "records": {"<id>": {"boxes": [[x_min, y_min, x_max, y_max], ...]}}}``,
+    canonical boxes normalised to the original image; an empty list is a prediction of nothing."""
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise CxrdataError(f"--boxes {path}: not a readable JSON file ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("format") != BOXES_FORMAT or not isinstance(doc.get("records"), dict):
+        raise CxrdataError(f"--boxes {path}: not a {BOXES_FORMAT} predictions file (`cxrdata predict lofi-boxes`)")
+    out = {}
+    for record_id, rec in doc["records"].items():
+        raw = (rec or {}).get("boxes") or []
+        out[str(record_id)] = _check_boxes(str(record_id), raw) if raw else np.zeros((0, 4))
+    return out
 
-    All heatmap files are checked to exist before any is scored.
+
+def score_records(records: Sequence[GroundingRecord], heatmaps: str | Path | None = None,
+                  interpolation: Interpolation = "nearest",
+                  boxes: dict[str, NDArray[np.float64]] | None = None) -> list[RecordScore]:
+    """CNR and mIoU of every record: its heatmap from ``heatmaps``, the binary mask of its predicted ``boxes``
+    (on the original grid), or the Oracle when both are None.
+
+    All heatmap files (or box predictions) are checked to exist before any is scored.
     """
+    if boxes is not None:
+        missing = [r.id for r in records if r.id not in boxes]
+        if missing:
+            raise CxrdataError(f"{len(missing)} of {len(records)} records have no box prediction, e.g. "
+                               f"{', '.join(missing[:3])}")
+        out = []
+        for r in records:
+            result = score(box_mask(boxes[r.id], r.width, r.height).astype(np.float32), r.boxes, r.width, r.height)
+            out.append(RecordScore(r.id, r.split, r.class_name, result.cnr, result.miou))
+        return out
     folder = None if heatmaps is None else Path(heatmaps)
     if folder is not None:
         if not folder.is_dir():
@@ -310,15 +342,17 @@ def summarise_scores(scores: Sequence[RecordScore], seed: int = 0, n_resamples: 
 def evaluate_grounding(data: str | Path, heatmaps: str | Path | None = None, oracle: bool = False,
                        config: str | None = None, split: str | None = None, classes: Sequence[str] | None = None,
                        seed: int = 0, n_resamples: int = N_RESAMPLES, confidence: float = CONFIDENCE,
-                       interpolation: Interpolation = "nearest") -> GroundingReport:
-    """The whole command: load records, score them (heatmaps or Oracle), summarise per class."""
-    if oracle == (heatmaps is not None):
-        raise CxrdataError("give exactly one of --heatmaps DIR or --oracle")
+                       interpolation: Interpolation = "nearest", boxes: str | Path | None = None) -> GroundingReport:
+    """The whole command: load records, score them (heatmaps, predicted boxes or Oracle), summarise per class."""
+    if sum((oracle, heatmaps is not None, boxes is not None)) != 1:
+        raise CxrdataError("give exactly one of --heatmaps DIR, --boxes FILE or --oracle")
+    predicted = None if boxes is None else load_box_predictions(boxes)
     loaded = load_records(data, config, split, classes)
-    scores = score_records(loaded.records, None if oracle else heatmaps, interpolation)
+    scores = score_records(loaded.records, None if oracle else heatmaps, interpolation, predicted)
     rows, avg_cnr, avg_miou = summarise_scores(scores, seed, n_resamples, confidence)
     return GroundingReport(
-        config=loaded.config, method="oracle" if oracle else f"heatmaps:{heatmaps}",
+        config=loaded.config,
+        method="oracle" if oracle else f"boxes:{boxes}" if boxes is not None else f"heatmaps:{heatmaps}",
         splits=sorted({r.split for r in loaded.records}), seed=seed, n_resamples=n_resamples,
         confidence=confidence, scores=scores, rows=rows, average_cnr=avg_cnr, average_miou=avg_miou,
         skipped_no_box=loaded.skipped_no_box,

@@ -75,8 +75,8 @@ def recipes_dir() -> Path:
 
 
 def available_recipes() -> list[str]:
-    """Names of the bundled recipes."""
-    return sorted(p.stem for p in recipes_dir().glob("*.yaml"))
+    """Names of the bundled build recipes (training recipes, which name no ``dataset``, are not builds)."""
+    return sorted(p.stem for p in recipes_dir().glob("*.yaml") if "dataset" in (yaml.safe_load(p.read_text()) or {}))
 
 
 def _fail(path: Path, message: str) -> CxrdataError:
@@ -88,7 +88,7 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
     path = Path(name_or_path)
     if not path.suffix:
         path = recipes_dir() / f"{name_or_path}.yaml"
-        if not path.is_file():
+        if str(name_or_path) not in available_recipes():
             raise CxrdataError(f"no recipe named {name_or_path!r}; bundled: {', '.join(available_recipes())} "
                                "(or give a path to a .yaml file)")
     try:

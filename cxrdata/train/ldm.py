@@ -1,0 +1,450 @@
+"""``cxrdata train ldm``: anatomy prompt tuning of a frozen chest X-ray LDM (seed 003, section 3.3).
+
+Per step, for each sample (an ``ldm-prompts`` row: image, ``"{location} {pathology}"`` prompt, per-location
+Gaussian LUT components): the prompt goes through CLIP with the codebook (:mod:`ldm_codebook`); the image
+latent (VAE posterior mean x 0.3, cached per image) is taken to the inference steps of ``attention.steps``
+(DDIM inversion with the empty prompt, cached per image, or seeded forward noise); the U-Net runs on
+``timestep_batch`` (sample, timestep) pairs at a time and :class:`AttentionRecorder` returns the maps of
+``attention.layers`` with gradients; L = λ_div L_div + λ_loc L_loc (:mod:`ldm_losses`), averaged over
+samples, timesteps and layers, updates the location rows only (AdamW).
+
+Run folder (``--out RUN``)::
+
+    RUN/run.json                  recipe, its hash, inputs, cxrdata version
+    RUN/checkpoints/step-NNNNNNN.pt   trainable rows, optimizer, LR schedule, RNG states, step
+    RUN/metrics.csv, RUN/tensorboard/ loss, loss_div, loss_loc, lr, grad_norm, step_time_s, samples_per_s
+    RUN/embeddings.safetensors    the tuned codebook (K x D) + token table + recipe hash (``heatmaps ldm``)
+
+Resuming (``--resume``) restores all of it; data order, Gaussian jitter, timestep choice and noise are
+functions of (seed, step), so 2 + 2 resumed steps equal 4 straight steps. Multi-GPU: launch with
+``torchrun --nproc_per_node N -m cxrdata.cli train ldm ...``; each process takes ``batch_size`` samples of
+every step and the codebook gradients are averaged (torch.distributed all-reduce); rank 0 writes the run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cxrdata import __version__
+from cxrdata.errors import CxrdataError
+from cxrdata.train import common
+from cxrdata.train.ldm_attention import AttentionRecorder
+from cxrdata.train.ldm_codebook import (
+    Codebook,
+    PromptEncoder,
+    TokenTable,
+    build_token_table,
+    install_codebook,
+    save_embeddings,
+)
+from cxrdata.train.ldm_losses import (
+    crop_box,
+    crop_pixels,
+    diversity_loss,
+    localisation_loss,
+    prompt_gaussian,
+    spatial_map,
+)
+from cxrdata.train.ldm_model import FrozenLDM
+
+RECIPE = "ldm-prompt-tuning"
+TINY_RECIPE = "ldm-prompt-tuning-tiny"
+RUN_FILE = "run.json"
+EMBEDDINGS_FILE = "embeddings.safetensors"
+
+TEMPLATE: dict[str, Any] = {
+    "name": str,
+    "description": str,
+    "data": {"config": str, "split": str, "image_size": int, "fit": str},
+    "model": {
+        "bundle_files": {"autoencoder": list, "unet": list},
+        "autoencoder": {"spatial_dims": int, "in_channels": int, "out_channels": int, "latent_channels": int,
+                        "channels": list, "num_res_blocks": int, "norm_num_groups": int, "norm_eps": float,
+                        "attention_levels": list, "with_encoder_nonlocal_attn": bool,
+                        "with_decoder_nonlocal_attn": bool},
+        "unet": {"spatial_dims": int, "in_channels": int, "out_channels": int, "channels": list,
+                 "num_res_blocks": int, "attention_levels": list, "norm_num_groups": int, "norm_eps": float,
+                 "resblock_updown": bool, "num_head_channels": list, "with_conditioning": bool,
+                 "transformer_num_layers": int, "cross_attention_dim": int},
+        "scheduler": {"num_train_timesteps": int, "schedule": str, "beta_start": float, "beta_end": float,
+                      "prediction_type": str, "clip_sample": bool},
+        "num_inference_steps": int,
+        "latent_scale": float,
+        "max_tokens": int,
+    },
+    "codebook": {"shared_subtokens": str, "and_token": str, "and_init": str},
+    "attention": {"layers": list, "steps": list, "trajectory": str, "early_exit": bool},
+    "loss": {"lambda_div": float, "lambda_loc": float, "epsilon": float, "alpha": float, "jitter": float,
+             "jitter_min_sigma": float},
+    "train": {"batch_size": int, "steps_per_sample": int, "timestep_batch": int, "max_steps": int, "lr": float,
+              "lr_warmup_steps": int, "weight_decay": float, "betas": list, "grad_clip": float, "seed": int,
+              "precision": str, "checkpoint_every": int, "keep_checkpoints": int, "log_every": int,
+              "cache_images": int},
+    "heatmap": {"layers": list, "steps": list, "trajectory": str, "size": int, "smoothing_sigma": float,
+                "otsu": bool, "batch_size": int},
+}
+_CHOICES = {("data", "fit"): ("center_crop", "stretch"), ("attention", "trajectory"): ("inversion", "noise"),
+            ("heatmap", "trajectory"): ("inversion", "noise"), ("train", "precision"): ("bf16", "fp16", "fp32"),
+            ("codebook", "shared_subtokens"): ("separate", "shared")}
+# Keys that do not change what a run computes (a resumed run may change them).
+_RUN_ONLY = {("train", "max_steps"), ("train", "checkpoint_every"), ("train", "keep_checkpoints"),
+             ("train", "log_every"), ("train", "cache_images")}
+
+
+def load_ldm_recipe(name_or_path: str | Path = RECIPE) -> dict[str, Any]:
+    """A ``train ldm`` recipe, every key and value checked."""
+    cfg = common.load_train_recipe(name_or_path, TEMPLATE)
+    where = f"recipe {name_or_path}"
+    for (section, key), allowed in _CHOICES.items():
+        if cfg[section][key] not in allowed:
+            raise CxrdataError(f"{where}: {section}.{key} must be one of {allowed}, got {cfg[section][key]!r}")
+    for section in ("attention", "heatmap"):
+        steps = cfg[section]["steps"]
+        n = cfg["model"]["num_inference_steps"]
+        if (len(steps) != 2 or not all(isinstance(s, int) for s in steps) or not 0 <= steps[0] < steps[1] <= n):
+            raise CxrdataError(f"{where}: {section}.steps must be [first, end) with 0 <= first < end <= {n}")
+        if not cfg[section]["layers"] or not all(isinstance(i, int) for i in cfg[section]["layers"]):
+            raise CxrdataError(f"{where}: {section}.layers must be a non-empty list of integers")
+    positive = [("train", "batch_size"), ("train", "steps_per_sample"), ("train", "timestep_batch"),
+                ("train", "checkpoint_every"), ("train", "log_every"), ("heatmap", "batch_size"),
+                ("data", "image_size")]
+    for section, key in positive:
+        if cfg[section][key] < 1:
+            raise CxrdataError(f"{where}: {section}.{key} must be at least 1")
+    return cfg
+
+
+def recipe_hash(cfg: dict[str, Any]) -> str:
+    """Hash of what a run computes (run-only keys such as ``max_steps`` left out)."""
+    reduced = json.loads(json.dumps(cfg))
+    for section, key in _RUN_ONLY:
+        reduced[section].pop(key, None)
+    reduced.pop("name", None)
+    reduced.pop("description", None)
+    return common.config_hash(reduced)
+
+
+def image_tensor(image: Any, size: int, fit: str) -> torch.Tensor:
+    """A decoded shard image (PIL) -> ``(1, size, size)`` float32 in [0, 1]: centred square (or stretch)."""
+    import torch.nn.functional as F
+
+    arr = np.asarray(image)
+    if arr.ndim == 3:
+        arr = np.asarray(image.convert("L"))
+    peak = 65535.0 if arr.dtype == np.uint16 or arr.max(initial=0) > 255 else 255.0
+    left, top, w, h = crop_pixels(arr.shape[1], arr.shape[0], fit)
+    crop = torch.from_numpy(np.ascontiguousarray(arr[top:top + h, left:left + w], dtype=np.float32) / peak)
+    out = F.interpolate(crop[None, None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return out[0].clamp(0, 1)
+
+
+def location_components(row: dict[str, Any], lut: Any | None, record: str) -> tuple[list[np.ndarray], float]:
+    """Per location of a row its ``(C, 4)`` Gaussian rows and the grid side (from the row, else from ``lut``)."""
+    if lut is not None:
+        terms = row.get("locations") or []
+        if not terms:
+            raise CxrdataError(f"record {record}: no locations to look up in the LUT")
+        return [lut.params(t) for t in terms], float(lut.grid)
+    gaussians, grid = row.get("gaussians"), row.get("lut_grid")
+    if not gaussians or grid is None:
+        raise CxrdataError(f"record {record}: no Gaussians (the shards were built without --lut); rebuild with "
+                           "`cxrdata build mimic --recipe ldm-prompts --lut LUT` or pass --lut to train ldm")
+    return [np.asarray(g, dtype=np.float64).reshape(-1, 4) for g in gaussians], float(grid)
+
+
+class LatentCache:
+    """LRU of per-image frozen results (latents, inversion trajectories) on the CPU."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.items: OrderedDict[str, Any] = OrderedDict()
+
+    def get(self, key: str, compute: Callable[[], Any]) -> Any:
+        if key in self.items:
+            self.items.move_to_end(key)
+            return self.items[key]
+        value = compute()
+        if self.capacity > 0:
+            self.items[key] = value
+            while len(self.items) > self.capacity:
+                self.items.popitem(last=False)
+        return value
+
+
+def sample_positions(step: int, batch: int, rank: int, world: int, n: int, seed: int) -> list[int]:
+    """Dataset rows of ``step`` for process ``rank``: a seeded permutation per epoch, consumed in order."""
+    out = []
+    for k in range(batch):
+        epoch, pos = divmod((step * world + rank) * batch + k, n)
+        out.append(int(_permutation(seed, epoch, n)[pos]))
+    return out
+
+
+_PERMS: dict[tuple[int, int, int], np.ndarray] = {}
+
+
+def _permutation(seed: int, epoch: int, n: int) -> np.ndarray:
+    key = (seed, epoch, n)
+    if key not in _PERMS:
+        _PERMS.clear()
+        _PERMS[key] = np.random.default_rng([seed, 1, epoch]).permutation(n)
+    return _PERMS[key]
+
+
+TRAIN_COLUMNS = ("id", "image", "prompt")
+
+
+class LdmPromptTuner:
+    """The frozen LDM with an installed codebook, the recorder and the loss of one recipe."""
+
+    def __init__(self, cfg: dict[str, Any], ldm: FrozenLDM, weight: torch.Tensor | None = None,
+                 table: TokenTable | None = None) -> None:
+        self.cfg = cfg
+        self.ldm = ldm
+        vocab = ldm.text_encoder.get_input_embeddings()
+        vocab_size = getattr(vocab, "num_embeddings", None) or vocab.base.num_embeddings
+        cb = cfg["codebook"]
+        built = build_token_table(ldm.tokenizer, vocab_size, cb["shared_subtokens"], cb["and_token"], cb["and_init"])
+        if table is not None and table.to_json() != built.to_json():
+            raise CxrdataError("the tuned embeddings were made with another CLIP tokenizer or codebook settings")
+        self.table = built
+        self.codebook: Codebook = install_codebook(ldm.text_encoder, built, weight)
+        self.encoder = PromptEncoder(built, ldm.tokenizer, int(cfg["model"]["max_tokens"]))
+        with torch.no_grad():
+            self.uncond = ldm.encode_text(self.encoder.batch([""])[0]).detach()
+
+    def context(self, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(CLIP context (B, L, D), content mask (B, L))`` of prompts."""
+        ids, content = self.encoder.batch(prompts)
+        if not bool(content.any(dim=1).all()):
+            bad = [p for p, c in zip(prompts, content, strict=True) if not bool(c.any())]
+            raise CxrdataError(f"prompt(s) without any non-special token: {bad}")
+        return self.ldm.encode_text(ids), content.to(self.ldm.device)
+
+    def accumulate(self, recorder: AttentionRecorder, latents: Sequence[torch.Tensor], steps: Sequence[int],
+                   prompts: Sequence[str], gaussians: Callable[[int], torch.Tensor],
+                   timestep_batch: int) -> dict[str, float]:
+        """Loss of one step and its gradient on the codebook (accumulated into ``codebook.trainable.grad``).
+
+        ``latents[j]``: ``(len(steps), C, h, w)`` inputs of sample j at inference ``steps``; ``gaussians(P)``:
+        ``(B, P)`` priors on a P-position map grid. The U-Net runs on ``timestep_batch`` (sample, step) pairs at
+        a time; each chunk's loss is backpropagated to a detached copy of the text context, whose gradient then
+        goes through CLIP once (exact, and the text graph is built once per step).
+        """
+        loss_cfg = self.cfg["loss"]
+        dev = self.ldm.device
+        context, content = self.context(prompts)
+        leaf = context.detach().requires_grad_(True)
+        pairs = [(j, k) for j in range(len(prompts)) for k in range(len(steps))]
+        per_pair = len(pairs) * len(recorder.layers)
+        sums = {"loss": 0.0, "loss_div": 0.0, "loss_loc": 0.0}
+        for first in range(0, len(pairs), timestep_batch):
+            chunk = pairs[first:first + timestep_batch]
+            js = torch.tensor([j for j, _ in chunk], device=dev)
+            x = torch.stack([latents[j][k] for j, k in chunk]).to(dev)
+            maps = recorder.run(self.ldm.unet_forward, x, [steps[k] for _, k in chunk], leaf[js])
+            total = torch.zeros((), device=dev)
+            for layer in recorder.layers:
+                m, cont = maps[layer], content[js]
+                div = diversity_loss(m, cont)
+                loc = localisation_loss(spatial_map(m, cont), gaussians(m.shape[1])[js], loss_cfg["epsilon"],
+                                        loss_cfg["alpha"])
+                total = total + (loss_cfg["lambda_div"] * div + loss_cfg["lambda_loc"] * loc).sum() / per_pair
+                sums["loss_div"] += float(div.detach().sum()) / per_pair
+                sums["loss_loc"] += float(loc.detach().sum()) / per_pair
+            total.backward()
+            sums["loss"] += float(total.detach())
+        context.backward(leaf.grad)
+        return sums
+
+
+class PriorMaps:
+    """The (jittered) Gaussian priors of a step's samples, rendered per map size on first use: ``(B, P)``."""
+
+    def __init__(self, components: Sequence[Sequence[np.ndarray]], grids: Sequence[float], boxes: Sequence[Any],
+                 device: torch.device) -> None:
+        self.components, self.grids, self.boxes, self.device = components, grids, boxes, device
+        self._maps: dict[int, torch.Tensor] = {}
+
+    def __call__(self, positions: int) -> torch.Tensor:
+        if positions not in self._maps:
+            side = math.isqrt(positions)
+            if side * side != positions:
+                raise CxrdataError(f"attention maps of {positions} positions are not square")
+            maps = [prompt_gaussian(comps, grid, box, side, side).reshape(-1)
+                    for comps, grid, box in zip(self.components, self.grids, self.boxes, strict=True)]
+            self._maps[positions] = torch.from_numpy(np.stack(maps)).to(self.device)
+        return self._maps[positions]
+
+
+def train_ldm(data: Sequence[str | Path], run: str | Path, *, ldm: str | Path | None, clip: str | Path | None,
+              recipe: str | Path = RECIPE, lut: str | Path | None = None, max_steps: int | None = None,
+              resume: bool = False, device: str = "auto", config: str | None = None, split: str | None = None,
+              seed: int | None = None, log: Callable[[str], None] = print) -> Path:
+    """Train; returns the tuned embeddings file. See the module docstring for the run folder."""
+    common.hf_offline()
+    run = Path(run)
+    cfg = load_ldm_recipe(recipe)
+    if seed is not None:
+        cfg["train"]["seed"] = seed
+    if max_steps is not None:
+        cfg["train"]["max_steps"] = max_steps
+    if ldm is None or clip is None:
+        raise CxrdataError("train ldm needs --ldm (the MONAI bundle folder) and --clip (the CLIP folder)")
+    tr, loss_cfg, att = cfg["train"], cfg["loss"], cfg["attention"]
+    digest = recipe_hash(cfg)
+    config, split = config or cfg["data"]["config"], split or cfg["data"]["split"]
+
+    dist = common.init_distributed()
+    dev = common.pick_device(device, dist)
+    start, ckpt = 0, None
+    latest = common.latest_checkpoint(run)
+    if latest is not None and not resume:
+        raise CxrdataError(f"{run} already holds checkpoints; pass --resume to continue or choose a new --run")
+    if resume and latest is not None:
+        previous = json.loads((run / RUN_FILE).read_text()) if (run / RUN_FILE).is_file() else {}
+        if previous.get("recipe_hash") != digest:
+            raise CxrdataError(f"{run} was trained with another recipe (hash {previous.get('recipe_hash')}, now "
+                               f"{digest}); resume with the same recipe or choose a new --run")
+        ckpt = common.load_checkpoint(latest)
+        start = int(ckpt["step"])
+        log(f"resuming {run} from step {start} ({latest.name})")
+
+    from cxrdata.anatomy.lut import read_lut
+
+    table_lut = read_lut(lut) if lut is not None else None
+    columns = [*TRAIN_COLUMNS, *(("locations",) if table_lut is not None else ("gaussians", "lut_grid"))]
+    data_dirs = [Path(d) for d in data]
+    dataset = common.load_shards(data_dirs, config, split, columns)
+    if len(dataset) == 0:
+        raise CxrdataError(f"config {config!r} split {split!r} has no rows")
+
+    frozen = FrozenLDM.load(cfg["model"], ldm, clip, dev, tr["precision"])
+    tuner = LdmPromptTuner(cfg, frozen)
+    param = tuner.codebook.trainable
+    optimizer = torch.optim.AdamW([param], lr=tr["lr"], betas=tuple(tr["betas"]), weight_decay=tr["weight_decay"])
+    warmup = tr["lr_warmup_steps"]
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0)
+    if ckpt is not None:
+        with torch.no_grad():
+            param.copy_(ckpt["model"]["trainable"].to(param.device))
+        optimizer.load_state_dict(ckpt["optimizer"])
+        schedule.load_state_dict(ckpt["scheduler"])
+        common.set_rng_state(ckpt["rng"])
+    else:
+        common.seed_everything(tr["seed"])
+
+    if dist.is_main:
+        run.mkdir(parents=True, exist_ok=True)
+        inputs = {"data": [str(d.resolve()) for d in data_dirs], "config": config, "split": split,
+                  "ldm": str(Path(ldm).resolve()), "clip": str(Path(clip).resolve()),
+                  "lut": str(Path(lut).resolve()) if lut else None, "rows": len(dataset)}
+        doc = {"recipe": cfg, "recipe_hash": digest, "inputs": inputs, "cxrdata_version": __version__,
+               "codebook_rows": len(tuner.table.rows), "trainable_rows": len(tuner.table.trainable_rows)}
+        (run / RUN_FILE).write_text(json.dumps(doc, indent=2) + "\n")
+    metrics = common.MetricsLogger(run, start_step=start) if dist.is_main else None
+
+    recorder = AttentionRecorder(frozen.unet, att["layers"], stop_after_last=att["early_exit"])
+    cache = LatentCache(tr["cache_images"])
+    steps_all = list(range(*att["steps"]))
+    image_size, fit = cfg["data"]["image_size"], cfg["data"]["fit"]
+
+    def frozen_inputs(row: dict[str, Any], key: str) -> dict[str, Any]:
+        def compute() -> dict[str, Any]:
+            latent = frozen.encode_images(image_tensor(row["image"], image_size, fit)[None])
+            out = {"latent": latent.cpu()}
+            if att["trajectory"] == "inversion":
+                out["trajectory"] = frozen.invert(latent, tuner.uncond, steps_all)[0].cpu()
+            return out
+
+        return cache.get(key, compute)
+
+    log(f"train ldm: {len(dataset)} rows of {config}/{split}, codebook {len(tuner.table.rows)} rows "
+        f"({len(tuner.table.trainable_rows)} trainable), device {dev}, steps {start}..{tr['max_steps']}")
+    for step in range(start, tr["max_steps"]):
+        t0 = time.perf_counter()
+        rng = np.random.default_rng([tr["seed"], 2, step, dist.rank])
+        rows_idx = sample_positions(step, tr["batch_size"], dist.rank, dist.world_size, len(dataset), tr["seed"])
+        rows = [dataset[i] for i in rows_idx]
+        chosen = steps_all
+        if tr["steps_per_sample"] < len(steps_all):
+            chosen = sorted(int(s) for s in rng.choice(steps_all, tr["steps_per_sample"], replace=False))
+        latents, jittered, grids, boxes = [], [], [], []
+        for row, idx in zip(rows, rows_idx, strict=True):
+            key = str(row["id"])
+            comps, grid = location_components(row, table_lut, key)
+            jittered.append([jitter_prior(c, rng, grid, loss_cfg["jitter"], loss_cfg["jitter_min_sigma"])
+                             for c in comps])
+            grids.append(grid)
+            width, height = row["image"].size
+            boxes.append(crop_box(width, height, fit))
+            inputs_ = frozen_inputs(row, f"{idx}:{key}")
+            if att["trajectory"] == "inversion":
+                latents.append(inputs_["trajectory"][[s - steps_all[0] for s in chosen]])
+            else:
+                gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+                noise = torch.randn((1, len(chosen), *inputs_["latent"].shape[1:]), generator=gen)
+                latents.append(frozen.noised(inputs_["latent"], chosen, noise)[0].cpu())
+
+        priors = PriorMaps(jittered, grids, boxes, dev)
+        sums = tuner.accumulate(recorder, latents, chosen, [str(r["prompt"]) for r in rows], priors,
+                                tr["timestep_batch"])
+        if dist.distributed:
+            import torch.distributed as tdist
+
+            tdist.all_reduce(param.grad)
+            param.grad /= dist.world_size
+        grad_norm = float(param.grad.norm())
+        if tr["grad_clip"] > 0:
+            torch.nn.utils.clip_grad_norm_(param, tr["grad_clip"])
+        lr = optimizer.param_groups[0]["lr"]
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        done = step + 1
+        elapsed = time.perf_counter() - t0
+        if metrics is not None and (done % tr["log_every"] == 0 or done == tr["max_steps"]):
+            metrics.log(done, {**sums, "lr": lr, "grad_norm": grad_norm, "step_time_s": elapsed,
+                               "samples_per_s": len(rows) * dist.world_size / elapsed})
+            log(f"step {done}: loss {sums['loss']:.4f} (div {sums['loss_div']:.4f}, loc {sums['loss_loc']:.4f}) "
+                f"{elapsed:.2f} s")
+        if dist.is_main and (done % tr["checkpoint_every"] == 0 or done == tr["max_steps"]):
+            common.save_checkpoint(run, done, {"model": {"trainable": param.detach().cpu().clone()},
+                                               "optimizer": optimizer.state_dict(),
+                                               "scheduler": schedule.state_dict(), "recipe_hash": digest},
+                                   keep_last=tr["keep_checkpoints"])
+    recorder.remove()
+    if metrics is not None:
+        metrics.close()
+    path = run / EMBEDDINGS_FILE
+    if dist.is_main:
+        save_embeddings(path, tuner.codebook, tuner.table,
+                        {"recipe_hash": digest, "step": str(max(start, tr["max_steps"])), "recipe": cfg["name"],
+                         "cxrdata_version": __version__})
+        log(f"wrote {path}")
+    return path
+
+
+def jitter_prior(params: np.ndarray, rng: np.random.Generator, grid: float, fraction: float,
+                 min_sigma: float) -> np.ndarray:
+    """:func:`cxrdata.anatomy.lut.jitter` (mu and sigma moved by U(-fraction, fraction) x grid), with sigma kept
+    at ``min_sigma`` x the LUT's sigma or more: for regions narrower than the jitter (a costophrenic angle's
+    sigma is ~10 px at 512, the jitter ±25.6 px) sigma would otherwise collapse and the prior vanish from the
+    map grid. The paper is silent on this case; the floor is our choice."""
+    from cxrdata.anatomy.lut import jitter
+
+    base = np.asarray(params, dtype=np.float64).reshape(-1, 4)
+    if fraction <= 0:
+        return base
+    moved = jitter(base, rng, grid, fraction)
+    moved[:, 2:] = np.maximum(moved[:, 2:], min_sigma * base[:, 2:])
+    return moved

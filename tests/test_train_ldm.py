@@ -1,0 +1,406 @@
+"""`train ldm` / `heatmaps ldm` on the tiny configuration: random-weight MONAI networks saved in the bundle's
+old checkpoint format and a tiny CLIP saved as a transformers folder, so the real loading code runs."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("monai")
+pytest.importorskip("transformers")
+
+from click.testing import CliRunner  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from cxrdata.cli import main  # noqa: E402
+from cxrdata.errors import CxrdataError  # noqa: E402
+from cxrdata.io.schema import load_schema  # noqa: E402
+from cxrdata.io.writer import ShardWriter  # noqa: E402
+from cxrdata.train import common  # noqa: E402
+from cxrdata.train.ldm import jitter_prior, load_ldm_recipe, sample_positions, train_ldm  # noqa: E402
+from cxrdata.train.ldm_attention import AttentionRecorder, cross_attention_blocks  # noqa: E402
+from cxrdata.train.ldm_codebook import (  # noqa: E402
+    LOCATION,
+    PATHOLOGY,
+    SPECIAL,
+    PromptEncoder,
+    build_token_table,
+    install_codebook,
+    load_embeddings,
+    split_prompt,
+)
+from cxrdata.train.ldm_heatmaps import gaussian_filter, otsu_threshold  # noqa: E402
+from cxrdata.train.ldm_losses import (  # noqa: E402
+    crop_box,
+    diversity_loss,
+    localisation_loss,
+    localisation_target,
+    prompt_gaussian,
+)
+from cxrdata.train.ldm_model import FrozenLDM, build_unet, load_clip, write_random_assets  # noqa: E402
+
+TINY = "ldm-prompt-tuning-tiny"
+# A tiny CLIPTextModel (the test's own configuration; vocabulary from the written tokenizer).
+TINY_CLIP = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+             "projection_dim": 32}
+ROWS = [  # (prompt, locations, pathology, gaussians per location on the 512 grid)
+    ("left lower pneumonia", ["left lower"], "Pneumonia", [[[360.0, 380.0, 40.0, 50.0]]]),
+    ("bilateral pleural <and> cardiomegaly pleural effusion", ["bilateral pleural", "cardiomegaly"],
+     "Pleural Effusion", [[[140.0, 400.0, 30.0, 30.0], [370.0, 400.0, 30.0, 30.0]], [[260.0, 300.0, 60.0, 50.0]]]),
+    ("right apical pneumothorax", ["right apical"], "Pneumothorax", [[[150.0, 90.0, 40.0, 30.0]]]),
+]
+
+
+def _image_bytes(seed: int, width: int = 160, height: int = 128) -> bytes:
+    arr = (np.random.default_rng(seed).random((height, width)) * 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _row(schema_name: str, **values: Any) -> dict[str, Any]:
+    """A schema-complete record: empty defaults per type, then ``values``."""
+    row: dict[str, Any] = {}
+    for col in load_schema(schema_name).columns:
+        kind = col.feature.get("_type")
+        dtype = col.feature.get("dtype", "")
+        row[col.name] = [] if kind == "List" else ("" if dtype == "string" else 0) if kind == "Value" else None
+    row.update(values)
+    return row
+
+
+def write_ldm_prompts(out: Path, rows: list[tuple], split: str = "train") -> Path:
+    records = []
+    for i, (prompt, locs, pathology, gauss) in enumerate(rows):
+        records.append(_row("ldm-prompts", id=f"d{i}", dicom_id=f"d{i}", split=split, pathology=pathology,
+                            prompt=prompt, locations=locs, gaussians=gauss, lut_grid=512,
+                            image={"bytes": _image_bytes(i), "path": None}, image_width=160, image_height=128,
+                            original_width=160, original_height=128, extractor="rules@1"))
+    with ShardWriter(out / "data" / "ldm-prompts" / f"{split}-00000-of-00001.parquet",
+                     load_schema("ldm-prompts")) as writer:
+        writer.write(records)
+    return out
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny networks run fastest on one thread (and do not fight the other pytest worker for the cores)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    cfg = load_ldm_recipe(TINY)
+    return write_random_assets(tmp_path_factory.mktemp("ldm-assets"), cfg["model"], TINY_CLIP)
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_ldm_prompts(tmp_path_factory.mktemp("ldm-shards"), ROWS[:2])
+
+
+@pytest.fixture(scope="module")
+def tiny_recipe(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("recipe") / "fast.yaml"
+    path.write_text(f"base: {TINY}\ntrain:\n  steps_per_sample: 2\n  timestep_batch: 2\n")
+    return path
+
+
+# --- recipes ------------------------------------------------------------------------------------------------------
+
+
+def test_recipes_hold_the_bundle_and_paper_settings():
+    full, tiny = load_ldm_recipe(), load_ldm_recipe(TINY)
+    assert full["model"]["unet"]["channels"] == [256, 512, 768]
+    assert full["model"]["unet"]["num_head_channels"] == [0, 512, 768]
+    assert full["model"]["unet"]["cross_attention_dim"] == 1024
+    assert full["model"]["autoencoder"]["channels"] == [64, 128, 128, 128]
+    assert full["model"]["scheduler"]["prediction_type"] == "v_prediction"
+    assert full["attention"] == {"layers": [4, 5, 6, 7], "steps": [30, 60], "trajectory": "inversion",
+                                 "early_exit": True}
+    assert (full["loss"]["alpha"], full["loss"]["epsilon"], full["train"]["lr"]) == (0.1, 1e-5, 1e-4)
+    assert tiny["model"]["unet"]["channels"] == [32, 64, 64] and tiny["model"]["unet"]["cross_attention_dim"] == 32
+    assert tiny["model"]["scheduler"] == full["model"]["scheduler"]
+
+
+def test_recipe_typos_and_bad_values_are_errors(tmp_path: Path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"base: {TINY}\ntrain:\n  learning_rate: 0.1\n")
+    with pytest.raises(CxrdataError, match=r"unknown key 'train\.learning_rate'"):
+        load_ldm_recipe(bad)
+    bad.write_text(f"base: {TINY}\nattention:\n  trajectory: ddpm\n")
+    with pytest.raises(CxrdataError, match=r"attention\.trajectory must be one of"):
+        load_ldm_recipe(bad)
+    bad.write_text(f"base: {TINY}\nattention:\n  steps: [60, 30]\n")
+    with pytest.raises(CxrdataError, match=r"attention\.steps"):
+        load_ldm_recipe(bad)
+
+
+# --- codebook -----------------------------------------------------------------------------------------------------
+
+
+def test_prompts_split_into_location_pathology_and_special_words():
+    assert split_prompt("cardiomegaly cardiomegaly") == [("cardiomegaly", LOCATION), ("cardiomegaly", PATHOLOGY)]
+    assert split_prompt("left pleural pleural effusion") == [
+        ("left", LOCATION), ("pleural", LOCATION), ("pleural", PATHOLOGY), ("effusion", PATHOLOGY)]
+    assert split_prompt("left lower <and> right upper pneumonia") == [
+        ("left", LOCATION), ("lower", LOCATION), ("<and>", SPECIAL), ("right", LOCATION), ("upper", LOCATION),
+        ("pneumonia", PATHOLOGY)]
+    assert split_prompt("right nodule") == [("right", LOCATION), ("nodule", "other")]
+
+
+def test_codebook_rows_roles_and_only_location_rows_learn(assets):
+    tokenizer, text = load_clip(assets[1])
+    vocab = text.config.vocab_size
+    table = build_token_table(tokenizer, vocab)
+    shared = build_token_table(tokenizer, vocab, "shared")
+    roles = [r.role for r in table.rows]
+    assert roles[:4] == [SPECIAL] * 4 and set(roles) == {SPECIAL, LOCATION, PATHOLOGY}
+    # "pleural" and "cardiomegaly" are location and pathology words: one row per role, or one shared row.
+    assert len(table.rows) > len(shared.rows)
+    assert table.word_rows[(LOCATION, "pleural")] != table.word_rows[(PATHOLOGY, "pleural")]
+    assert shared.word_rows[(LOCATION, "pleural")] == shared.word_rows[(PATHOLOGY, "pleural")]
+
+    encoder = PromptEncoder(table, tokenizer, 77)
+    encoded = encoder.encode("left lower <and> right nodule pneumonia")
+    plain = tokenizer("left lower and right nodule pneumonia", padding="max_length", max_length=77).input_ids
+    # Before tuning, the codebook text context equals CLIP's own for the same CLIP tokens.
+    ids = torch.tensor([encoded.ids])
+    before = text(input_ids=torch.tensor([plain])).last_hidden_state
+    text.requires_grad_(False)
+    codebook = install_codebook(text, table)
+    after = text(input_ids=ids).last_hidden_state
+    assert torch.allclose(before, after, atol=1e-6)
+    assert encoded.content[0] is False and encoded.content[3] is False  # <BoS>, <and>
+    assert sum(encoded.content) == len(tokenizer("left lower right nodule pneumonia",
+                                                 add_special_tokens=False).input_ids)
+
+    after.pow(2).sum().backward()
+    trainable = [n for n, p in text.named_parameters() if p.requires_grad]
+    assert trainable == ["text_model.embeddings.token_embedding.codebook.trainable"]
+    grad = codebook.trainable.grad
+    used = {r for (role, w), rows in table.word_rows.items() if role == LOCATION
+            and w in ("left", "lower", "right") for r in rows}
+    rows = [table.trainable_rows.index(r) for r in used]
+    assert grad[rows].abs().sum() > 0
+    assert grad[[i for i in range(len(grad)) if i not in rows]].abs().sum() == 0
+
+
+# --- attention and losses -----------------------------------------------------------------------------------------
+
+
+def test_hooks_recompute_monai_attention_with_gradients_and_early_exit():
+    cfg = load_ldm_recipe(TINY)
+    torch.manual_seed(0)
+    unet = build_unet(cfg["model"]["unet"]).eval()
+    blocks = cross_attention_blocks(unet)
+    assert len(blocks) == 11
+    for _, block in blocks:
+        block.save_attn = True
+    x, t = torch.randn(2, 3, 16, 16), torch.tensor([300, 310])
+    context = torch.randn(2, 77, 32, requires_grad=True)
+    recorder = AttentionRecorder(unet, [4, 5, 6, 7])
+    maps = recorder.run(unet, x, timesteps=t, context=context)
+    for i in (4, 5, 6, 7):
+        assert maps[i].shape == (2, 16, 77)  # 4 x 4 maps at 128 px input
+        assert torch.allclose(maps[i], blocks[i][1].att_mat.mean(dim=1), atol=1e-6)
+    sum(m[..., 1:4].sum() for m in maps.values()).backward()
+    assert context.grad is not None and context.grad.abs().sum() > 0
+    recorder.remove()
+    early = AttentionRecorder(unet, [4, 5, 6, 7], stop_after_last=True)
+    assert all(torch.allclose(early.run(unet, x, timesteps=t, context=context)[i], maps[i]) for i in maps)
+    with pytest.raises(CxrdataError, match=r"11 cross-attention blocks"):
+        AttentionRecorder(unet, [11])
+
+
+def test_losses_follow_the_paper():
+    content = torch.tensor([[False, True, True, False]])
+    same = torch.rand(1, 16, 4).expand(1, 16, 4).clone()
+    same[..., 2] = same[..., 1]
+    assert torch.allclose(diversity_loss(same, content), torch.ones(1))
+    disjoint = torch.zeros(1, 16, 4)
+    disjoint[0, :8, 1], disjoint[0, 8:, 2] = 1.0, 1.0
+    assert torch.allclose(diversity_loss(disjoint, content), torch.zeros(1))
+    assert diversity_loss(disjoint, torch.tensor([[False, True, False, False]])).item() == 0.0
+
+    g = torch.from_numpy(prompt_gaussian([[[256.0, 256.0, 60.0, 60.0]]], 512, (0, 0, 1, 1), 4, 4).reshape(1, -1))
+    assert localisation_loss(g.clone(), g, 1e-5, 0.1).item() == pytest.approx(0.0, abs=1e-6)
+    a = torch.rand(1, 16, requires_grad=True)
+    loss = localisation_loss(a, g, 1e-5, 0.1)
+    loss.backward()
+    ref = a.detach().clone().requires_grad_(True)
+    target = localisation_target(a.detach(), g, 1e-5, 0.1)
+    (1 - torch.nn.functional.cosine_similarity(ref, target, dim=1)).backward()
+    assert torch.allclose(a.grad, ref.grad)  # the target is a stop-gradient
+
+
+def test_gaussian_follows_the_centre_crop():
+    box = crop_box(200, 100, "center_crop")
+    assert box == (0.25, 0.0, 0.75, 1.0)
+    # A Gaussian at the image's centre stays centred; one at x = 0.75 lands on the crop's right edge.
+    centred = prompt_gaussian([[[256.0, 256.0, 20.0, 20.0]]], 512, box, 8, 8)
+    assert np.unravel_index(centred.argmax(), centred.shape) in {(3, 3), (3, 4), (4, 3), (4, 4)}
+    edge = prompt_gaussian([[[384.0, 256.0, 20.0, 20.0]]], 512, box, 8, 8)
+    assert edge[:, -1].max() == edge.max()
+    mixture = prompt_gaussian([[[100.0, 256.0, 20.0, 20.0], [412.0, 256.0, 20.0, 20.0]]], 512, (0, 0, 1, 1), 8, 8)
+    assert mixture.max() == pytest.approx(1.0) and mixture[4, 1] == pytest.approx(mixture[4, 6], rel=1e-4)
+
+
+def test_jitter_moves_mu_and_sigma_within_five_percent_and_keeps_sigma_positive():
+    base = np.array([[100.0, 200.0, 10.0, 40.0]] * 500)
+    moved = jitter_prior(base, np.random.default_rng(0), 512, 0.05, 0.5)
+    assert np.abs(moved - base).max() <= 0.05 * 512 + 1e-9
+    assert np.abs(moved[:, :2] - base[:, :2]).max() > 20  # the full ±25.6 px range is used
+    assert (moved[:, 2] >= 5.0).all() and (moved[:, 2] == 5.0).any()  # the floor: half the LUT's sigma
+    assert np.array_equal(moved, jitter_prior(base, np.random.default_rng(0), 512, 0.05, 0.5))
+    assert np.array_equal(jitter_prior(base, np.random.default_rng(0), 512, 0.0, 0.5), base)
+
+
+def test_every_row_is_seen_once_per_epoch_in_a_seeded_order():
+    first = [sample_positions(s, 2, 0, 1, 10, seed=3) for s in range(5)]
+    second = [sample_positions(s, 2, 0, 1, 10, seed=3) for s in range(5, 10)]
+    assert sorted(i for b in first for i in b) == list(range(10)) == sorted(i for b in second for i in b)
+    assert first != second and first == [sample_positions(s, 2, 0, 1, 10, seed=3) for s in range(5)]
+    ranks = [sample_positions(0, 2, r, 2, 10, seed=3) for r in (0, 1)]
+    assert ranks[0] + ranks[1] == sample_positions(0, 4, 0, 1, 10, seed=3)
+
+
+def test_heatmap_smoothing_and_otsu():
+    delta = np.zeros((21, 21), dtype=np.float32)
+    delta[10, 10] = 1.0
+    smooth = gaussian_filter(delta, 2.5)
+    assert smooth.sum() == pytest.approx(1.0, abs=1e-5) and smooth.argmax() == 10 * 21 + 10
+    assert np.allclose(smooth, smooth.T) and np.allclose(smooth, smooth[::-1])
+    edge = np.zeros((8, 8), dtype=np.float32)
+    edge[0, 0] = 1.0  # symmetric ("reflect") borders keep the mass inside
+    assert gaussian_filter(edge, 1.0).sum() == pytest.approx(1.0, abs=1e-5)
+    values = np.concatenate([np.full(100, 0.1), np.full(50, 0.8)]).astype(np.float32)
+    assert 0.1 < otsu_threshold(values) < 0.8
+
+
+# --- loading errors -----------------------------------------------------------------------------------------------
+
+
+def test_missing_or_mismatched_checkpoints_are_clear_errors(assets, tmp_path: Path):
+    cfg = load_ldm_recipe(TINY)
+    with pytest.raises(CxrdataError, match=r"models/autoencoder\.pth"):
+        FrozenLDM.load(cfg["model"], tmp_path, assets[1], torch.device("cpu"))
+    full = load_ldm_recipe()["model"]
+    with pytest.raises(CxrdataError, match=r"does not fit the recipe's autoencoder"):
+        FrozenLDM.load(full, assets[0], assets[1], torch.device("cpu"))
+    with pytest.raises(CxrdataError, match=r"--clip .*missing .*config\.json"):
+        FrozenLDM.load(cfg["model"], assets[0], tmp_path, torch.device("cpu"))
+
+
+def test_a_shard_without_the_needed_columns_is_refused(assets, tmp_path: Path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "out" / "data" / "ldm-prompts"
+    folder.mkdir(parents=True)
+    pq.write_table(pa.table({"id": ["a"], "prompt": ["left pneumonia"]}), folder / "train-00000-of-00001.parquet")
+    with pytest.raises(CxrdataError, match=r"lacks column.*image.*gaussians.*lut_grid"):
+        train_ldm([tmp_path / "out"], tmp_path / "run", ldm=assets[0], clip=assets[1], recipe=TINY, max_steps=1,
+                  log=lambda _m: None)
+    no_lut = write_ldm_prompts(tmp_path / "nolut", [(ROWS[0][0], ROWS[0][1], ROWS[0][2], None)])
+    with pytest.raises(CxrdataError, match=r"built without --lut"):
+        train_ldm([no_lut], tmp_path / "run2", ldm=assets[0], clip=assets[1], recipe=TINY, max_steps=1,
+                  log=lambda _m: None)
+    # ... unless --lut gives each row's locations their Gaussians.
+    from cxrdata.anatomy.lut import build_lut, imagenome_regions, write_lut
+
+    write_lut(build_lut([(name, (0.2, 0.3, 0.5, 0.6)) for name in imagenome_regions()]), tmp_path / "lut.json")
+    train_ldm([no_lut], tmp_path / "run3", ldm=assets[0], clip=assets[1], recipe=TINY, max_steps=1,
+              lut=tmp_path / "lut.json", log=lambda _m: None)
+    assert [int(r["step"]) for r in common.read_metrics(tmp_path / "run3")] == [1]
+
+
+# --- training -----------------------------------------------------------------------------------------------------
+
+
+def test_loss_goes_down_on_a_fixed_batch(assets, tmp_path: Path):
+    recipe = tmp_path / "fixed.yaml"
+    recipe.write_text(f"base: {TINY}\nloss:\n  jitter: 0.0\ntrain:\n  lr: 0.05\n  checkpoint_every: 100\n")
+    out = write_ldm_prompts(tmp_path / "one", ROWS[:1])
+    train_ldm([out], tmp_path / "run", ldm=assets[0], clip=assets[1], recipe=recipe, max_steps=6,
+              log=lambda _m: None)
+    metrics = common.read_metrics(tmp_path / "run")
+    losses, loc = [row["loss"] for row in metrics], [row["loss_loc"] for row in metrics]
+    assert len(losses) == 6
+    assert all(b < a for a, b in itertools.pairwise(losses)), losses  # same batch, no jitter
+    assert losses[-1] < losses[0] - 0.01 and loc[-1] < loc[0], losses
+
+
+def _trainable(run: Path) -> tuple[torch.Tensor, dict]:
+    ckpt = common.load_checkpoint(common.latest_checkpoint(run))
+    return ckpt["model"]["trainable"], ckpt["optimizer"]["state"][0]
+
+
+def test_resume_continues_exactly_and_heatmaps_feed_eval_grounding(assets, shards, tiny_recipe, tmp_path: Path):
+    runner = CliRunner()
+    base = ["train", "ldm", "--data", str(shards), "--ldm", str(assets[0]), "--clip", str(assets[1]),
+            "--recipe", str(tiny_recipe), "--quiet"]
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    for args in ([*base, "--run", str(straight), "--max-steps", "4"],
+                 [*base, "--run", str(resumed), "--max-steps", "2"],
+                 [*base, "--run", str(resumed), "--max-steps", "4", "--resume"]):
+        result = runner.invoke(main, args, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+    (w_a, opt_a), (w_b, opt_b) = _trainable(straight), _trainable(resumed)
+    assert torch.equal(w_a, w_b)
+    assert torch.equal(opt_a["exp_avg"], opt_b["exp_avg"]) and torch.equal(opt_a["exp_avg_sq"], opt_b["exp_avg_sq"])
+    metrics = common.read_metrics(resumed)
+    assert [int(r["step"]) for r in metrics] == [1, 2, 3, 4]
+    assert metrics[-1]["loss"] == common.read_metrics(straight)[-1]["loss"]
+    assert (resumed / "tensorboard").is_dir()
+    again = runner.invoke(main, [*base, "--run", str(resumed)])
+    assert again.exit_code != 0 and "--resume" in again.output
+
+    weight, table, meta = load_embeddings(straight / "embeddings.safetensors")
+    assert weight.shape == (len(table.rows), 32) and meta["recipe_hash"]
+    moved = (weight - load_embeddings(resumed / "embeddings.safetensors")[0]).abs().max()
+    assert moved == 0
+
+    # MS-CXR-loc-like rows (boxes + class) -> heatmaps -> eval grounding.
+    test_out = tmp_path / "msloc"
+    records = [_row("ms-cxr-loc", id=f"dcm{i}/{i + 1}", dicom_id=f"dcm{i}", split="test", pathology=p, prompt=prompt,
+                    phrase=prompt, locations=locs, boxes=[[0.55, 0.5, 0.9, 0.9]], lut_grid=512,
+                    image={"bytes": _image_bytes(10 + i), "path": None}, image_width=160, image_height=128,
+                    original_width=160, original_height=128)
+               for i, (prompt, locs, p, _) in enumerate(ROWS)]
+    with ShardWriter(test_out / "data" / "ms-cxr-loc" / "test-00000-of-00001.parquet",
+                     load_schema("ms-cxr-loc")) as writer:
+        writer.write(records)
+    heat = tmp_path / "heat"
+    result = runner.invoke(main, ["heatmaps", "ldm", "--run", str(straight), "--data", str(test_out), "--out",
+                                  str(heat)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    files = sorted(p.name for p in heat.glob("*.npy"))
+    assert files == ["dcm0_1.npy", "dcm1_2.npy", "dcm2_3.npy"]
+    arr = np.load(heat / "dcm0_1.npy")
+    assert arr.dtype == np.float32 and arr.shape == (64, 64) and arr.min() == 0.0 and arr.max() == 1.0
+    summary = json.loads((heat / "heatmaps.json").read_text())
+    assert summary["written"] == 3 and summary["layers"] == [4, 5, 6, 7]
+    rerun = runner.invoke(main, ["heatmaps", "ldm", "--run", str(straight), "--data", str(test_out), "--out",
+                                 str(heat)], catch_exceptions=False)
+    assert "0 heatmaps" in rerun.output and "3 already there" in rerun.output
+    frozen = tmp_path / "frozen"
+    result = runner.invoke(main, ["heatmaps", "ldm", "--frozen", "--recipe", str(tiny_recipe), "--ldm", str(assets[0]),
+                                  "--clip", str(assets[1]), "--data", str(test_out), "--out", str(frozen),
+                                  "--limit", "2"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert len(list(frozen.glob("*.npy"))) == 2 and json.loads((frozen / "heatmaps.json").read_text())["frozen"]
+    scored = runner.invoke(main, ["eval", "grounding", "--data", str(test_out), "--heatmaps", str(heat),
+                                  "--resamples", "50", "--out", str(tmp_path / "g.csv")], catch_exceptions=False)
+    assert scored.exit_code == 0, scored.output
+    assert (tmp_path / "g.csv").is_file()
