@@ -66,7 +66,9 @@ def run_task(ctx: TaskContext, task: Task, progress: ProgressSink = _no_progress
     rejects = ShardWriter(layout.rejects_path(task.config, task.index), load_schema("rejects"))
     try:
         for start in range(0, len(task.records), ctx.batch_size):
-            batch = task.records[start : start + ctx.batch_size]
+            # Shallow copies: stages fill records in place, and the task's own list must not keep every
+            # processed image alive until the task ends (the local engine's main process holds all tasks).
+            batch = [dict(r) for r in task.records[start : start + ctx.batch_size]]
             for record in batch:
                 stats.split(str(record.get("split") or "unknown")).read += 1
             kept, dropped = _run_chain(ctx.chain, batch, stats, progress)
