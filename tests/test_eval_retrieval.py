@@ -8,15 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
-from cxrdata.cli import main
-from cxrdata.evaluate.retrieval import recall_at_k, retrieval_metrics
-from tests.lofi_testing import (  # noqa: F401 - fixtures
+from lofi_testing import (  # noqa: F401 - fixtures
     TinyRun,
     lofi_shards_fixture,
     lofi_tiny_run_fixture,
     one_thread_fixture,
 )
+
+from cxrdata.cli import main
+from cxrdata.evaluate.retrieval import recall_at_k, retrieval_metrics
 
 
 def test_recall_at_k_on_a_hand_made_matrix() -> None:

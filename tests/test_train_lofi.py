@@ -12,6 +12,13 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 from click.testing import CliRunner
+from lofi_testing import (  # noqa: F401 - fixtures
+    STEPS,
+    TinyRun,
+    lofi_shards_fixture,
+    lofi_tiny_run_fixture,
+    one_thread_fixture,
+)
 
 from cxrdata.cli import main
 from cxrdata.errors import CxrdataError
@@ -21,13 +28,6 @@ from cxrdata.train.common import latest_checkpoint, load_checkpoint, read_metric
 from cxrdata.train.lofi import TrainOptions, check_recipe, load_lofi_recipe, predict_boxes, prepare, train_lofi
 from cxrdata.train.lofi_data import TASK_IDS, MixPlan
 from cxrdata.train.lofi_losses import IGNORE, sigmoid_loss, token_loss
-from tests.lofi_testing import (  # noqa: F401 - fixtures
-    STEPS,
-    TinyRun,
-    lofi_shards_fixture,
-    lofi_tiny_run_fixture,
-    one_thread_fixture,
-)
 
 CPU = torch.device("cpu")
 
