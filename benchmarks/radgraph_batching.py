@@ -5,10 +5,12 @@ format by tests/radgraph_tiny.py), so speed and memory are those of RadGraph-XL 
 meaningless. The sentences are synthetic, 4-30 words. Run by hand, not by CI:
 
     python benchmarks/radgraph_batching.py                       # CPU or GPU, whichever torch sees
-    python benchmarks/radgraph_batching.py --device cpu --n 256 --n-reference 96
+    python benchmarks/radgraph_batching.py --device cpu --threads 1 --n 96 --n-reference 32
 
-The runners take turns for ``--repeats`` rounds and each reports its best time, so that load from other
-processes on a shared machine hits them alike. It also checks that the batched results equal the
+The runners take turns for ``--repeats`` rounds and each reports its best wall-clock and best CPU time
+(``process_time``), so that load from other processes on a shared machine hits them alike; with
+``--threads 1`` the CPU-time figure is nearly immune to such load (two torch threads on two busy cores
+can be ten times slower than one). It also checks that the batched results equal the
 package's on the reference sentences.
 """
 
@@ -53,6 +55,7 @@ def main() -> None:
     parser.add_argument("--n-reference", type=int, default=64, help="sentences for the one-at-a-time run")
     parser.add_argument("--batch-sizes", default="1,8,32,64")
     parser.add_argument("--repeats", type=int, default=3, help="best of this many runs (CPUs may be shared)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--cache", type=Path, help="model cache to build into / reuse (default: a temp dir)")
     args = parser.parse_args()
 
@@ -68,6 +71,8 @@ def main() -> None:
         t0 = time.perf_counter()
         build_random_radgraph(cache, size="base")
         print(f"built a BERT-base-size random RadGraph-XL in {time.perf_counter() - t0:.0f} s at {cache}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     cuda = _resolve_device(args.device)
     with offline_hub(), contextlib.redirect_stdout(io.StringIO()):
         rg = RadGraph(model_type="radgraph-xl", model_cache_dir=str(cache), cuda=cuda)
@@ -105,25 +110,30 @@ def main() -> None:
     }
     # Rounds over all runners, best time of each: contention on a shared machine hits them alike.
     best = dict.fromkeys(runs, float("inf"))
+    best_cpu = dict.fromkeys(runs, float("inf"))
     peaks: dict[str, float] = {}
     for _ in range(args.repeats):
         for label, (run, _n) in runs.items():
             if on_gpu:
                 torch.cuda.reset_peak_memory_stats(rg.device)
             sync()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             run()
             sync()
             best[label] = min(best[label], time.perf_counter() - t0)
+            best_cpu[label] = min(best_cpu[label], time.process_time() - c0)
             if on_gpu:
                 peaks[label] = torch.cuda.max_memory_allocated(rg.device) / 2**30
 
     ref_label = next(iter(runs))
     ref_rate = runs[ref_label][1] / best[ref_label]
-    print(f"{'runner':<36}{'sentences':>10}{'sent/s':>10}{'speed-up':>10}" + ("  GPU peak" if on_gpu else ""))
+    ref_cpu_rate = runs[ref_label][1] / best_cpu[ref_label]
+    print(f"{'runner':<36}{'sentences':>10}{'sent/s':>9}{'speed-up':>9}{'sent/CPU-s':>12}{'speed-up':>9}"
+          + ("  GPU peak" if on_gpu else ""))
     for label, (_run, n) in runs.items():
-        rate = n / best[label]
-        line = f"{label:<36}{n:>10}{rate:>10.1f}{rate / ref_rate:>9.1f}x"
+        rate, cpu_rate = n / best[label], n / best_cpu[label]
+        line = (f"{label:<36}{n:>10}{rate:>9.1f}{rate / ref_rate:>8.1f}x"
+                f"{cpu_rate:>12.1f}{cpu_rate / ref_cpu_rate:>8.1f}x")
         print(line + (f"  {peaks[label]:.2f} GiB" if on_gpu else ""))
     print(f"\npeak process RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
     print(f"batched results identical to the package's on {len(reference)} sentences: {identical}")

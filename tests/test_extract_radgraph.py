@@ -26,6 +26,9 @@ from cxrdata.extract.radgraph import (
     normalise_label,
 )
 
+# radgraph's reader warns about one-word sentences; "Unchanged" is one on purpose.
+pytestmark = pytest.mark.filterwarnings("ignore:Document .* single token:UserWarning")
+
 XL_ANAT_DP = "Anatomy::definitely present"
 XL_OBS_DP = "Observation::definitely present"
 

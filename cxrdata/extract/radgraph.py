@@ -285,10 +285,12 @@ class RadGraphExtractor:
     ``load()`` (called by the first ``extract``) loads the model offline. A sentence radgraph fails on
     gives an empty entity list, its index in ``last_errors`` (index → reason) and a logged warning;
     ``n_failed`` counts them over the extractor's life. Blank sentences give no entities and no error.
+    ``threads`` sets torch's CPU threads at load (process-wide); on a shared or busy CPU, 1 thread per
+    worker process avoids the large slow-down of oversubscribed torch threads.
     """
 
     def __init__(self, cache_dir: Path | str | None = None, model_type: str = DEFAULT_MODEL_TYPE,
-                 device: str = "auto", batch_size: int = 32) -> None:
+                 device: str = "auto", batch_size: int = 32, threads: int | None = None) -> None:
         if device not in DEVICES and not device.startswith("cuda:"):
             raise CxrdataError(f"unknown device {device!r}; choose auto, cpu, cuda or cuda:N")
         package_version = radgraph_version()
@@ -298,6 +300,7 @@ class RadGraphExtractor:
         self.config = _read_config(self.model_dir)
         self.device = device
         self.batch_size = batch_size
+        self.threads = threads
         self.name = "radgraph-xl" if model_type == "radgraph-xl" else f"radgraph:{model_type}"
         self.version = f"radgraph-{package_version}+{model_fingerprint(self.model_dir)}"
         self.last_errors: dict[int, str] = {}
@@ -316,6 +319,10 @@ class RadGraphExtractor:
             return
         config_path = self.model_dir / "config.json"
         cuda = _resolve_device(self.device)
+        if self.threads:
+            import torch
+
+            torch.set_num_threads(self.threads)  # process-wide: one per worker when workers share cores
         with offline_hub():
             for name in _base_models(self.config):
                 _check_base_model(name, config_path)

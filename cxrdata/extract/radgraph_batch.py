@@ -73,8 +73,7 @@ class BatchedRadGraph:
         docs = preprocess_reports(texts, self.model_type)
         out = BatchOutput(annotations=[None] * len(texts))
         todo = []
-        for i, doc in enumerate(docs):
-            doc["doc_key"] = str(i)
+        for i, doc in enumerate(docs):  # doc_key is str(i)
             if doc["sentences"][0]:
                 todo.append(i)
             else:
@@ -117,7 +116,8 @@ class BatchedRadGraph:
                 for i in batch:
                     self._run_and_decode([i], docs, out)
                 return
-            out.errors[batch[0]] = f"radgraph inference failed: {type(exc).__name__}: {exc}"
+            first_line = (str(exc).strip().splitlines() or [""])[0]
+            out.errors[batch[0]] = f"radgraph inference failed: {type(exc).__name__}: {first_line}"
             return
         for i, result in zip(batch, results, strict=True):
             annotation, log = _postprocess(result)
