@@ -61,9 +61,19 @@ print(json.dumps({"wall": wall, "written": totals.written, "image_rate": stage.r
 
 
 def run_build(root: Path, out: Path, workers: int) -> dict:
-    done = subprocess.run([sys.executable, "-c", BUILD, str(root), str(out), str(workers)],
-                          check=True, capture_output=True, text=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    """Build in a fresh process. Linux keeps a process's RSS high-water mark across fork and exec, so
+    the build is started through GNU time (a small process) when present, whose figure then replaces
+    the build's own view of its peak."""
+    command = [sys.executable, "-c", BUILD, str(root), str(out), str(workers)]
+    timed = shutil.which("time") or ("/usr/bin/time" if Path("/usr/bin/time").exists() else None)
+    if timed:
+        command = [timed, "-f", "maxrss_kb=%M", *command]
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    for line in done.stderr.splitlines():
+        if line.startswith("maxrss_kb="):
+            result["main_mb"] = int(line.split("=")[1]) / 1024
+    return result
 
 
 def generate(root: Path, n_subjects: int) -> int:
