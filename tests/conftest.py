@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from pathlib import Path
 
 # A fresh `datasets` cache per test session: its cache must never serve a previous run's shards.
 os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="cxrdata-hf-cache-")
@@ -28,15 +27,3 @@ def mimic_build(mimic_sample: MimicSample, tmp_path_factory: pytest.TempPathFact
     """The sample built with default options (frontal views, 512 px JPEG), two workers."""
     out = tmp_path_factory.mktemp("mimic-build") / "out"
     return build([MimicSource(root=mimic_sample.root)], BuildOptions(out=out, workers=2, quiet=True))
-
-
-def read_records(out: Path, config: str) -> dict[str, dict]:
-    """Every written record of a config, keyed by id (via pyarrow, independent of datasets)."""
-    import pyarrow.parquet as pq
-
-    records: dict[str, dict] = {}
-    for path in sorted((out / "data" / config).glob("*.parquet")):
-        for row in pq.read_table(path).to_pylist():
-            assert row["id"] not in records, f"duplicate record {row['id']}"
-            records[row["id"]] = row
-    return records

@@ -50,11 +50,9 @@ import pandas as pd
 
 from cxrdata.errors import CxrdataError
 from cxrdata.io.layout import OutputLayout
-from cxrdata.io.schema import load_schema
-from cxrdata.io.writer import ShardWriter, shard_name
 from cxrdata.pipeline.stage import Record, Reject, Stage, StageChain, split_rejects
 from cxrdata.pipeline.stats import StageTiming, TaskStats
-from cxrdata.pipeline.task_runner import TaskContext, _reject_row, _run_chain, _write_marker
+from cxrdata.pipeline.task_runner import TaskContext, TaskOutput, _run_chain, _write_marker
 from cxrdata.sources.base import Source, Task
 
 Progress = Callable[[str, int], None]
@@ -203,37 +201,13 @@ def _write_flight(ctx: TaskContext, flight: _Flight, head: list[str]) -> TaskSta
             stats.stages[name] = StageTiming(sum(t.records_in for t in timings), sum(t.records_out for t in timings),
                                              sum(t.seconds for t in timings))
     head_seconds = sum(stats.stages[name].seconds for name in head if name in stats.stages)
-    schema = load_schema(source.schema)
-    writers = {
-        split: ShardWriter(layout.shard_path(task.config, shard_name(split, task.index, task.count)), schema)
-        for split in source.splits
-    }
-    rejects = ShardWriter(layout.rejects_path(task.config, task.index), load_schema("rejects"))
-    try:
+    with TaskOutput(source, layout, task, stats) as output:
         while flight.chunks:
             chunk = flight.chunks.pop(0)
             for split in chunk.splits:
                 stats.split(split).read += 1
             kept, tail_dropped = _run_chain(ctx.chain, chunk.kept, stats, lambda stage, n: None)
-            dropped = [*chunk.rejects, *tail_dropped]
-            for reject in dropped:
-                stats.split(reject.split).rejected += 1
-                stats.reasons[reject.reason] += 1
-            rejects.write([_reject_row(task.config, r) for r in dropped])
-            for record in kept:
-                stats.notes.update(record.get("_notes", ()))
-                split = record["split"]
-                if split not in writers:
-                    raise ValueError(f"record {record['id']!r}: split {split!r} not in {source.splits}")
-                writers[split].write([record])
-                stats.split(split).written += 1
-        for writer in (*writers.values(), rejects):
-            if path := writer.close():
-                stats.bytes_written += path.stat().st_size
-    except BaseException:
-        for writer in (*writers.values(), rejects):
-            writer.abort()
-        raise
+            output.write(kept, [*chunk.rejects, *tail_dropped])
     stats.seconds = time.perf_counter() - started + head_seconds  # the head's work counts as the task's
     _write_marker(layout.marker_path(task.config, task.index), ctx.config_hash, stats)
     return stats

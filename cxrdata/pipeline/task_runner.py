@@ -52,47 +52,71 @@ def _reject_row(config: str, reject: Reject) -> Record:
             "stage": reject.stage, "reason": reject.reason, "detail": reject.detail}
 
 
+class TaskOutput:
+    """One task's shards (one per split) and rejects file, and the accounting of what reaches them.
+
+    Used as a context manager: files are renamed into place on a clean exit and removed on an error.
+    Every engine writes through it, so their outputs and counts cannot drift apart.
+    """
+
+    def __init__(self, source: Source, layout: OutputLayout, task: Task, stats: TaskStats) -> None:
+        schema = load_schema(source.schema)
+        self.config, self.splits, self.stats = task.config, source.splits, stats
+        self.writers = {
+            split: ShardWriter(layout.shard_path(task.config, shard_name(split, task.index, task.count)), schema)
+            for split in source.splits
+        }
+        self.rejects = ShardWriter(layout.rejects_path(task.config, task.index), load_schema("rejects"))
+
+    def write(self, kept: list[Record], dropped: list[Reject]) -> None:
+        """Write a processed batch and count it (``read`` is counted by the caller, before the stages)."""
+        for reject in dropped:
+            self.stats.split(reject.split).rejected += 1
+            self.stats.reasons[reject.reason] += 1
+        self.rejects.write([_reject_row(self.config, r) for r in dropped])
+        for record in kept:
+            self.stats.notes.update(record.get("_notes", ()))
+            split = record["split"]
+            if split not in self.writers:
+                raise ValueError(f"record {record['id']!r}: split {split!r} not in {self.splits}")
+            self.writers[split].write([record])
+            self.stats.split(split).written += 1
+
+    def __enter__(self) -> TaskOutput:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        files = (*self.writers.values(), self.rejects)
+        if exc_type is not None:
+            for writer in files:
+                writer.abort()
+            return
+        for writer in files:
+            if path := writer.close():
+                self.stats.bytes_written += path.stat().st_size
+
+
+def count_read(stats: TaskStats, records: list[Record]) -> None:
+    """Count records as read, under the split they arrive with."""
+    for record in records:
+        stats.split(str(record.get("split") or "unknown")).read += 1
+
+
 def run_task(ctx: TaskContext, task: Task, progress: ProgressSink = _no_progress) -> TaskStats:
     """Process one task completely and mark it done; returns its stats."""
     started = time.perf_counter()
-    layout, source = ctx.layout, ctx.source
-    layout.clear_task_leftovers(task.config, task.index)
+    ctx.layout.clear_task_leftovers(task.config, task.index)
     stats = TaskStats(config=task.config, task=task.index)
-    schema = load_schema(source.schema)
-    writers = {
-        split: ShardWriter(layout.shard_path(task.config, shard_name(split, task.index, task.count)), schema)
-        for split in source.splits
-    }
-    rejects = ShardWriter(layout.rejects_path(task.config, task.index), load_schema("rejects"))
-    try:
+    with TaskOutput(ctx.source, ctx.layout, task, stats) as output:
         for start in range(0, len(task.records), ctx.batch_size):
             # Shallow copies: stages fill records in place, and the task's own list must not keep every
             # processed image alive until the task ends (the local engine's main process holds all tasks).
             batch = [dict(r) for r in task.records[start : start + ctx.batch_size]]
-            for record in batch:
-                stats.split(str(record.get("split") or "unknown")).read += 1
-            kept, dropped = _run_chain(ctx.chain, batch, stats, progress)
-            for reject in dropped:
-                stats.split(reject.split).rejected += 1
-                stats.reasons[reject.reason] += 1
-            rejects.write([_reject_row(task.config, r) for r in dropped])
-            for record in kept:
-                stats.notes.update(record.get("_notes", ()))
-                split = record["split"]
-                if split not in writers:
-                    raise ValueError(f"record {record['id']!r}: split {split!r} not in {source.splits}")
-                writers[split].write([record])
-                stats.split(split).written += 1
+            count_read(stats, batch)
+            output.write(*_run_chain(ctx.chain, batch, stats, progress))
             progress("write", len(batch))
-        for writer in (*writers.values(), rejects):
-            if path := writer.close():
-                stats.bytes_written += path.stat().st_size
-    except BaseException:
-        for writer in (*writers.values(), rejects):
-            writer.abort()
-        raise
     stats.seconds = time.perf_counter() - started
-    _write_marker(layout.marker_path(task.config, task.index), ctx.config_hash, stats)
+    _write_marker(ctx.layout.marker_path(task.config, task.index), ctx.config_hash, stats)
     return stats
 
 
