@@ -78,7 +78,8 @@ def recipe_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """``--recipe`` and the language stage's options (they apply only with a recipe)."""
     options = [
         click.option("--recipe", default=None,
-                     help="Build a recipe: a name under recipes/ (ldm-prompts, ms-cxr-loc) or a YAML file."),
+                     help="Build a recipe: a name under recipes/ (ldm-prompts, ms-cxr-loc, lofi-regions) or a YAML "
+                          "file."),
         click.option("--extractor", type=click.Choice(EXTRACTOR_CHOICES), default=None,
                      help="Entity extractor; default: the recipe's (auto: RadGraph-XL when its weights are in "
                           "--radgraph-cache, else the rules)."),
@@ -94,6 +95,29 @@ def recipe_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(options):
         fn = option(fn)
     return fn
+
+
+def targets_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--box-format`` of a targets recipe (lofi-regions)."""
+    from cxrdata.targets.box_text import FORMATS
+
+    return click.option("--box-format", type=click.Choice(FORMATS), default=None,
+                        help="Box text format of a targets recipe (lofi-regions); default: the recipe's (lofi).")(fn)
+
+
+def with_targets(recipe: str | None, box_format: str | None, dataset: str, sources: list[Any]) -> list[Any]:
+    """The sources, wrapped by a targets recipe (``--recipe lofi-regions``) when one is given."""
+    if recipe is None:
+        if box_format is not None:
+            raise CxrdataError("--box-format applies only with a targets --recipe (lofi-regions)")
+        return sources
+    from cxrdata.sources.recipes import recipe_kind
+    from cxrdata.sources.targets_recipe import load_targets_recipe, targets_recipe_sources
+
+    if recipe_kind(recipe) != "targets":
+        raise CxrdataError(f"recipe {recipe} is not a targets recipe; `build {dataset}` takes targets recipes "
+                           "(lofi-regions)")
+    return targets_recipe_sources(load_targets_recipe(recipe), dataset, sources, box_format)
 
 
 def recipe_overrides(out: Path, **values: Any) -> Any:
@@ -186,21 +210,26 @@ def build_mimic(root: Path | None, sample: bool, reports_root: Path | None, view
 @click.option("--sample", is_flag=True, help="Build the bundled synthetic sample (MS-CXR 1.1.0).")
 @image_options
 @recipe_options
+@targets_options
 @build_options
 @friendly_errors
 def build_ms_cxr(root: Path | None, mimic_root: Path | None, sample: bool, image_size: int, image_format: str,
                  recipe: str | None, extractor: str | None, radgraph_cache: Path | None, device: str,
-                 extraction_cache: Path | None, lut: Path | None, **kwargs: Any) -> None:
+                 extraction_cache: Path | None, lut: Path | None, box_format: str | None, **kwargs: Any) -> None:
     """MS-CXR phrases and boxes on MIMIC-CXR-JPG images (v1.0.0 or v1.1.0, from the header)."""
     from cxrdata.sources.ms_cxr import MsCxrSource
+    from cxrdata.sources.recipes import recipe_kind
 
     if sample:
         mimic_root = sample_root("mimic")
         root = mimic_root / "ms-cxr" / "1.1.0"
     if root is None or mimic_root is None:
         raise CxrdataError("give --root and --mimic-root, or --sample")
-    if recipe is not None:
+    if recipe is not None and recipe_kind(recipe) == "dataset":
         from cxrdata.sources.recipes import load_recipe, ms_cxr_recipe_source
+
+        if box_format is not None:
+            raise CxrdataError("--box-format applies only with a targets --recipe (lofi-regions)")
 
         overrides = recipe_overrides(kwargs["out"], image_size=image_size, image_format=image_format,
                                      extractor=extractor, radgraph_cache=radgraph_cache, device=device,
@@ -211,7 +240,7 @@ def build_ms_cxr(root: Path | None, mimic_root: Path | None, sample: bool, image
         return
     refuse_recipe_options()
     source = MsCxrSource(root=root, mimic_root=mimic_root, image_size=image_size, image_format=image_format)
-    run_build([source], **kwargs)
+    run_build(with_targets(recipe, box_format, "ms-cxr", [source]), **kwargs)
 
 
 
@@ -223,16 +252,18 @@ def build_ms_cxr(root: Path | None, mimic_root: Path | None, sample: bool, image
 @click.option("--iou", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.1, show_default=True,
               help="Boxes of one label overlapping more than this are fused.")
 @image_options
+@click.option("--recipe", default=None, help="A targets recipe (lofi-regions) or a YAML file.")
+@targets_options
 @build_options
 @friendly_errors
 def build_vindr(root: Path | None, sample: bool, fuse: str, iou: float, image_size: int, image_format: str,
-                **kwargs: Any) -> None:
+                recipe: str | None, box_format: str | None, **kwargs: Any) -> None:
     """VinDr-CXR DICOMs with every reader's boxes and image-level labels (train and test)."""
     from cxrdata.sources.vindr import VindrSource
 
     source = VindrSource(root=_root_or_sample(root, sample, "vindr"), fuse=fuse, iou=iou, image_size=image_size,
                          image_format=image_format)
-    run_build([source], **kwargs)
+    run_build(with_targets(recipe, box_format, "vindr", [source]), **kwargs)
 
 
 @build_group.command("padchest-gr")
@@ -240,15 +271,18 @@ def build_vindr(root: Path | None, sample: bool, fuse: str, iou: float, image_si
               help="PadChest-GR root (grounded_reports_*.json, master_table.csv, PadChest_GR/).")
 @click.option("--sample", is_flag=True, help="Build the bundled synthetic sample instead of --root.")
 @image_options
+@click.option("--recipe", default=None, help="A targets recipe (lofi-regions) or a YAML file.")
+@targets_options
 @build_options
 @friendly_errors
-def build_padchest_gr(root: Path | None, sample: bool, image_size: int, image_format: str, **kwargs: Any) -> None:
+def build_padchest_gr(root: Path | None, sample: bool, image_size: int, image_format: str, recipe: str | None,
+                      box_format: str | None, **kwargs: Any) -> None:
     """PadChest-GR 16-bit PNGs with grounded sentences (en + es) and both readers' boxes."""
     from cxrdata.sources.padchest_gr import PadchestGrSource
 
     source = PadchestGrSource(root=_root_or_sample(root, sample, "padchest-gr"), image_size=image_size,
                               image_format=image_format)
-    run_build([source], **kwargs)
+    run_build(with_targets(recipe, box_format, "padchest-gr", [source]), **kwargs)
 
 
 @build_group.command("imagenome")
@@ -257,10 +291,12 @@ def build_padchest_gr(root: Path | None, sample: bool, image_size: int, image_fo
 @click.option("--mimic-root", type=click.Path(path_type=Path), help="MIMIC-CXR-JPG root holding the images.")
 @click.option("--sample", is_flag=True, help="Build the bundled synthetic sample (on its own MIMIC-CXR-JPG sample).")
 @image_options
+@click.option("--recipe", default=None, help="A targets recipe (lofi-regions) or a YAML file.")
+@targets_options
 @build_options
 @friendly_errors
 def build_imagenome(root: Path | None, mimic_root: Path | None, sample: bool, image_size: int, image_format: str,
-                    **kwargs: Any) -> None:
+                    recipe: str | None, box_format: str | None, **kwargs: Any) -> None:
     """Chest ImaGenome in two configs: imagenome-gold (gold boxes) and imagenome-silver (scene graphs)."""
     from cxrdata.sources.imagenome import imagenome_sources
 
@@ -269,7 +305,8 @@ def build_imagenome(root: Path | None, mimic_root: Path | None, sample: bool, im
         mimic_root = mimic_root or root / "mimic-cxr-jpg"  # where the sample writer puts its MIMIC tree
     if root is None or mimic_root is None:
         raise CxrdataError("give --root and --mimic-root, or --sample")
-    run_build(imagenome_sources(root, mimic_root, image_size=image_size, image_format=image_format), **kwargs)
+    sources = imagenome_sources(root, mimic_root, image_size=image_size, image_format=image_format)
+    run_build(with_targets(recipe, box_format, "imagenome", sources), **kwargs)
 
 def _root_or_sample(root: Path | None, sample: bool, dataset: str) -> Path:
     if sample and root:

@@ -4,6 +4,9 @@ A schema file lists the columns in order, each with its Hugging Face ``datasets`
 ``Features.to_dict()`` form) and a one-line doc. From it we derive the Arrow schema the writer
 enforces, and the ``huggingface`` schema metadata that makes ``datasets`` load the shards typed
 (an ``Image`` column, nested float boxes) without ``datasets`` being needed at write time.
+
+A schema may extend another (``"extends": "<name>"``): its columns are the base's columns followed by
+its own; its name, version and description are its own.
 """
 
 from __future__ import annotations
@@ -106,4 +109,12 @@ def load_schema(name: str) -> TableSchema:
         raise CxrdataError(f"no output schema named {name!r} (expected {path})")
     raw = json.loads(path.read_text())
     columns = tuple(Column(c["name"], c["feature"], c.get("doc", "")) for c in raw["columns"])
+    if base := raw.get("extends"):
+        if base == name:
+            raise CxrdataError(f"schema {name!r} extends itself")
+        inherited = load_schema(base).columns
+        clash = sorted({c.name for c in inherited} & {c.name for c in columns})
+        if clash:
+            raise CxrdataError(f"schema {name!r} repeats column(s) {', '.join(clash)} of its base {base!r}")
+        columns = inherited + columns
     return TableSchema(raw["name"], int(raw["version"]), raw.get("description", ""), columns)

@@ -74,17 +74,28 @@ def recipes_dir() -> Path:
     return Path(str(resources.files("cxrdata.recipes")))
 
 
+def build_kind(doc: Any) -> str | None:
+    """``dataset`` for a recipe naming a ``dataset`` (:class:`Recipe`), ``targets`` for one naming its
+    ``targets`` by a string (text targets added to existing builds: :mod:`cxrdata.sources.targets_recipe`),
+    None for anything else (training recipes, whose ``targets`` is a mapping)."""
+    if not isinstance(doc, dict):
+        return None
+    if "dataset" in doc:
+        return "dataset"
+    return "targets" if isinstance(doc.get("targets"), str) else None
+
+
 def available_recipes() -> list[str]:
-    """Names of the bundled build recipes (training recipes, which name no ``dataset``, are not builds)."""
-    return sorted(p.stem for p in recipes_dir().glob("*.yaml") if "dataset" in (yaml.safe_load(p.read_text()) or {}))
+    """Names of the bundled build recipes (training recipes are not builds)."""
+    return sorted(p.stem for p in recipes_dir().glob("*.yaml") if build_kind(yaml.safe_load(p.read_text())))
 
 
 def _fail(path: Path, message: str) -> CxrdataError:
     return CxrdataError(f"recipe {path}: {message}")
 
 
-def load_recipe(name_or_path: str | Path) -> Recipe:
-    """A bundled recipe by name (``ldm-prompts``) or a YAML file by path, checked key by key."""
+def read_recipe(name_or_path: str | Path) -> tuple[Path, dict[str, Any]]:
+    """The path and YAML mapping of a bundled recipe by name or a YAML file by path (not yet checked)."""
     path = Path(name_or_path)
     if not path.suffix:
         path = recipes_dir() / f"{name_or_path}.yaml"
@@ -99,6 +110,19 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
         raise _fail(path, f"not readable YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(doc, dict):
         raise _fail(path, "must be a YAML mapping")
+    return path, doc
+
+
+def recipe_kind(name_or_path: str | Path) -> str:
+    """``targets`` for a targets recipe, else ``dataset`` (checked when loaded)."""
+    return build_kind(read_recipe(name_or_path)[1]) or "dataset"
+
+
+def load_recipe(name_or_path: str | Path) -> Recipe:
+    """A bundled recipe by name (``ldm-prompts``) or a YAML file by path, checked key by key."""
+    path, doc = read_recipe(name_or_path)
+    if build_kind(doc) == "targets":
+        raise _fail(path, "is a targets recipe (it names 'targets'), not a dataset recipe")
     dataset = doc.get("dataset")
     if dataset not in DATASETS:
         raise _fail(path, f"'dataset' must be one of {', '.join(DATASETS)}, got {dataset!r}")
