@@ -649,20 +649,12 @@ def doctor_padchest_gr(root: Path, decode: int) -> None:
 
 
 # -- train lofi / eval retrieval / predict lofi-boxes (cxrdata.train.lofi; needs the [train] extra) ----------------
-def _train_group() -> click.Group:
-    """The ``train`` group, created once whichever trainer's commands register first."""
-    found = main.commands.get("train")
-    if isinstance(found, click.Group):
-        return found
-
-    @main.group("train")
-    def train_group() -> None:
-        """Train the models that consume cxrdata shards (GPU when present; resumable)."""
-
-    return train_group
+@main.group("train")
+def train_group() -> None:
+    """Train the models that consume cxrdata shards (GPU when present; resumable)."""
 
 
-@_train_group().command("lofi")
+@train_group.command("lofi")
 @click.option("--data", "data", type=click.Path(path_type=Path), multiple=True, required=False,
               help="A build OUT holding the recipe's configs (repeat for several; default with --resume: the run's).")
 @click.option("--run", "--run-dir", "run", type=click.Path(path_type=Path), required=True,
@@ -726,19 +718,12 @@ def eval_retrieval(run: Path, data: tuple[Path, ...], split: str, config: str, o
     console.print(f"wrote {write_report(report, out)}")
 
 
-def _predict_group() -> click.Group:
-    found = main.commands.get("predict")
-    if isinstance(found, click.Group):
-        return found
-
-    @main.group("predict")
-    def predict_group() -> None:
-        """Run a trained model over built shards and write its predictions."""
-
-    return predict_group
+@main.group("predict")
+def predict_group() -> None:
+    """Run a trained model over built shards and write its predictions."""
 
 
-@_predict_group().command("lofi-boxes")
+@predict_group.command("lofi-boxes")
 @click.option("--run", type=click.Path(path_type=Path), required=True, help="A `train lofi` run folder.")
 @click.option("--data", "data", type=click.Path(path_type=Path), multiple=True, required=True,
               help="A build OUT holding the config (repeatable).")
@@ -763,7 +748,7 @@ def predict_lofi_boxes(run: Path, data: tuple[Path, ...], config: str, split: st
 
 
 # -- train ldm / heatmaps ldm (cxrdata.train.ldm; needs the [train] extra) -----------------------------------------
-@_train_group().command("ldm")
+@train_group.command("ldm")
 @click.option("--data", "data", type=click.Path(path_type=Path), multiple=True, required=True,
               help="A build OUT holding the ldm-prompts config (repeatable).")
 @click.option("--run", "--out", "run", type=click.Path(path_type=Path), required=True,
@@ -800,19 +785,12 @@ def train_ldm_cmd(data: tuple[Path, ...], run: Path, ldm: Path, clip: Path, reci
     console.print(f"tuned embeddings: {path}")
 
 
-def _heatmaps_group() -> click.Group:
-    found = main.commands.get("heatmaps")
-    if isinstance(found, click.Group):
-        return found
-
-    @main.group("heatmaps")
-    def heatmaps_group() -> None:
-        """Write a model's phrase-grounding heatmaps for `cxrdata eval grounding --heatmaps DIR`."""
-
-    return heatmaps_group
+@main.group("heatmaps")
+def heatmaps_group() -> None:
+    """Write a model's phrase-grounding heatmaps for `cxrdata eval grounding --heatmaps DIR`."""
 
 
-@_heatmaps_group().command("ldm")
+@heatmaps_group.command("ldm")
 @click.option("--run", type=click.Path(path_type=Path), default=None, help="A `train ldm` run folder.")
 @click.option("--frozen", is_flag=True, help="CLIP's own embeddings: the frozen-LDM baseline (no --run needed).")
 @click.option("--recipe", default=None, help="With --frozen: the model's recipe (default ldm-prompt-tuning).")

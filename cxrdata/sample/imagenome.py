@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from cxrdata.boxes import Letterbox
-from cxrdata.sample import _synth
+from cxrdata.sample import _synth, tables
 
 ROOT_NAME = "chest-imagenome-dataset-1.0.0"
 GOLD_BOXES = "gold_dataset/gold_bbox_coordinate_annotations_1000images.csv"
@@ -249,9 +249,9 @@ def _write_splits(root: Path, images: list[_Image], gold: list[_Image]) -> list[
     files = []
     for name, filename in SPLIT_FILES.items():
         rows = [[str(k), *im.split_row()] for k, im in enumerate(images) if im.split == name]
-        files.append(_write_csv(root / SPLIT_DIR / filename, ("", *SPLIT_COLUMNS), rows))
+        files.append(tables.write_csv(root / SPLIT_DIR / filename, ("", *SPLIT_COLUMNS), rows))
     avoid = [im.split_row() for im in gold]
-    files.append(_write_csv(root / SPLIT_DIR / "images_to_avoid.csv", SPLIT_COLUMNS, avoid))
+    files.append(tables.write_csv(root / SPLIT_DIR / "images_to_avoid.csv", SPLIT_COLUMNS, avoid))
     return files
 
 
@@ -274,8 +274,8 @@ def _write_gold(root: Path, gold: list[_Image], rng: np.random.Generator) -> lis
                 str([x1, y1, x2, y2]), str([round(v, 10) + 0.0 for v in (ox1, oy1, ox2, oy2)]),
             ])
     return [
-        _write_csv(root / GOLD_BOXES, GOLD_COLUMNS, rows),
-        _write_csv(root / GOLD_SCALING, ("image_id", "top", "bottom", "left", "right", "ratio"), scaling),
+        tables.write_csv(root / GOLD_BOXES, GOLD_COLUMNS, rows),
+        tables.write_csv(root / GOLD_SCALING, ("image_id", "top", "bottom", "left", "right", "ratio"), scaling),
     ]
 
 
@@ -400,12 +400,3 @@ def _cui(text: str) -> str:
 def _f(value: float) -> str:
     """float64 as pandas writes it (rounded to 10 decimals so that ``0.0`` is not ``-1.4e-14``)."""
     return repr(round(float(value), 10) + 0.0)
-
-
-def _write_csv(path: Path, header: tuple[str, ...], rows: list[list[str]]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path

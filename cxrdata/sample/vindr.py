@@ -21,7 +21,6 @@ syntax, window / VOI LUT / rescale), plus two defects: a file whose file meta la
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,7 +36,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from cxrdata.sample import _synth
+from cxrdata.sample import _synth, tables
 from cxrdata.sample._synth import Box
 
 # The 22 local (box) labels, spelled exactly as in the CSVs (irregular capitalisation).
@@ -180,10 +179,10 @@ def write_vindr_sample(
     test_header = ("image_id", *([test_rad_column] if test_rad_column else []), *ANNOTATION_COLUMNS)
     test_rows_out = [[r[0], *([""] if test_rad_column else []), *r[1:]] for r in test_rows]
     files = [
-        _write_csv(ann / "annotations_train.csv", ("image_id", "rad_id", *ANNOTATION_COLUMNS), train_rows),
-        _write_csv(ann / "annotations_test.csv", test_header, test_rows_out),
-        _write_csv(ann / "image_labels_train.csv", ("image_id", "rad_id", *IMAGE_LABELS_TRAIN), label_rows),
-        _write_csv(ann / "image_labels_test.csv", ("image_id", *IMAGE_LABELS_TEST), test_labels),
+        tables.write_csv(ann / "annotations_train.csv", ("image_id", "rad_id", *ANNOTATION_COLUMNS), train_rows),
+        tables.write_csv(ann / "annotations_test.csv", test_header, test_rows_out),
+        tables.write_csv(ann / "image_labels_train.csv", ("image_id", "rad_id", *IMAGE_LABELS_TRAIN), label_rows),
+        tables.write_csv(ann / "image_labels_test.csv", ("image_id", *IMAGE_LABELS_TEST), test_labels),
     ]
 
     variants: dict[str, str] = {}
@@ -311,15 +310,6 @@ def _jitter(
 def _fmt(value: float) -> str:
     """Pixels with 2 decimals, written the way pandas writes a float (``900.96``, ``691.0``)."""
     return repr(round(float(value), 2))
-
-
-def _write_csv(path: Path, header: tuple[str, ...], rows: list[list[str]]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
 
 
 def _write_dicom(
