@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -68,3 +69,30 @@ def expected_rejects(sample, views=("PA", "AP")) -> dict[str, str]:
 def read_rejects(out: Path, config: str) -> dict[str, str]:
     rows = [r for p in sorted((out / "rejects" / config).glob("*.parquet")) for r in pq.read_table(p).to_pylist()]
     return {r["record_id"]: r["reason"] for r in rows}
+
+# The 12 columns of mimic-cxr-2.0.0-metadata.csv.gz, in their real order (FORMATS.md 1.2).
+METADATA_HEADER = (
+    "dicom_id", "subject_id", "study_id", "PerformedProcedureStepDescription", "ViewPosition", "Rows",
+    "Columns", "StudyDate", "StudyTime", "ProcedureCodeSequence_CodeMeaning", "ViewCodeSequence_CodeMeaning",
+    "PatientOrientationCodeSequence_CodeMeaning",
+)
+
+
+def write_mini_mimic_metadata(root: Path, size: Callable[[int, int], tuple[int, int]]) -> Path:
+    """Only MIMIC-CXR-JPG's metadata file (what ImaGenome's writer reads): 6 patients x 2 studies x
+    (PA or AP + LATERAL), ``size(patient, study) -> (width, height)``; JPEGs are up to the caller."""
+    from cxrdata.sample import tables
+    from cxrdata.sources.mimic import METADATA
+
+    rows = []
+    for s in range(6):
+        subject = 10000032 + 1111 * s
+        for st in range(2):
+            study = 50000000 + 100 * s + st
+            width, height = size(s, st)
+            for view in ("PA" if s % 2 else "AP", "LATERAL"):
+                dicom = f"{s:08x}-{st:08x}-{len(view):08x}-00000000-4e384014"
+                rows.append([dicom, subject, study, "CHEST", view, height, width, 21800506 + st * 100,
+                             80556.875 + st, "CHEST", "x", "Erect"])
+    tables.write_csv(root / METADATA[0], METADATA_HEADER, rows)
+    return root

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import ast
 import csv
-import gzip
 import hashlib
 import json
 import re
 from pathlib import Path
 
 import pytest
+from cxrdata_testing import write_mini_mimic_metadata
 
 from cxrdata.sample.imagenome import GOLD_NAMES, SILVER_NAMES, ImagenomeSample, write_imagenome_sample
 
@@ -19,41 +19,19 @@ GOLD_HEADER = [
     "original_x1", "original_x2", "original_y1", "original_y2", "original_width", "original_height",
     "annotator", "coord224", "coord_original",
 ]
-METADATA_HEADER = [
-    "dicom_id", "subject_id", "study_id", "PerformedProcedureStepDescription", "ViewPosition", "Rows", "Columns",
-    "StudyDate", "StudyTime", "ProcedureCodeSequence_CodeMeaning", "ViewCodeSequence_CodeMeaning",
-    "PatientOrientationCodeSequence_CodeMeaning",
-]
 SCENE_KEYS = [
     "image_id", "viewpoint", "patient_id", "study_id", "gender", "age_decile", "reason_for_exam",
     "StudyOrder", "StudyDateTime", "objects", "attributes", "relationships",
 ]
 
 
-def _mini_mimic(root: Path) -> Path:
-    """Just the metadata file ImaGenome's writer reads: 6 patients x 2 studies x (PA or AP + LATERAL)."""
-    rows = []
-    for s in range(6):
-        subject = 10000032 + 1111 * s
-        for st in range(2):
-            study = 50000000 + 100 * s + st
-            for view in ("PA" if s % 2 else "AP", "LATERAL"):
-                dicom = f"{s:08x}-{st:08x}-{len(view):08x}-00000000-4e384014"
-                height, width = 3056 - 100 * s, 2544 - 50 * st
-                rows.append([dicom, subject, study, "CHEST", view, height, width, 21800506 + st * 100,
-                             80556.875 + st, "CHEST", "x", "Erect"])
-    root.mkdir(parents=True)
-    with gzip.open(root / "mimic-cxr-2.0.0-metadata.csv.gz", "wt", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(METADATA_HEADER)
-        writer.writerows(rows)
-    return root
 
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> ImagenomeSample:
     base = tmp_path_factory.mktemp("imagenome")
-    return write_imagenome_sample(base, mimic_root=_mini_mimic(base / "mimic"), seed=0)
+    mimic = write_mini_mimic_metadata(base / "mimic", lambda s, st: (2544 - 50 * st, 3056 - 100 * s))
+    return write_imagenome_sample(base, mimic_root=mimic, seed=0)
 
 
 def _csv(path: Path) -> tuple[list[str], list[list[str]]]:

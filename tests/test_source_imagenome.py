@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import gzip
 import json
 import shutil
 import zipfile
@@ -13,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from cxrdata_testing import write_mini_mimic_metadata
 
 from cxrdata.errors import CxrdataError
 from cxrdata.io.schema import load_schema
@@ -22,11 +22,6 @@ from cxrdata.sample.imagenome import ImagenomeSample, write_imagenome_sample
 from cxrdata.sources.imagenome import ImagenomeGoldSource, ImagenomeSilverSource, imagenome_sources
 
 SCENE_GRAPHS = "silver_dataset/scene_graph"
-METADATA_HEADER = (
-    "dicom_id", "subject_id", "study_id", "PerformedProcedureStepDescription", "ViewPosition", "Rows", "Columns",
-    "StudyDate", "StudyTime", "ProcedureCodeSequence_CodeMeaning", "ViewCodeSequence_CodeMeaning",
-    "PatientOrientationCodeSequence_CodeMeaning",
-)
 
 
 @dataclass(frozen=True)
@@ -38,22 +33,6 @@ class Fixture:
     truncated_jpeg: str  # silver dicom_id whose JPEG is cut short
 
 
-def _mini_mimic(root: Path) -> None:
-    """The metadata of 6 patients x 2 studies x (frontal + lateral), small sizes; JPEGs come later."""
-    rows = []
-    for s in range(6):
-        subject = 10000032 + 1111 * s
-        for st in range(2):
-            study = 50000000 + 100 * s + st
-            for view in ("PA" if s % 2 else "AP", "LATERAL"):
-                dicom = f"{s:08x}-{st:08x}-{len(view):08x}-00000000-4e384014"
-                rows.append([dicom, subject, study, "CHEST", view, 300 + 10 * s, 250 + 20 * st,
-                             21800506 + st * 100, 80556.875 + st, "CHEST", "x", "Erect"])
-    root.mkdir(parents=True)
-    with gzip.open(root / "mimic-cxr-2.0.0-metadata.csv.gz", "wt", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(METADATA_HEADER)
-        writer.writerows(rows)
 
 
 def _jpeg(path: Path, width: int, height: int, seed: int) -> None:
@@ -66,7 +45,7 @@ def _jpeg(path: Path, width: int, height: int, seed: int) -> None:
 
 def write_fixture(base: Path) -> Fixture:
     """Mini MIMIC + ImaGenome sample; every frontal image gets a JPEG, one half-size, one truncated."""
-    _mini_mimic(base / "mimic")
+    write_mini_mimic_metadata(base / "mimic", lambda s, st: (250 + 20 * st, 300 + 10 * s))
     sample = write_imagenome_sample(base, mimic_root=base / "mimic", seed=0)
     listed = {}
     for name in ("train", "valid", "test"):
