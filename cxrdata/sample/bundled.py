@@ -1,4 +1,4 @@
-"""Generated sample trees, built once per tool version and seed, cached under ``$CXRDATA_CACHE``.
+"""Generated sample trees, built once per sample-generator content and seed, cached under ``$CXRDATA_CACHE``.
 
 ``bundled_root("mimic")`` is what the CLI's demo run and the tests read. A tree is generated in a
 temporary folder beside its final place and renamed into place in one step, so a reader never sees
@@ -7,6 +7,7 @@ a half-written tree and two processes racing to build it both end up with one co
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import os
 import shutil
@@ -33,6 +34,16 @@ def cache_dir() -> Path:
     return Path(os.environ.get("CXRDATA_CACHE") or Path.home() / ".cache" / "cxrdata").expanduser()
 
 
+def generator_digest() -> str:
+    """12 hex digits of the sha256 of the sample generator's own files: a changed generator gets a new tree
+    (a cached tree keyed by the tool version alone would outlive a fixed quirk)."""
+    folder = Path(__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.iterdir() if p.suffix in (".py", ".yaml")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def writer(dataset: str) -> Callable[..., object]:
     """The sample writer registered for ``dataset``."""
     if dataset not in SAMPLES:
@@ -44,7 +55,7 @@ def writer(dataset: str) -> Callable[..., object]:
 def bundled_root(dataset: str, seed: int = 0) -> Path:
     """The root of the generated ``dataset`` sample, generating it on first use."""
     write = writer(dataset)
-    final = cache_dir() / "samples" / f"{dataset}-v{__version__}-seed{seed}"
+    final = cache_dir() / "samples" / f"{dataset}-v{__version__}-{generator_digest()}-seed{seed}"
     if final.is_dir():
         return final
     final.parent.mkdir(parents=True, exist_ok=True)

@@ -25,14 +25,33 @@ def find_file(root: Path, names: Iterable[str], what: str) -> Path:
     raise CxrdataError(f"{what} not found: expected {' or '.join(names)} in {root}")
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def check_readable(path: Path) -> None:
+    """Refuse, in one line, a CSV that is empty or a ``.gz`` that is not gzip (before polars guesses)."""
+    try:
+        with open(path, "rb") as fh:
+            start = fh.read(2)
+    except OSError as exc:
+        raise CxrdataError(f"{path} cannot be read: {exc.strerror or exc}") from None
+    if not start:
+        raise CxrdataError(f"{path} is empty (0 bytes): download it again")
+    if path.suffix == ".gz" and start != GZIP_MAGIC:
+        raise CxrdataError(f"{path} is named .gz but is not gzip-compressed: download it again")
+
+
 def header(path: Path) -> list[str]:
     """Column names of a CSV (gzipped or not), without reading the rest."""
+    check_readable(path)
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:  # type: ignore[operator]
             line = fh.readline()
     except (OSError, EOFError, UnicodeDecodeError) as exc:
         raise CxrdataError(f"{path} cannot be read as CSV: {exc}") from None
+    if not line.strip():
+        raise CxrdataError(f"{path} has no header line (an empty table): download it again")
     cells = pl.read_csv(line.encode(), has_header=False, infer_schema=False).row(0)
     return [(c or "").strip().strip('"') for c in cells]  # an unnamed index column has an empty name
 
@@ -48,6 +67,7 @@ def require_columns(path: Path, required: Iterable[str]) -> list[str]:
 
 def read_text_csv(path: Path, rename: dict[str, str] | None = None) -> pl.DataFrame:
     """The whole CSV with every column as text (empty cells are null)."""
+    header(path)
     try:
         frame = pl.read_csv(path, infer_schema=False, encoding="utf8-lossy")
     except (pl.exceptions.PolarsError, OSError) as exc:
