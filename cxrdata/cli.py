@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -20,38 +21,64 @@ from cxrdata.pipeline.build import BuildOptions, build
 from cxrdata.pipeline.summary import print_summary
 from cxrdata.sources.fusion import FUSE_MODES
 
+# Input and output folders are resolved (absolute, links followed) at parse time, so a configuration hash
+# does not depend on how a path was spelled and stored image paths load from any working directory.
+INPUT_PATH = click.Path(path_type=Path, resolve_path=True)
+
 # Tables are wide: when output is captured (not a terminal), do not squeeze them to 80 columns.
 console = Console() if sys.stdout.isatty() else Console(width=160)
 
 
+def error_line(message: str, status: int) -> None:
+    """Print one red ``error:`` line and exit with ``status``."""
+    click.secho("error: ", fg="red", bold=True, err=True, nl=False)
+    click.echo(message, err=True)
+    sys.exit(status)
+
+
 def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn a CxrdataError into one red line and exit status 2 (no traceback)."""
+    """A CxrdataError becomes one red line and exit status 2; Ctrl-C or SIGTERM one line and 130 / 143."""
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except CxrdataError as exc:
-            click.secho("error: ", fg="red", bold=True, err=True, nl=False)
-            click.echo(str(exc), err=True)
-            sys.exit(2)
+            error_line(str(exc), 2)
+        except KeyboardInterrupt:
+            click.echo("stopped; rerun the same command to resume", err=True)
+            sys.exit(128 + _stopped_by[0])
 
     return wrapper
+
+
+_stopped_by = [signal.SIGINT.value]
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM stops like Ctrl-C: the engine kills its workers, finished tasks stay done."""
+    _stopped_by[0] = signum
+    raise KeyboardInterrupt
 
 
 def build_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared by every ``build`` command."""
     options = [
-        click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder."),
-        click.option("--workers", type=int, default=os.cpu_count() or 1, show_default=True,
+        click.option("--out", type=INPUT_PATH, required=True,
+                     help="Output folder (new, empty, or a previous cxrdata build to resume)."),
+        click.option("--workers", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default=True,
                      help="Worker processes of the local engine; CPUs of the local Ray runtime."),
-        click.option("--tasks", type=int, default=None,
+        click.option("--tasks", type=click.IntRange(min=1), default=None,
                      help="Number of tasks (= shards per split); default: from the number of records."),
         click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
                      help="local: a process pool; ray: Ray Data (pip install 'cxrdata[ray]'), see docs/cluster.md."),
         click.option("--ray-address", default=None,
                      help="With --engine ray: the cluster to join (host:port, or 'auto'); default: a local runtime."),
-        click.option("--overwrite", is_flag=True, help="Delete a previous build in --out and start over."),
+        click.option("--overwrite", is_flag=True,
+                     help="Delete what a previous build wrote in --out (and nothing else) and start over."),
+        click.option("--max-reject-share", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
+                     help="Fail the build (exit 1, after writing manifest and rejects) when a config rejects more "
+                          "than this share of what it read."),
         click.option("--quiet", is_flag=True, help="No progress bars or summary."),
     ]
     for option in reversed(options):
@@ -145,12 +172,14 @@ def print_extractor(selection: Any, quiet: bool) -> None:
 
 
 def run_build(sources: list[Any], out: Path, workers: int, tasks: int | None, engine: str,
-              overwrite: bool, quiet: bool, ray_address: str | None = None) -> None:
+              overwrite: bool, quiet: bool, max_reject_share: float = 0.5, ray_address: str | None = None) -> None:
     options = BuildOptions(out=out, workers=workers, tasks=tasks, overwrite=overwrite, quiet=quiet, engine=engine,
-                           address=ray_address)
+                           address=ray_address, max_reject_share=max_reject_share)
     result = build(sources, options)
     if not quiet:
         print_summary(console, result)
+    if result.problems:
+        error_line("; ".join(result.problems) + " (manifest, card and rejects were written)", 1)
 
 
 def sample_root(dataset: str) -> Path:
@@ -163,6 +192,7 @@ def sample_root(dataset: str) -> Path:
 @click.version_option(__version__, prog_name="cxrdata")
 def main() -> None:
     """Turn raw chest X-ray downloads into clean, typed, sharded Parquet datasets."""
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
 
 
 @main.group("build")
@@ -171,9 +201,9 @@ def build_group() -> None:
 
 
 @build_group.command("mimic")
-@click.option("--root", type=click.Path(path_type=Path), help="MIMIC-CXR-JPG root (holds files/ and the CSVs).")
+@click.option("--root", type=INPUT_PATH, help="MIMIC-CXR-JPG root (holds files/ and the CSVs).")
 @click.option("--sample", is_flag=True, help="Build the bundled synthetic sample instead of --root.")
-@click.option("--reports-root", type=click.Path(path_type=Path), default=None,
+@click.option("--reports-root", type=INPUT_PATH, default=None,
               help="Folder holding the unzipped reports' files/ tree; default: --root.")
 @click.option("--views", default="PA,AP", show_default=True, help="ViewPositions to keep, comma-separated, or 'all'.")
 @image_options
@@ -205,8 +235,8 @@ def build_mimic(root: Path | None, sample: bool, reports_root: Path | None, view
 
 
 @build_group.command("ms-cxr")
-@click.option("--root", type=click.Path(path_type=Path), help="Folder with MS_CXR_Local_Alignment_v*.csv, or the CSV.")
-@click.option("--mimic-root", type=click.Path(path_type=Path), help="MIMIC-CXR-JPG root holding the images.")
+@click.option("--root", type=INPUT_PATH, help="Folder with MS_CXR_Local_Alignment_v*.csv, or the CSV.")
+@click.option("--mimic-root", type=INPUT_PATH, help="MIMIC-CXR-JPG root holding the images.")
 @click.option("--sample", is_flag=True, help="Build the bundled synthetic sample (MS-CXR 1.1.0).")
 @image_options
 @recipe_options
@@ -245,7 +275,7 @@ def build_ms_cxr(root: Path | None, mimic_root: Path | None, sample: bool, image
 
 
 @build_group.command("vindr")
-@click.option("--root", type=click.Path(path_type=Path), help="VinDr-CXR root (holds annotations/, train/, test/).")
+@click.option("--root", type=INPUT_PATH, help="VinDr-CXR root (holds annotations/, train/, test/).")
 @click.option("--sample", is_flag=True, help="Build the bundled synthetic sample instead of --root.")
 @click.option("--fuse", type=click.Choice(FUSE_MODES), default="none", show_default=True,
               help="Add a fused view of the readers' boxes beside the raw ones (never replaces them).")
@@ -267,7 +297,7 @@ def build_vindr(root: Path | None, sample: bool, fuse: str, iou: float, image_si
 
 
 @build_group.command("padchest-gr")
-@click.option("--root", type=click.Path(path_type=Path),
+@click.option("--root", type=INPUT_PATH,
               help="PadChest-GR root (grounded_reports_*.json, master_table.csv, PadChest_GR/).")
 @click.option("--sample", is_flag=True, help="Build the bundled synthetic sample instead of --root.")
 @image_options
@@ -286,9 +316,9 @@ def build_padchest_gr(root: Path | None, sample: bool, image_size: int, image_fo
 
 
 @build_group.command("imagenome")
-@click.option("--root", type=click.Path(path_type=Path),
+@click.option("--root", type=INPUT_PATH,
               help="Chest ImaGenome root (holds gold_dataset/ and silver_dataset/), or the folder above it.")
-@click.option("--mimic-root", type=click.Path(path_type=Path), help="MIMIC-CXR-JPG root holding the images.")
+@click.option("--mimic-root", type=INPUT_PATH, help="MIMIC-CXR-JPG root holding the images.")
 @click.option("--sample", is_flag=True, help="Build the bundled synthetic sample (on its own MIMIC-CXR-JPG sample).")
 @image_options
 @click.option("--recipe", default=None, help="A targets recipe (lofi-regions) or a YAML file.")
@@ -380,8 +410,8 @@ def doctor_group() -> None:
 
 
 @doctor_group.command("mimic")
-@click.option("--root", type=click.Path(path_type=Path), required=True)
-@click.option("--reports-root", type=click.Path(path_type=Path), default=None)
+@click.option("--root", type=INPUT_PATH, required=True)
+@click.option("--reports-root", type=INPUT_PATH, default=None)
 @friendly_errors
 def doctor_mimic(root: Path, reports_root: Path | None) -> None:
     """MIMIC-CXR-JPG (+ reports)."""
@@ -460,7 +490,7 @@ def synth_group() -> None:
 
 
 @synth_group.command("vindr")
-@click.option("--root", type=click.Path(path_type=Path), help="VinDr-CXR root (holds annotations/, train/, test/).")
+@click.option("--root", type=INPUT_PATH, help="VinDr-CXR root (holds annotations/, train/, test/).")
 @click.option("--sample", is_flag=True, help="Use the bundled synthetic VinDr-CXR sample instead of --root.")
 @click.option("--lut", "lut_path", type=click.Path(path_type=Path), required=True, help="LUT JSON (cxrdata lut build).")
 @click.option("--classes", default=None,
@@ -599,9 +629,9 @@ DECODE_OPTION = click.option("--decode", type=click.IntRange(min=0), default=20,
 
 
 @doctor_group.command("ms-cxr")
-@click.option("--root", type=click.Path(path_type=Path), required=True,
+@click.option("--root", type=INPUT_PATH, required=True,
               help="Folder with MS_CXR_Local_Alignment_v*.csv, or the CSV.")
-@click.option("--mimic-root", type=click.Path(path_type=Path), default=None, help="MIMIC-CXR-JPG root (images).")
+@click.option("--mimic-root", type=INPUT_PATH, default=None, help="MIMIC-CXR-JPG root (images).")
 @DECODE_OPTION
 @friendly_errors
 def doctor_ms_cxr(root: Path, mimic_root: Path | None, decode: int) -> None:
@@ -612,9 +642,9 @@ def doctor_ms_cxr(root: Path, mimic_root: Path | None, decode: int) -> None:
 
 
 @doctor_group.command("imagenome")
-@click.option("--root", type=click.Path(path_type=Path), required=True,
+@click.option("--root", type=INPUT_PATH, required=True,
               help="Chest ImaGenome root (holds gold_dataset/ and silver_dataset/), or the folder above it.")
-@click.option("--mimic-root", type=click.Path(path_type=Path), default=None, help="MIMIC-CXR-JPG root (images).")
+@click.option("--mimic-root", type=INPUT_PATH, default=None, help="MIMIC-CXR-JPG root (images).")
 @DECODE_OPTION
 @friendly_errors
 def doctor_imagenome(root: Path, mimic_root: Path | None, decode: int) -> None:
@@ -625,7 +655,7 @@ def doctor_imagenome(root: Path, mimic_root: Path | None, decode: int) -> None:
 
 
 @doctor_group.command("vindr")
-@click.option("--root", type=click.Path(path_type=Path), required=True,
+@click.option("--root", type=INPUT_PATH, required=True,
               help="VinDr-CXR root (holds annotations/, train/, test/).")
 @DECODE_OPTION
 @friendly_errors
@@ -637,7 +667,7 @@ def doctor_vindr(root: Path, decode: int) -> None:
 
 
 @doctor_group.command("padchest-gr")
-@click.option("--root", type=click.Path(path_type=Path), required=True,
+@click.option("--root", type=INPUT_PATH, required=True,
               help="PadChest-GR root (grounded_reports_*.json, master_table.csv, PadChest_GR/).")
 @DECODE_OPTION
 @friendly_errors

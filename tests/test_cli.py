@@ -76,7 +76,8 @@ def test_build_prints_a_summary(mimic_sample, tmp_path):
                     "--workers", "1", "--image-format", "path")
     assert result.exit_code == 0
     reasons = set(expected_rejects(mimic_sample).values())
-    for needle in ("records", "rejects by reason", *reasons, "records/s", "output"):
+    for needle in ("records", "not written, by reason", "excluded (before the tasks", "view_not_selected",
+                   "rejected (rejects/)", *reasons, "records/s", "output"):
         assert needle in result.output
 
 

@@ -61,12 +61,12 @@ def test_rows(sample: PadchestGrSample) -> None:
 
 
 def test_storage_modes(sample: PadchestGrSample) -> None:
-    """path: header only, an 8-bit PNG still refused; max_side 0: full-size lossless PNG."""
+    """path: header only, an absolute string path, an 8-bit PNG still refused; max_side 0: full-size lossless PNG."""
     paths, path_rejects = _run(sample.root, image_format="path")
     full, _ = _run(sample.root, image_size=0, image_format="jpeg")
     assert path_rejects == {sample.missing_png: "image_missing", sample.eight_bit_png: "png_not_16bit"}
     for image_id, row in paths.items():
-        assert row["image"] == {"bytes": None, "path": str(sample.root / row["image_path"])}
+        assert row["image"] == str((sample.root / row["image_path"]).absolute())  # a plain path: not an Image
         assert (row["image_width"], row["image_height"]) == sample.image_sizes[image_id]
     for image_id, row in full.items():
         assert row["image"]["bytes"].startswith(b"\x89PNG") and row["image"]["path"] == image_id

@@ -93,12 +93,12 @@ def test_test_reader_column_variants(tmp_path: Path, column: str | None) -> None
 
 
 def test_storage_modes(sample: VindrSample) -> None:
-    """path: header only (no pixels decoded); max_side 0: full-size lossless PNG even when JPEG is asked."""
+    """path: header only, an absolute string path (no pixels decoded); max_side 0: full-size lossless PNG even when JPEG is asked."""
     paths, path_rejects = _run(sample, image_format="path")
     full, _ = _run(sample, image_size=0, image_format="jpeg")
     assert {k: r.reason for k, r in path_rejects.items()} == {sample.no_pixel_data: "dicom_no_pixels"}
     for image_id, row in paths.items():
-        assert row["image"] == {"bytes": None, "path": str(sample.root / row["image_path"])}
+        assert row["image"] == str((sample.root / row["image_path"]).absolute())  # a plain path: not an Image
         assert (row["image_width"], row["image_height"]) == sample.image_sizes[image_id]
         assert row["dicom"] == full[image_id]["dicom"]
         assert row["regions"] == full[image_id]["regions"]

@@ -10,11 +10,16 @@ to 8 bits throws the contrast away) and windowed to 8 bits by one of:
 
 The window becomes a 65,536-entry uint8 table applied by one lookup per pixel. PadChest PNGs
 are display-ready (air dark), so nothing is inverted.
+
+Before decoding, the chunk structure is walked (:func:`png_layout`): a file cut short is
+``image_truncated``; bytes after a whole IEND chunk are tolerated, as libpng tolerates them, and
+reported so the caller can count them; a header claiming more than ``max_pixels`` is refused.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Literal
 
 import cv2
@@ -22,13 +27,44 @@ import numpy as np
 
 from cxrdata.errors import Rejected
 from cxrdata.imaging.lut import apply_table, linear_table, table_index_values
-from cxrdata.imaging.raster import Raster, resize_longest_side
+from cxrdata.imaging.raster import MAX_PIXELS, Raster, check_pixel_count, resize_longest_side
 
 Window = Literal["percentile", "minmax"]
 _SAMPLE_TARGET = 250_000
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_TAIL = 4096  # IEND must be this close to the end (a little trailing junk is tolerated)
 _TABLE_VALUES = table_index_values(np.dtype(np.uint16))
+
+
+@dataclass(frozen=True)
+class PngLayout:
+    """What a PNG's chunk structure says: its size, bit depth, and bytes after the IEND chunk."""
+
+    width: int
+    height: int
+    bit_depth: int
+    trailing_bytes: int
+
+
+def png_size(head: bytes) -> tuple[int, int, int]:
+    """``(width, height, bit depth)`` from the first 33 bytes (signature + IHDR)."""
+    if len(head) < 33 or not head.startswith(_PNG_SIGNATURE) or head[12:16] != b"IHDR":
+        raise Rejected("image_corrupt", "not a PNG (bad signature or no IHDR)")
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big"), head[24]
+
+
+def png_layout(data: bytes) -> PngLayout:
+    """Walk the chunks from IHDR to IEND (lengths only; libpng checks the CRCs when it decodes)."""
+    width, height, depth = png_size(data)
+    at = len(_PNG_SIGNATURE)
+    while at + 12 <= len(data):
+        length = int.from_bytes(data[at : at + 4], "big")
+        kind = data[at + 4 : at + 8]
+        at += 12 + length
+        if kind == b"IEND":
+            if at > len(data):
+                break
+            return PngLayout(width, height, depth, len(data) - at)
+    raise Rejected("image_truncated", f"PNG ends before its IEND chunk ({len(data)} bytes)")
 
 
 def decode_png16(
@@ -38,17 +74,17 @@ def decode_png16(
     low: float = 0.5,
     high: float = 99.5,
     expect_16bit: bool = True,
+    max_pixels: int = MAX_PIXELS,
 ) -> Raster:
     """Decode a grayscale PNG to uint8 with ``window``; ``max_side`` > 0 shrinks it (INTER_AREA).
 
-    Raises :class:`Rejected`: ``image_truncated`` (no IEND chunk), ``image_corrupt`` (does not
-    decode), ``png_not_16bit`` (8-bit PNG while ``expect_16bit``; otherwise it is windowed alike).
+    Raises :class:`Rejected`: ``image_truncated`` (no whole IEND chunk), ``image_too_large``,
+    ``image_corrupt`` (does not decode), ``png_not_16bit`` (8-bit PNG while ``expect_16bit``;
+    otherwise it is windowed alike).
     """
     data = _read_bytes(source)
-    if not data.startswith(_PNG_SIGNATURE):
-        raise Rejected("image_corrupt", "not a PNG (bad signature)")
-    if b"IEND" not in data[-_TAIL:]:
-        raise Rejected("image_truncated", "PNG ends before its IEND chunk")
+    layout = png_layout(data)
+    check_pixel_count(layout.width, layout.height, max_pixels)
     pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if pixels is None:
         raise Rejected("image_corrupt", "PNG does not decode")

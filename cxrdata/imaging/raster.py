@@ -1,10 +1,14 @@
 """8-bit grayscale rasters: decode (with libjpeg's DCT-domain downscaling), resize, encode.
 
-OpenCV does the work. A JPEG that will be shrunk anyway is decoded at 1/2, 1/4 or 1/8 scale
-straight from its DCT coefficients (``IMREAD_REDUCED_GRAYSCALE_*``) whenever the reduced image is
-still at least as large as the target. That skips most of the inverse DCT and shrinks the
-resize, but not the Huffman decoding, which dominates a quality-95 radiograph: decode + resize
-to 512 is ~1.3× faster than full decode + resize (benchmarks/decode_throughput.py), not 4-8×.
+simplejpeg (libjpeg-turbo) decodes JPEGs in strict mode: libjpeg's warnings ("Corrupt JPEG data",
+"premature end of data segment"), which OpenCV only prints while it returns an image, raise, so a
+damaged file becomes a reject instead of a silently grey or half-black image. A JPEG that will be
+shrunk anyway is decoded at 1/2, 1/4 or 1/8 scale straight from its DCT coefficients whenever the
+reduced image is still at least as large as the target. That skips most of the inverse DCT and
+shrinks the resize, but not the Huffman decoding, which dominates a quality-95 radiograph: decode +
+resize to 512 is ~1.3× faster than full decode + resize (benchmarks/decode_throughput.py), not 4-8×.
+The pixels equal OpenCV's own decode (same libjpeg-turbo, same integer IDCT). OpenCV resizes and
+encodes. A header that claims more than ``max_pixels`` pixels is refused before any decoding.
 """
 
 from __future__ import annotations
@@ -13,14 +17,14 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import simplejpeg
 
 from cxrdata.errors import Rejected
 
-_REDUCED_FLAGS = {
-    8: cv2.IMREAD_REDUCED_GRAYSCALE_8,
-    4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
-    2: cv2.IMREAD_REDUCED_GRAYSCALE_2,
-}
+_REDUCED_FACTORS = (8, 4, 2)
+# Default --max-pixels: ten times a large radiograph (4,280 x 4,280 = 18 M), far below what a forged
+# header can claim (65,500 x 65,500 = 4.3 G pixels, a 4 GB allocation before the first row decodes).
+MAX_PIXELS = 100_000_000
 
 
 @dataclass(frozen=True)
@@ -55,27 +59,38 @@ def jpeg_size(data: bytes) -> tuple[int, int]:
     raise Rejected("image_corrupt", "JPEG has no frame header (truncated?)")
 
 
-def decode_jpeg(data: bytes, max_side: int = 0) -> Raster:
+def check_pixel_count(width: int, height: int, max_pixels: int = MAX_PIXELS) -> None:
+    """Refuse a header that claims more than ``max_pixels`` pixels (0: no limit), before decoding."""
+    if max_pixels and width * height > max_pixels:
+        raise Rejected("image_too_large", f"header claims {width}x{height} = {width * height / 1e6:,.0f} M pixels, "
+                                          f"more than --max-pixels {max_pixels / 1e6:,.0f} M")
+
+
+def ends_with_eoi(tail: bytes) -> bool:
+    """Whether the last bytes of a JPEG hold its EOI marker (zero padding after it is tolerated)."""
+    return tail.rstrip(b"\x00").endswith(b"\xff\xd9")
+
+
+def decode_jpeg(data: bytes, max_side: int = 0, max_pixels: int = MAX_PIXELS) -> Raster:
     """Decode JPEG bytes to uint8 grayscale, at reduced scale when ``max_side`` allows it.
 
-    ``max_side=0`` decodes at full size. Raises :class:`Rejected` (``image_corrupt``) when the bytes
-    do not decode, including truncated files (libjpeg's premature-end warning is treated as an error).
+    ``max_side=0`` decodes at full size. Raises :class:`Rejected`: ``image_truncated`` (no EOI
+    marker), ``image_too_large`` (see :func:`check_pixel_count`), ``image_corrupt`` (does not
+    decode, or libjpeg reports corrupt or missing data anywhere in the entropy-coded segments).
     Pixels are returned exactly as stored: never inverted (MIMIC-CXR-JPG is display-ready, air
     dark) and never rotated by an EXIF orientation tag (the pixel grid must match the SOF size).
     """
     width, height = jpeg_size(data)
-    if not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
+    check_pixel_count(width, height, max_pixels)
+    if not ends_with_eoi(data[-4096:]):
         raise Rejected("image_truncated", "JPEG ends before its EOI marker")
-    flag = cv2.IMREAD_GRAYSCALE
-    if max_side:
-        for factor, reduced in _REDUCED_FLAGS.items():
-            if max(width, height) // factor >= max_side:
-                flag = reduced
-                break
-    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flag | cv2.IMREAD_IGNORE_ORIENTATION)
-    if pixels is None:
-        raise Rejected("image_corrupt", "JPEG does not decode")
-    return Raster(pixels, width, height)
+    factor = next((f for f in _REDUCED_FACTORS if max_side and max(width, height) // f >= max_side), 1)
+    try:
+        pixels = simplejpeg.decode_jpeg(data, colorspace="GRAY", min_factor=factor, min_width=-(-width // factor),
+                                        min_height=-(-height // factor), strict=True)
+    except ValueError as exc:
+        raise Rejected("image_corrupt", f"JPEG does not decode cleanly: {exc}") from None
+    return Raster(pixels[:, :, 0], width, height)
 
 
 def resize_longest_side(pixels: np.ndarray, max_side: int) -> np.ndarray:

@@ -12,7 +12,7 @@ its own; its name, version and description are its own.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -118,3 +118,18 @@ def load_schema(name: str) -> TableSchema:
             raise CxrdataError(f"schema {name!r} repeats column(s) {', '.join(clash)} of its base {base!r}")
         columns = inherited + columns
     return TableSchema(raw["name"], int(raw["version"]), raw.get("description", ""), columns)
+
+
+PATH_FEATURE = {"dtype": "string", "_type": "Value"}
+
+
+def image_columns_as_paths(schema: TableSchema) -> TableSchema:
+    """The schema with every ``Image`` column retyped as a plain string path (``--image-format path`` of a
+    DICOM or 16-bit PNG source, which no ``datasets`` image decoder shows correctly)."""
+    columns = tuple(
+        replace(c, feature=PATH_FEATURE, doc=f"{c.doc} Here: the absolute path of the source file (built with "
+                                             "--image-format path; DICOM and 16-bit PNG are not opened by datasets).")
+        if c.feature.get("_type") == "Image" else c
+        for c in schema.columns
+    )
+    return replace(schema, columns=columns)

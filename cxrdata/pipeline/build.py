@@ -1,8 +1,14 @@
 """A build: check sources, plan tasks, skip finished ones, run the rest, write manifest and card.
 
 Resume is marker-based (as in datatrove): a task whose marker exists for this configuration's
-hash is not run again. The configuration an OUT is being built with is recorded first; running a
-different configuration against the same OUT is refused rather than mixing two builds.
+hash, and whose files are all still there with the sizes and row counts the marker records, is not
+run again; any other task is redone. The configuration an OUT is being built with is recorded first;
+running a different configuration against the same OUT is refused rather than mixing two builds. A
+finished build whose card or manifest is missing gets them rewritten.
+
+A build that writes nothing, or rejects more than ``max_reject_share`` of what it read, still writes
+its manifest, card and rejects (so the user can look) and then reports the problem in
+:attr:`BuildResult.problems`; the CLI turns those into a non-zero exit.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,14 +27,13 @@ from typing import Any
 from cxrdata import __version__
 from cxrdata.errors import CxrdataError
 from cxrdata.io.card import write_card
-from cxrdata.io.layout import OutputLayout
-from cxrdata.io.schema import load_schema
+from cxrdata.io.layout import OutputLayout, unwritable
 from cxrdata.io.stats import statistics
 from cxrdata.pipeline.engine_local import run_local
 from cxrdata.pipeline.manifest import build_manifest, write_manifest
 from cxrdata.pipeline.progress import BuildProgress
 from cxrdata.pipeline.stats import BuildTotals, TaskStats
-from cxrdata.pipeline.task_runner import read_marker
+from cxrdata.pipeline.task_runner import config_schema, finished_task, read_marker
 from cxrdata.sources.base import Source, Task, auto_task_count, partition
 
 Engine = Callable[..., Any]
@@ -52,6 +58,20 @@ class BuildOptions:
     quiet: bool = False
     engine: str = "local"
     address: str | None = None  # ray: the cluster to connect to (None: start a local Ray runtime)
+    max_reject_share: float = 0.5  # a config rejecting more than this share of what it read is a failed build
+
+    def check(self) -> None:
+        """Refuse impossible settings in one line, before anything is read or written."""
+        if self.workers < 1:
+            raise CxrdataError(f"--workers must be at least 1, not {self.workers}")
+        if self.tasks is not None and self.tasks < 1:
+            raise CxrdataError(f"--tasks must be at least 1, not {self.tasks}")
+        if not 0.0 <= self.max_reject_share <= 1.0:
+            raise CxrdataError(f"--max-reject-share must be between 0 and 1, not {self.max_reject_share}")
+        if self.engine not in ENGINES:
+            raise CxrdataError(f"unknown engine {self.engine!r}; available: {', '.join(ENGINES)}")
+        if self.address is not None and self.engine != "ray":
+            raise CxrdataError("--ray-address applies only with --engine ray")
 
 
 @dataclass
@@ -60,6 +80,11 @@ class ConfigResult:
     tasks: int
     tasks_run: int
     totals: BuildTotals
+    excluded: dict[str, int] = field(default_factory=dict)  # whole-dataset filters, counted before the tasks
+
+    @property
+    def tasks_already_done(self) -> int:
+        return self.tasks - self.tasks_run
 
 
 @dataclass
@@ -69,6 +94,8 @@ class BuildResult:
     results: list[ConfigResult] = field(default_factory=list)
     seconds: float = 0.0
     nothing_to_do: bool = False
+    problems: list[str] = field(default_factory=list)  # a config wrote nothing or rejected too much
+    rewritten: list[str] = field(default_factory=list)  # card / manifest rewritten for a finished build
 
     @property
     def output_bytes(self) -> int:
@@ -80,11 +107,14 @@ def _hash(payload: Any) -> str:
 
 
 def describe_config(source: Source, n_tasks: int) -> dict[str, Any]:
-    """Everything that decides a config's output; its hash keys resume and refusal."""
-    schema = load_schema(source.schema)
+    """Everything that decides a config's output; its hash keys resume and refusal.
+
+    Paths are resolved, so the same folder spelled another way (relative, absolute, through a link) is
+    the same build."""
+    schema = config_schema(source)
     return {
         "dataset": source.dataset,
-        "root": str(source.root),
+        "root": str(Path(source.root).resolve()),
         "schema": f"{schema.name}@{schema.version}",
         "options": source.describe(),
         "stages": [stage.fingerprint() for stage in source.stages()],
@@ -92,11 +122,32 @@ def describe_config(source: Source, n_tasks: int) -> dict[str, Any]:
     }
 
 
-def _check_same_build(layout: OutputLayout, build_config: dict[str, Any]) -> None:
+def _previous_build(layout: OutputLayout, config_hash: str) -> dict[str, Any] | None:
+    """The configuration OUT was built with; None for a new OUT, or for a damaged ``build.json`` (a crash
+    while it was written) when nothing in OUT says another configuration was built there."""
     if not layout.build_config.exists():
-        return
-    previous = json.loads(layout.build_config.read_text())
-    if previous.get("hash") == build_config["hash"]:
+        return None
+    try:
+        previous = json.loads(layout.build_config.read_text())
+        if isinstance(previous, dict) and "hash" in previous:
+            return previous
+    except (OSError, ValueError):
+        pass
+    hashes = set()
+    for marker in layout.root.glob("tasks/*/*.json"):
+        try:
+            hashes.add(json.loads(marker.read_text()).get("config_hash"))
+        except (OSError, ValueError, AttributeError):
+            continue
+    if hashes - {config_hash}:
+        raise CxrdataError(f"{layout.build_config} is damaged and {layout.root} holds tasks of another "
+                           "configuration: rerun with --overwrite to start over, or choose another --out")
+    return None
+
+
+def _check_same_build(layout: OutputLayout, build_config: dict[str, Any]) -> None:
+    previous = _previous_build(layout, build_config["hash"])
+    if previous is None or previous.get("hash") == build_config["hash"]:
         return
     changed = _changed_keys(previous.get("configs", {}), build_config["configs"])
     raise CxrdataError(
@@ -114,15 +165,25 @@ def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
 
 def build(sources: list[Source], options: BuildOptions) -> BuildResult:
     """Run a build of one or more output configs into ``options.out``."""
-    if options.engine not in ENGINES:
-        raise CxrdataError(f"unknown engine {options.engine!r}; available: {', '.join(ENGINES)}")
-    if options.address is not None and options.engine != "ray":
-        raise CxrdataError("--ray-address applies only with --engine ray")
+    options.check()
     for source in sources:
         source.check()
     layout = OutputLayout(options.out)
-    with layout.lock():
-        return _build_locked(sources, options, layout)
+    try:
+        with layout.lock():
+            return _build_locked(sources, options, layout)
+    except OSError as exc:  # a full disk, a read-only folder: here, or in a worker
+        raise unwritable(layout.root, exc) from None
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
 
 
 def _build_locked(sources: list[Source], options: BuildOptions, layout: OutputLayout) -> BuildResult:
@@ -140,22 +201,25 @@ def _build_locked(sources: list[Source], options: BuildOptions, layout: OutputLa
         configs[source.config] = describe_config(source, n_tasks)
     build_config = {"tool": "cxrdata", "configs": configs, "hash": _hash(configs)}
     _check_same_build(layout, build_config)
-    if not layout.build_config.exists():
-        layout.build_config.parent.mkdir(parents=True, exist_ok=True)
-        layout.build_config.write_text(json.dumps(build_config, indent=2, sort_keys=True))
+    if _previous_build(layout, build_config["hash"]) is None:
+        _write_atomically(layout.build_config, json.dumps(build_config, indent=2, sort_keys=True))
 
     config_hash = build_config["hash"]
     result = BuildResult(out=options.out, config_hash=config_hash)
     pending = {
-        config: [t for t in tasks if read_marker(layout.marker_path(config, t.index), config_hash) is None]
+        config: [t for t in tasks if finished_task(layout, config, t.index, config_hash) is None]
         for config, (_, tasks) in plans.items()
     }
-    if not any(pending.values()) and _manifest_hash(layout) == config_hash:
+    if not any(pending.values()) and _manifest_hash(layout) == config_hash and layout.card.is_file():
         result.nothing_to_do = True
-        for config, (_, tasks) in plans.items():
-            result.results.append(ConfigResult(config, len(tasks), 0, _totals(layout, config, tasks, config_hash)))
+        for config, (source, tasks) in plans.items():
+            result.results.append(ConfigResult(config, len(tasks), 0, _totals(layout, config, tasks, config_hash),
+                                               dict(getattr(source, "excluded", {}))))
+        result.problems = _problems(result, options.max_reject_share)
         result.seconds = time.perf_counter() - started
         return result
+    if not any(pending.values()):
+        result.rewritten = [p.name for p in (layout.manifest, layout.card) if not p.is_file()] or ["manifest.json"]
 
     engine = ENGINES[options.engine]
     if options.address is not None:
@@ -163,26 +227,64 @@ def _build_locked(sources: list[Source], options: BuildOptions, layout: OutputLa
     with BuildProgress(quiet=options.quiet) as progress:
         for config, (source, tasks) in plans.items():
             todo = pending[config]
-            progress.start(config, sum(len(t.records) for t in todo), [s.name for s in source.stages()])
-            for _stats in engine(source, layout, config_hash, todo, options.workers, progress.advance):
-                pass
+            if todo:
+                progress.start(config, sum(len(t.records) for t in todo), [s.name for s in source.stages()])
+                for _stats in engine(source, layout, config_hash, todo, options.workers, progress.advance):
+                    pass
             totals = _totals(layout, config, tasks, config_hash)
-            result.results.append(ConfigResult(config, len(tasks), len(todo), totals))
+            result.results.append(ConfigResult(config, len(tasks), len(todo), totals,
+                                               dict(getattr(source, "excluded", {}))))
 
+    for config, (_, tasks) in plans.items():
+        _remove_stale_shards(layout, config, tasks, config_hash)
     manifest = build_manifest(layout, build_config, {r.config: r.totals for r in result.results},
                               {s.config: s for s in sources}, __version__)
     for config, entry in manifest["configs"].items():
         entry["statistics"] = statistics(layout.root, config)  # from the written shards and rejects
     write_manifest(layout, manifest)
     write_card(layout, manifest)
+    result.problems = _problems(result, options.max_reject_share)
     result.seconds = time.perf_counter() - started
     return result
+
+
+_SHARD = re.compile(r"^[a-z]+-\d{5}-of-\d{5}\.parquet$")
+
+
+def _remove_stale_shards(layout: OutputLayout, config: str, tasks: list[Task], config_hash: str) -> None:
+    """Delete shard-named files of this config that no finished task lists, so the card's ``data_files``
+    patterns match exactly the build's shards (e.g. a split a rerun task no longer writes)."""
+    listed = set()
+    for task in tasks:
+        stats = read_marker(layout.marker_path(config, task.index), config_hash)
+        listed |= set(stats.files) if stats is not None else set()
+    for path in layout.data_dir(config).glob("*.parquet"):
+        if _SHARD.match(path.name) and path.relative_to(layout.root).as_posix() not in listed:
+            path.unlink()
+
+
+def _problems(result: BuildResult, max_reject_share: float) -> list[str]:
+    """One line per config that wrote nothing or rejected more than ``max_reject_share`` of its records."""
+    problems = []
+    for r in result.results:
+        totals = r.totals
+        top = ", ".join(f"{reason} {n}" for reason, n in totals.reasons.most_common(3))
+        excluded = ", ".join(f"{k} {v}" for k, v in sorted(r.excluded.items()))
+        if totals.written == 0:
+            why = (f"read {totals.read}, rejected {totals.rejected}" + (f" ({top})" if top else "")
+                   + (f"; excluded before the tasks: {excluded}" if excluded else ""))
+            problems.append(f"config {r.config} wrote no rows: {why}; see {result.out / 'rejects' / r.config}")
+        elif totals.read and totals.rejected / totals.read > max_reject_share:
+            problems.append(f"config {r.config} rejected {totals.rejected} of {totals.read} records "
+                            f"({totals.rejected / totals.read:.0%}, more than --max-reject-share "
+                            f"{max_reject_share:g}): {top}; see {result.out / 'rejects' / r.config}")
+    return problems
 
 
 def _totals(layout: OutputLayout, config: str, tasks: list[Task], config_hash: str) -> BuildTotals:
     totals = BuildTotals()
     for task in tasks:
-        stats: TaskStats | None = read_marker(layout.marker_path(config, task.index), config_hash)
+        stats: TaskStats | None = finished_task(layout, config, task.index, config_hash)
         if stats is None:
             raise CxrdataError(f"task {config}/{task.index:05d} did not complete; rerun the same command")
         totals.add(stats)

@@ -2,12 +2,21 @@
 
 Each worker builds its stage chain once (``setup()`` per worker, never per record) and reports
 per-stage progress through a queue. Tasks finish in any order; results do not depend on it.
+
+Workers never outlive the build: they ignore Ctrl-C (the main process decides), they are killed
+when the main process stops for any reason (an interrupt, SIGTERM, an error in another task), and on
+Linux the kernel kills them if the main process itself is killed (``PR_SET_PDEATHSIG``), so no
+orphan keeps writing into OUT while a rerun starts.
 """
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing as mp
+import os
 import queue
+import signal
+import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -27,8 +36,21 @@ _worker_ctx: TaskContext | None = None
 _worker_queue: Any = None
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (no-op elsewhere)."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            return
+    if os.getppid() == 1:  # the parent died before the request was made
+        os._exit(1)
+
+
 def _init_worker(source: Source, layout: OutputLayout, config_hash: str, progress_queue: Any) -> None:
     global _worker_ctx, _worker_queue
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C and stops the workers
     cv2.setNumThreads(1)  # one process per core: OpenCV's own threads would only contend
     _worker_ctx = TaskContext.create(source, layout, config_hash)
     _worker_queue = progress_queue
@@ -51,10 +73,12 @@ def run_local(source: Source, layout: OutputLayout, config_hash: str, tasks: lis
         return
     spawn = mp.get_context("spawn")  # fork is unsafe beside polars/arrow thread pools
     progress_queue = spawn.Queue()
-    with ProcessPoolExecutor(
+    pool = ProcessPoolExecutor(
         max_workers=min(workers, len(tasks)), mp_context=spawn,
         initializer=_init_worker, initargs=(source, layout, config_hash, progress_queue),
-    ) as pool:
+    )
+    finished = False
+    try:
         pending: set[Future[TaskStats]] = {pool.submit(_run_in_worker, task) for task in tasks}
         while pending:
             done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
@@ -66,6 +90,24 @@ def run_local(source: Source, layout: OutputLayout, config_hash: str, tasks: lis
                     raise CxrdataError("a worker process died (killed, or out of memory); finished tasks are kept: "
                                        "rerun the same command to resume") from None
         _drain(progress_queue, progress)
+        finished = True
+    finally:
+        if finished:
+            pool.shutdown(wait=True)
+        else:
+            _stop(pool)
+        progress_queue.close()
+        progress_queue.join_thread()
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Kill the pool's workers now (an interrupt or an error): their unfinished tasks have no marker."""
+    processes = list(getattr(pool, "_processes", {}).values())  # no public handle before Python 3.14
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.kill()
+    for process in processes:
+        process.join(timeout=5)
 
 
 def _drain(progress_queue: Any, progress: Progress) -> None:

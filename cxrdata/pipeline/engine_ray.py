@@ -52,7 +52,7 @@ from cxrdata.errors import CxrdataError
 from cxrdata.io.layout import OutputLayout
 from cxrdata.pipeline.stage import Record, Reject, Stage, StageChain, split_rejects
 from cxrdata.pipeline.stats import StageTiming, TaskStats
-from cxrdata.pipeline.task_runner import TaskContext, TaskOutput, _run_chain, _write_marker
+from cxrdata.pipeline.task_runner import TaskContext, TaskOutput, _run_chain, _write_marker, config_schema
 from cxrdata.sources.base import Source, Task
 
 Progress = Callable[[str, int], None]
@@ -138,7 +138,8 @@ def _tail(source: Source, layout: OutputLayout, config_hash: str, n_head: int) -
     if key not in _tail_cache:
         stages = _stages(source, layout, config_hash)
         chain = StageChain([_stage(source, layout, config_hash, i) for i in range(n_head, len(stages))])
-        _tail_cache[key] = TaskContext(source, layout, config_hash, chain, chain_batch_size(stages))
+        _tail_cache[key] = TaskContext(source, layout, config_hash, chain, chain_batch_size(stages),
+                                       config_schema(source, stages))
     return _tail_cache[key]
 
 
@@ -192,7 +193,7 @@ def _write_flight(ctx: TaskContext, flight: _Flight, head: list[str]) -> TaskSta
     """:func:`~cxrdata.pipeline.task_runner.run_task` for a task whose head already ran, consuming its
     batches (each one is released once written)."""
     started = time.perf_counter()
-    layout, source, task = ctx.layout, ctx.source, flight.task
+    layout, task = ctx.layout, flight.task
     layout.clear_task_leftovers(task.config, task.index)
     stats = TaskStats(config=task.config, task=task.index)
     for name in head:
@@ -201,7 +202,7 @@ def _write_flight(ctx: TaskContext, flight: _Flight, head: list[str]) -> TaskSta
             stats.stages[name] = StageTiming(sum(t.records_in for t in timings), sum(t.records_out for t in timings),
                                              sum(t.seconds for t in timings))
     head_seconds = sum(stats.stages[name].seconds for name in head if name in stats.stages)
-    with TaskOutput(source, layout, task, stats) as output:
+    with TaskOutput(ctx, task, stats) as output:
         while flight.chunks:
             chunk = flight.chunks.pop(0)
             for split in chunk.splits:

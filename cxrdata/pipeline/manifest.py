@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 from cxrdata.io.layout import OutputLayout
@@ -40,7 +41,7 @@ def build_manifest(layout: OutputLayout, build_config: dict[str, Any], totals: d
             "splits": [s for s in source.splits if config_totals.splits.get(s) and config_totals.splits[s].written],
             "counts": manifest_counts(config_totals),
             "excluded": dict(getattr(source, "excluded", {})),
-            "data_files": sorted(p.name for p in layout.data_dir(config).glob("*.parquet")),
+            "data_files": sorted(Path(f).name for f in config_totals.files if f.startswith("data/")),
             "versions": source_versions(source),
         }
     manifest = {

@@ -19,6 +19,14 @@ class SplitCounts:
         self.rejected += other.rejected
 
 
+@dataclass(frozen=True)
+class WrittenFile:
+    """A file a task wrote (path relative to OUT in :attr:`TaskStats.files`): checked on resume."""
+
+    rows: int
+    bytes: int
+
+
 @dataclass
 class StageTiming:
     records_in: int = 0
@@ -38,6 +46,7 @@ class TaskStats:
     stages: dict[str, StageTiming] = field(default_factory=dict)
     bytes_written: int = 0
     seconds: float = 0.0
+    files: dict[str, WrittenFile] = field(default_factory=dict)
 
     def split(self, name: str) -> SplitCounts:
         return self.splits.setdefault(name, SplitCounts())
@@ -52,6 +61,7 @@ class TaskStats:
             "stages": {k: vars(v) for k, v in self.stages.items()},
             "bytes_written": self.bytes_written,
             "seconds": self.seconds,
+            "files": {k: vars(v) for k, v in sorted(self.files.items())},
         }
 
     @classmethod
@@ -65,6 +75,7 @@ class TaskStats:
             stages={k: StageTiming(**v) for k, v in data["stages"].items()},
             bytes_written=data["bytes_written"],
             seconds=data["seconds"],
+            files={k: WrittenFile(**v) for k, v in data["files"].items()},
         )
 
 
@@ -78,6 +89,7 @@ class BuildTotals:
     stages: dict[str, StageTiming] = field(default_factory=dict)
     bytes_written: int = 0
     task_seconds: float = 0.0
+    files: dict[str, WrittenFile] = field(default_factory=dict)
 
     def add(self, stats: TaskStats) -> None:
         for name, counts in stats.splits.items():
@@ -91,6 +103,7 @@ class BuildTotals:
             total.seconds += timing.seconds
         self.bytes_written += stats.bytes_written
         self.task_seconds += stats.seconds
+        self.files.update(stats.files)
 
     @property
     def read(self) -> int:

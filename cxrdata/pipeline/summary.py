@@ -19,11 +19,16 @@ def _size(n: float) -> str:
 def print_summary(console: Console, result: BuildResult) -> None:
     if result.nothing_to_do:
         console.print(f"[green]{result.out} is complete[/] (config {result.config_hash}); nothing to do.")
+    elif done := sum(r.tasks_already_done for r in result.results):
+        total = sum(r.tasks for r in result.results)
+        console.print(f"resumed: {done} of {total} tasks were already done and kept")
+    if result.rewritten:
+        console.print(f"every task was already done; rewrote {' and '.join(result.rewritten)}")
     counts = Table(title="records", show_lines=False)
     for column in ("config", "split", "read", "written", "rejected"):
         counts.add_column(column, justify="right" if column in ("read", "written", "rejected") else "left")
-    reasons = Table(title="rejects by reason")
-    for column in ("config", "reason", "records"):
+    reasons = Table(title="not written, by reason")
+    for column in ("config", "kind", "reason", "records"):
         reasons.add_column(column, justify="right" if column == "records" else "left")
     timing = Table(title="time per stage")
     for column in ("config", "stage", "records in", "seconds", "records/s", "share"):
@@ -31,8 +36,10 @@ def print_summary(console: Console, result: BuildResult) -> None:
     for r in result.results:
         for split, c in sorted(r.totals.splits.items()):
             counts.add_row(r.config, split, str(c.read), str(c.written), str(c.rejected))
+        for reason, n in sorted(r.excluded.items()):
+            reasons.add_row(r.config, "excluded (before the tasks, not read)", reason, str(n))
         for reason, n in sorted(r.totals.reasons.items()):
-            reasons.add_row(r.config, reason, str(n))
+            reasons.add_row(r.config, "rejected (rejects/)", reason, str(n))
         total_seconds = sum(s.seconds for s in r.totals.stages.values()) or 1.0
         for stage, s in r.totals.stages.items():
             rate = s.records_in / s.seconds if s.seconds else 0.0

@@ -15,11 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
 from cxrdata.io.layout import OutputLayout
-from cxrdata.io.schema import load_schema
+from cxrdata.io.schema import TableSchema, load_schema
 from cxrdata.io.writer import ShardWriter, shard_name
+from cxrdata.pipeline.image_stage import output_schema
 from cxrdata.pipeline.stage import Record, Reject, StageChain, split_rejects
-from cxrdata.pipeline.stats import StageTiming, TaskStats
+from cxrdata.pipeline.stats import StageTiming, TaskStats, WrittenFile
 from cxrdata.sources.base import Source, Task
 
 ProgressSink = Callable[[str, int], None]
@@ -38,13 +41,19 @@ class TaskContext:
     config_hash: str
     chain: StageChain
     batch_size: int
+    schema: TableSchema
 
     @classmethod
     def create(cls, source: Source, layout: OutputLayout, config_hash: str) -> TaskContext:
         chain = StageChain(source.stages())
         chain.setup()
         batch = min((s.resources.batch_size for s in chain.stages), default=64)
-        return cls(source, layout, config_hash, chain, batch)
+        return cls(source, layout, config_hash, chain, batch, config_schema(source, chain.stages))
+
+
+def config_schema(source: Source, stages: list | None = None) -> TableSchema:
+    """The exact table a source's config writes (its schema, as the image stage stores images)."""
+    return output_schema(load_schema(source.schema), source.stages() if stages is None else stages)
 
 
 def _reject_row(config: str, reject: Reject) -> Record:
@@ -59,12 +68,12 @@ class TaskOutput:
     Every engine writes through it, so their outputs and counts cannot drift apart.
     """
 
-    def __init__(self, source: Source, layout: OutputLayout, task: Task, stats: TaskStats) -> None:
-        schema = load_schema(source.schema)
-        self.config, self.splits, self.stats = task.config, source.splits, stats
+    def __init__(self, ctx: TaskContext, task: Task, stats: TaskStats) -> None:
+        layout = ctx.layout
+        self.root, self.config, self.splits, self.stats = layout.root, task.config, ctx.source.splits, stats
         self.writers = {
-            split: ShardWriter(layout.shard_path(task.config, shard_name(split, task.index, task.count)), schema)
-            for split in source.splits
+            split: ShardWriter(layout.shard_path(task.config, shard_name(split, task.index, task.count)), ctx.schema)
+            for split in ctx.source.splits
         }
         self.rejects = ShardWriter(layout.rejects_path(task.config, task.index), load_schema("rejects"))
 
@@ -93,7 +102,9 @@ class TaskOutput:
             return
         for writer in files:
             if path := writer.close():
-                self.stats.bytes_written += path.stat().st_size
+                size = path.stat().st_size
+                self.stats.bytes_written += size
+                self.stats.files[path.relative_to(self.root).as_posix()] = WrittenFile(writer.rows, size)
 
 
 def count_read(stats: TaskStats, records: list[Record]) -> None:
@@ -107,7 +118,7 @@ def run_task(ctx: TaskContext, task: Task, progress: ProgressSink = _no_progress
     started = time.perf_counter()
     ctx.layout.clear_task_leftovers(task.config, task.index)
     stats = TaskStats(config=task.config, task=task.index)
-    with TaskOutput(ctx.source, ctx.layout, task, stats) as output:
+    with TaskOutput(ctx, task, stats) as output:
         for start in range(0, len(task.records), ctx.batch_size):
             # Shallow copies: stages fill records in place, and the task's own list must not keep every
             # processed image alive until the task ends (the local engine's main process holds all tasks).
@@ -151,8 +162,26 @@ def read_marker(path: Path, config_hash: str) -> TaskStats | None:
     """The stats of a finished task, or None when it has no valid marker for this config."""
     try:
         data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if data.get("config_hash") != config_hash:
-        return None
-    return TaskStats.from_json(data["stats"])
+        if data.get("config_hash") != config_hash:
+            return None
+        return TaskStats.from_json(data["stats"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # missing, empty or damaged: the task is redone
+
+
+def files_intact(root: Path, stats: TaskStats) -> bool:
+    """Whether every file a finished task wrote is still there, with its size and row count."""
+    for name, written in stats.files.items():
+        path = root / name
+        try:
+            if path.stat().st_size != written.bytes or pq.read_metadata(path).num_rows != written.rows:
+                return False
+        except (OSError, ValueError):  # gone, or no longer a Parquet file
+            return False
+    return True
+
+
+def finished_task(layout: OutputLayout, config: str, task: int, config_hash: str) -> TaskStats | None:
+    """The stats of a task that is done and whose files are intact; None when it must be (re)done."""
+    stats = read_marker(layout.marker_path(config, task), config_hash)
+    return stats if stats is not None and files_intact(layout.root, stats) else None
