@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -17,6 +16,7 @@ from rich.console import Console
 from cxrdata import __version__
 from cxrdata.errors import CxrdataError
 from cxrdata.extract.select import EXTRACTOR_CHOICES
+from cxrdata.pipeline import interrupts
 from cxrdata.pipeline.build import BuildOptions, build
 from cxrdata.pipeline.summary import print_summary
 from cxrdata.sources.fusion import FUSE_MODES
@@ -47,18 +47,9 @@ def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             error_line(str(exc), 2)
         except KeyboardInterrupt:
             click.echo("stopped; rerun the same command to resume", err=True)
-            sys.exit(128 + _stopped_by[0])
+            sys.exit(128 + interrupts.stopped_by())
 
     return wrapper
-
-
-_stopped_by = [signal.SIGINT.value]
-
-
-def _stop_on_sigterm(signum: int, frame: object) -> None:
-    """SIGTERM stops like Ctrl-C: the engine kills its workers, finished tasks stay done."""
-    _stopped_by[0] = signum
-    raise KeyboardInterrupt
 
 
 def build_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -192,7 +183,7 @@ def sample_root(dataset: str) -> Path:
 @click.version_option(__version__, prog_name="cxrdata")
 def main() -> None:
     """Turn raw chest X-ray downloads into clean, typed, sharded Parquet datasets."""
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    interrupts.install()
 
 
 @main.group("build")

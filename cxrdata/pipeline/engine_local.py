@@ -3,7 +3,8 @@
 Each worker builds its stage chain once (``setup()`` per worker, never per record) and reports
 per-stage progress through a queue. Tasks finish in any order; results do not depend on it.
 
-Workers never outlive the build: they ignore Ctrl-C (the main process decides), they are killed
+Workers never outlive the build: they ignore Ctrl-C (the main process decides, see
+:mod:`~cxrdata.pipeline.interrupts`), they are killed
 when the main process stops for any reason (an interrupt, SIGTERM, an error in another task), and on
 Linux the kernel kills them if the main process itself is killed (``PR_SET_PDEATHSIG``), so no
 orphan keeps writing into OUT while a rerun starts.
@@ -26,6 +27,7 @@ import cv2
 
 from cxrdata.errors import CxrdataError
 from cxrdata.io.layout import OutputLayout
+from cxrdata.pipeline import interrupts
 from cxrdata.pipeline.stats import TaskStats
 from cxrdata.pipeline.task_runner import TaskContext, run_task
 from cxrdata.sources.base import Source, Task
@@ -50,7 +52,7 @@ def _die_with_parent() -> None:
 def _init_worker(source: Source, layout: OutputLayout, config_hash: str, progress_queue: Any) -> None:
     global _worker_ctx, _worker_queue
     _die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C and stops the workers
+    interrupts.worker_signals()
     cv2.setNumThreads(1)  # one process per core: OpenCV's own threads would only contend
     _worker_ctx = TaskContext.create(source, layout, config_hash)
     _worker_queue = progress_queue
@@ -79,7 +81,8 @@ def run_local(source: Source, layout: OutputLayout, config_hash: str, tasks: lis
     )
     finished = False
     try:
-        pending: set[Future[TaskStats]] = {pool.submit(_run_in_worker, task) for task in tasks}
+        with interrupts.spawning():  # submit() spawns the workers
+            pending: set[Future[TaskStats]] = {pool.submit(_run_in_worker, task) for task in tasks}
         while pending:
             done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
             _drain(progress_queue, progress)
