@@ -133,6 +133,7 @@ class DicomImageStage(ImageStage):
 
     name: ClassVar[str] = "dicom-image"
     resources: ClassVar[Resources] = Resources(cpus=1.0, batch_size=16)
+    display: str = "stretch"  # --dicom-display: stretch or window (cxrdata.imaging.dicom_display)
 
     def probe(self, path: Path, record: Record) -> tuple[int, int]:
         with warnings.catch_warnings():
@@ -147,7 +148,7 @@ class DicomImageStage(ImageStage):
         return int(ds.Columns), int(ds.Rows)
 
     def decode(self, path: Path, record: Record) -> Raster:
-        image = decode_dicom(read_file(path), max_side=self.max_side)
+        image = decode_dicom(read_file(path), max_side=self.max_side, display=self.display)
         if image.syntax_inferred:
             record.setdefault("_notes", []).append("dicom_transfer_syntax_inferred")
         record["_dicom_header"] = image.header
