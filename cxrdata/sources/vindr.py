@@ -91,7 +91,7 @@ class VindrBoxStage(RecordStage):
     """Every reader's boxes -> canonical regions; image-level labels per reader; optional fused view."""
 
     name: ClassVar[str] = "vindr-boxes"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     fuse: str = "none"
     iou: float = 0.1
 
