@@ -227,3 +227,26 @@ def test_counts_add_up_per_split(built: Built) -> None:
         assert sum(counts["rejects_by_reason"].values()) == sum(s["rejected"] for s in counts["splits"].values())
         assert Counter(r["reason"] for r in _reject_rows(built.out, config).values()) == Counter(
             counts["rejects_by_reason"])
+
+
+def test_gold_lut_reader_counts_repeats_and_conflicts(hostile: ImagenomeSample) -> None:
+    """The LUT must not weigh a repeated box twice nor average a box given twice differently."""
+    from cxrdata.sources.imagenome_gold import read_gold_boxes
+
+    gold = read_gold_boxes(hostile.root)
+    assert gold.problems == {"duplicate_row": 1, "conflicting_rows": 2, "no_scaling_row": 1}  # ../evil has none
+    pairs = [(b.dicom_id, b.bbox_name) for b in gold.boxes]
+    assert len(pairs) == len(set(pairs)) == gold.rows - 4
+    assert (hostile.faults["gold_box_conflict"], "trachea") not in pairs
+
+
+def test_doctor_names_a_broken_attributes_file(hostile: ImagenomeSample, mimic_sample: MimicSample,
+                                               tmp_path: Path) -> None:
+    from cxrdata.sources.doctor import diagnose_imagenome
+
+    root = _copy_tree(hostile, tmp_path)
+    (root / GOLD_ATTRIBUTES).write_bytes(b"")
+    [finding] = [f for f in diagnose_imagenome(root, None, sample=0) if f.item == GOLD_ATTRIBUTES]
+    assert finding.level == "error"
+    assert finding.detail == f"{root / GOLD_ATTRIBUTES} is empty (0 bytes): download it again"
+    assert finding.fix.startswith(f"restore {GOLD_ATTRIBUTES} from chest-imagenome-dataset-1.0.0.zip; its columns")
