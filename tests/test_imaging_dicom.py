@@ -201,6 +201,21 @@ def test_stretch_uses_the_grey_levels_present_not_the_stored_range() -> None:
     assert out[100, 1] == round((mid - low) / (high - low) * 255)
 
 
+def test_stretch_after_a_non_monotone_voi_lut_uses_only_the_values_present() -> None:
+    """A tent-shaped LUT: the image holds stored 0, 64 and 255 only, so its top level is LUT(64), not LUT(128)."""
+    lut = np.concatenate([np.linspace(0, 4095, 129), np.linspace(4095, 0, 128)[1:]]).round().astype(int)
+    item = Dataset()
+    item.LUTDescriptor = [256, 0, 12]
+    item.add_new(0x00283006, "US", lut.tolist())
+    pixels = np.array([[0, 64, 255]] * 4, np.uint8)
+    ds = make_ds(pixels, bits_stored=8)
+    ds.VOILUTSequence = Sequence([item])
+    window = decode_dicom(to_bytes(ds), display="window").pixels[0]
+    stretch = decode_dicom(to_bytes(ds)).pixels[0]
+    assert window.tolist() == [0, round(lut[64] * 255 / 4095), 0]
+    assert stretch.tolist() == [0, 255, 0]
+
+
 def test_stretch_of_a_one_level_image_leaves_it_as_windowed() -> None:
     ds = make_ds(np.full((8, 8), 3000, np.uint16), WindowCenter=1000, WindowWidth=100)
     assert (decode_dicom(to_bytes(ds)).pixels == 255).all()  # above the window; nothing to stretch

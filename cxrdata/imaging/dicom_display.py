@@ -16,7 +16,7 @@ Two display modes (``--dicom-display``, FORMATS.md §4.2):
 
 The table is evaluated on every possible stored value of the storage type (256 or 65,536
 entries), never on the pixels, so a sigmoid or an arbitrary VOI LUT costs one lookup per pixel;
-the stretch looks at the pixels only to learn which stored values occur (one histogram).
+the stretch reads only the image's stored range (a histogram when the levels are not monotone).
 """
 
 from __future__ import annotations
@@ -69,16 +69,32 @@ def display_table(ds: Dataset, pixels: np.ndarray, display: str = DEFAULT_DISPLA
     if str(ds.get("PhotometricInterpretation", "")).strip() == "MONOCHROME1":
         levels = 255.0 - levels
     if display == "stretch":
-        levels = _stretch(levels, pixels)
+        levels = _stretch(levels, values, pixels)
     return DisplayTable(to_uint8(levels), voi, display)
 
 
-def _stretch(levels: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+def _stretch(levels: np.ndarray, values: np.ndarray, pixels: np.ndarray) -> np.ndarray:
     """Min–max of the grey levels the image actually uses, onto 0–255 (unchanged if it uses one)."""
+    low, high = _used_levels(levels, values, pixels)
+    return levels if high <= low else linear_levels(levels, low, high)
+
+
+def _used_levels(levels: np.ndarray, values: np.ndarray, pixels: np.ndarray) -> tuple[float, float]:
+    """Smallest and largest grey level of the image's pixels.
+
+    When the levels are monotone over the image's stored range (every window and nearly every LUT),
+    they are the levels of its smallest and largest stored value; otherwise a histogram of the
+    stored values says which table slots occur.
+    """
+    first, last = _stored_range(pixels, values)
+    inside = (values >= first) & (values <= last)
+    curve = levels[inside][np.argsort(values[inside], kind="stable")]
+    steps = np.diff(curve)
+    if (steps >= 0).all() or (steps <= 0).all():
+        return float(min(curve[0], curve[-1])), float(max(curve[0], curve[-1]))
     slots = np.ascontiguousarray(pixels).view(f"u{pixels.dtype.itemsize}").reshape(-1)
     used = levels[np.bincount(slots, minlength=levels.size) > 0]
-    low, high = float(used.min()), float(used.max())
-    return levels if high <= low else linear_levels(levels, low, high)
+    return float(used.min()), float(used.max())
 
 
 def _voi_lut(ds: Dataset, modality: np.ndarray) -> np.ndarray | None:
