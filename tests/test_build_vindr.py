@@ -140,6 +140,8 @@ def test_cli_sample_data_then_build(tmp_path: Path) -> None:
                                  "dicom_display": "window"}
     again = runner.invoke(main, [*args[:-5], "--workers", "1", "--quiet"])  # same build, default display
     assert again.exit_code == 2 and "options.dicom_display" in again.output  # an output-changing option
+    for command in (["build", "vindr"], ["synth-prompts", "vindr"]):  # both build VinDr images
+        assert "--dicom-display [stretch|window]" in runner.invoke(main, [*command, "--help"]).output
     assert any(row["fused_regions"] for row in read_records(out, "vindr").values())
     missing = runner.invoke(main, ["build", "vindr", "--root", str(tmp_path / "nope"), "--out", str(out)])
     assert missing.exit_code == 2 and missing.output.startswith("error: VinDr-CXR root")
