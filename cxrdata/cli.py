@@ -89,6 +89,10 @@ def image_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+dicom_display_option = click.option(
+    "--dicom-display", type=click.Choice(["stretch", "window"]), default="stretch", show_default=True,
+    help="stretch: VOI window then min-max to 0-255 (the published VinDr readers); window: strict PS3.3 window.")
+
 RECIPE_ONLY = ("extractor", "radgraph_cache", "device", "extraction_cache", "lut")
 
 
@@ -273,17 +277,18 @@ def build_ms_cxr(root: Path | None, mimic_root: Path | None, sample: bool, image
 @click.option("--iou", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.1, show_default=True,
               help="Boxes of one label overlapping more than this are fused.")
 @image_options
+@dicom_display_option
 @click.option("--recipe", default=None, help="A targets recipe (lofi-regions) or a YAML file.")
 @targets_options
 @build_options
 @friendly_errors
 def build_vindr(root: Path | None, sample: bool, fuse: str, iou: float, image_size: int, image_format: str,
-                recipe: str | None, box_format: str | None, **kwargs: Any) -> None:
+                dicom_display: str, recipe: str | None, box_format: str | None, **kwargs: Any) -> None:
     """VinDr-CXR DICOMs with every reader's boxes and image-level labels (train and test)."""
     from cxrdata.sources.vindr import VindrSource
 
     source = VindrSource(root=_root_or_sample(root, sample, "vindr"), fuse=fuse, iou=iou, image_size=image_size,
-                         image_format=image_format)
+                         image_format=image_format, dicom_display=dicom_display)
     run_build(with_targets(recipe, box_format, "vindr", [source]), **kwargs)
 
 
@@ -495,11 +500,12 @@ def synth_group() -> None:
 @click.option("--include-mixtures", is_flag=True,
               help="Let boxes match the bilateral mixtures too (through their moment-matched Gaussian).")
 @image_options
+@dicom_display_option
 @build_options
 @friendly_errors
 def synth_vindr(root: Path | None, sample: bool, lut_path: Path, classes: str | None, splits: tuple[str, ...],
                 fuse: str, iou: float, include_mixtures: bool, image_size: int, image_format: str,
-                **kwargs: Any) -> None:
+                dicom_display: str, **kwargs: Any) -> None:
     """One row per VinDr-CXR (image, class): its boxes, their nearest LUT locations (W2²) and the prompt."""
     from cxrdata.targets.synth_prompts import VindrPromptSource
 
@@ -508,7 +514,7 @@ def synth_vindr(root: Path | None, sample: bool, lut_path: Path, classes: str | 
         raise CxrdataError("--classes is empty")
     source = VindrPromptSource(root=_root_or_sample(root, sample, "vindr"), lut_path=lut_path, classes=names,
                                splits=splits, image_size=image_size, image_format=image_format, fuse=fuse, iou=iou,
-                               include_mixtures=include_mixtures)
+                               include_mixtures=include_mixtures, dicom_display=dicom_display)
     run_build([source], **kwargs)
 
 

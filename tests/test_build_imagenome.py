@@ -143,3 +143,24 @@ def test_cli_sample_data_then_build(tmp_path: Path) -> None:
     manifest = json.loads((out / "manifest.json").read_text())
     assert list(manifest["configs"]) == ["imagenome-gold", "imagenome-silver"]
     assert manifest["configs"]["imagenome-silver"]["counts"]["rejects_by_reason"]["scene_graph_missing"] == 1
+
+
+def test_gold_sentence_regions_load_typed_and_hold_every_tsv_row(built: Built) -> None:
+    sample = built.sample
+    path = sample.root / "gold_dataset" / "gold_attributes_relations_500pts_500studies1st.txt"
+    with path.open(newline="") as fh:
+        tsv = list(csv.DictReader(fh, delimiter="\t"))
+    ds = datasets.load_dataset(str(built.out), "imagenome-gold", split="test")
+    feature = ds.features["sentence_regions"].feature
+    assert feature["box"] == datasets.List(datasets.Value("float32"), length=4)
+    assert feature["relations"] == datasets.List(datasets.Value("int8"))
+    written = set(ds["id"])
+    expected = [r for r in tsv if r["image_id"].removesuffix(".dcm") in written]
+    assert expected  # the sample's first-study gold images were written
+    got = {row["id"]: [(e["row_id"], e["label"], a, rel) for e in row["sentence_regions"]
+                       for a, rel in zip(e["attributes"], e["relations"], strict=True)] for row in ds}
+    want: dict[str, list] = {i: [] for i in written}
+    for r in expected:  # in file order: one sentence region per (row_id, bbox), its attributes in order
+        want[r["image_id"].removesuffix(".dcm")].append(
+            (r["row_id"], r["bbox"], f"{r['categoryID']}|{r['context']}|{r['label_name']}", int(r["relation"])))
+    assert got == {i: sorted(v, key=lambda t: [x[:2] for x in v].index(t[:2])) for i, v in want.items()}

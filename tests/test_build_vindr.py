@@ -63,7 +63,9 @@ def test_manifest_accounting(built: Built) -> None:
     }
     assert counts["rejects_by_reason"] == {"dicom_no_pixels": 1}
     assert counts["notes"] == {"dicom_transfer_syntax_inferred": 1, "label_missing": 1, "region_box_out_of_bounds": 1}
-    assert config["options"] == {"image_size": SIZE, "image_format": "jpeg", "fuse": "wbf", "iou": 0.1}
+    assert config["options"] == {"image_size": SIZE, "image_format": "jpeg", "fuse": "wbf", "iou": 0.1,
+                                 "dicom_display": "stretch"}
+    assert "  - dicom_display: `stretch`" in (built.out / "README.md").read_text()
     rejects = [r for p in (built.out / "rejects" / "vindr").glob("*.parquet") for r in pq.read_table(p).to_pylist()]
     assert [(r["record_id"], r["split"], r["reason"]) for r in rejects] == [
         (sample.no_pixel_data, "train", "dicom_no_pixels")]
@@ -131,10 +133,15 @@ def test_cli_sample_data_then_build(tmp_path: Path) -> None:
     result = runner.invoke(main, ["sample-data", "vindr", "--out", str(raw), "--seed", "1"], catch_exceptions=False)
     assert result.exit_code == 0 and "wrote 8 train and 4 test DICOMs" in result.output
     args = ["build", "vindr", "--root", str(raw), "--out", str(out), "--fuse", "union", "--iou", "0.2",
-            "--image-size", "64", "--workers", "1", "--quiet"]
+            "--image-size", "64", "--dicom-display", "window", "--workers", "1", "--quiet"]
     assert runner.invoke(main, args, catch_exceptions=False).exit_code == 0
     config = json.loads((out / "manifest.json").read_text())["configs"]["vindr"]
-    assert config["options"] == {"image_size": 64, "image_format": "jpeg", "fuse": "union", "iou": 0.2}
+    assert config["options"] == {"image_size": 64, "image_format": "jpeg", "fuse": "union", "iou": 0.2,
+                                 "dicom_display": "window"}
+    again = runner.invoke(main, [*args[:-5], "--workers", "1", "--quiet"])  # same build, default display
+    assert again.exit_code == 2 and "options.dicom_display" in again.output  # an output-changing option
+    for command in (["build", "vindr"], ["synth-prompts", "vindr"]):  # both build VinDr images
+        assert "--dicom-display [stretch|window]" in runner.invoke(main, [*command, "--help"]).output
     assert any(row["fused_regions"] for row in read_records(out, "vindr").values())
     missing = runner.invoke(main, ["build", "vindr", "--root", str(tmp_path / "nope"), "--out", str(out)])
     assert missing.exit_code == 2 and missing.output.startswith("error: VinDr-CXR root")

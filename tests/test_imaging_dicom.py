@@ -163,6 +163,69 @@ def test_monochrome1_inverts_so_air_is_dark() -> None:
     assert out[1548] == 255 and out[2548] == 0
 
 
+# --- display: strict window, or window then stretch (FORMATS.md 4.2) -----------------------
+
+
+def _window_level(x: np.ndarray, center: float, width: float) -> np.ndarray:
+    """PS3.3 C.11.2.1.2.1 LINEAR window as float grey levels (written out here, not imported)."""
+    y = ((x - (center - 0.5)) / (width - 1) + 0.5) * 255.0
+    return np.clip(y, 0.0, 255.0)
+
+
+@pytest.mark.parametrize("photometric", ["MONOCHROME2", "MONOCHROME1"])
+def test_stretch_fills_0_to_255_after_a_window_wider_than_the_image(photometric: str) -> None:
+    ds = make_ds(ramp(1000, 2000), photometric, WindowCenter=2048, WindowWidth=4096)
+    window = decode_dicom(to_bytes(ds), display="window")
+    stretch = decode_dicom(to_bytes(ds))  # the default
+    assert (window.display, stretch.display) == ("window", "stretch") and window.voi == stretch.voi == "window"
+    levels = _window_level(np.arange(1000, 2001, dtype=np.float64), 2048, 4096)
+    if photometric == "MONOCHROME1":
+        levels = 255.0 - levels
+    assert (row_values(window.pixels) == np.rint(levels)).all()
+    # by hand: ((1000 - 2047.5) / 4095 + 0.5) * 255 = 62.27 and ((2000 - 2047.5) / 4095 + 0.5) * 255 = 124.54
+    low_high = (62, 125) if photometric == "MONOCHROME2" else (130, 193)
+    assert (row_values(window.pixels).min(), row_values(window.pixels).max()) == low_high
+    stretched = (levels - levels.min()) / (levels.max() - levels.min()) * 255.0
+    assert (row_values(stretch.pixels) == np.rint(stretched)).all()
+    assert row_values(stretch.pixels)[0] == (0 if photometric == "MONOCHROME2" else 255)
+
+
+def test_stretch_uses_the_grey_levels_present_not_the_stored_range() -> None:
+    """Only the values in the image count: one outlier at 4000 sets the top, not BitsStored."""
+    pixels = ramp(1000, 1100)
+    pixels[0, 0] = 4000
+    ds = make_ds(pixels, WindowCenter=2000, WindowWidth=4000)
+    out = decode_dicom(to_bytes(ds)).pixels
+    assert out[0, 0] == 255 and out[0, 1] == 0
+    low, mid, high = _window_level(np.array([1000.0, 1100.0, 4000.0]), 2000, 4000)
+    assert out[100, 1] == round((mid - low) / (high - low) * 255)
+
+
+def test_stretch_after_a_non_monotone_voi_lut_uses_only_the_values_present() -> None:
+    """A tent-shaped LUT: the image holds stored 0, 64 and 255 only, so its top level is LUT(64), not LUT(128)."""
+    lut = np.concatenate([np.linspace(0, 4095, 129), np.linspace(4095, 0, 128)[1:]]).round().astype(int)
+    item = Dataset()
+    item.LUTDescriptor = [256, 0, 12]
+    item.add_new(0x00283006, "US", lut.tolist())
+    pixels = np.array([[0, 64, 255]] * 4, np.uint8)
+    ds = make_ds(pixels, bits_stored=8)
+    ds.VOILUTSequence = Sequence([item])
+    window = decode_dicom(to_bytes(ds), display="window").pixels[0]
+    stretch = decode_dicom(to_bytes(ds)).pixels[0]
+    assert window.tolist() == [0, round(lut[64] * 255 / 4095), 0]
+    assert stretch.tolist() == [0, 255, 0]
+
+
+def test_stretch_of_a_one_level_image_leaves_it_as_windowed() -> None:
+    ds = make_ds(np.full((8, 8), 3000, np.uint16), WindowCenter=1000, WindowWidth=100)
+    assert (decode_dicom(to_bytes(ds)).pixels == 255).all()  # above the window; nothing to stretch
+
+
+def test_unknown_display_is_a_caller_error_not_a_reject() -> None:
+    with pytest.raises(ValueError, match="DICOM display must be one of stretch, window, not 'minmax'"):
+        decode_dicom(to_bytes(make_ds(chest_like())), display="minmax")
+
+
 # --- bit depths and storage ----------------------------------------------------------------
 
 
@@ -225,7 +288,7 @@ def test_grayscale_jpeg_baseline_pixel_data(infer: bool) -> None:
     ds.PixelData = encapsulate([jpeg])  # left with a defined length, as some converters write it
     ds["PixelData"].VR = "OB"
     ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
-    image = decode_dicom(_without_syntax(ds) if infer else to_bytes(ds))
+    image = decode_dicom(_without_syntax(ds) if infer else to_bytes(ds), display="window")
     assert image.header["TransferSyntaxUID"] == JPEGBaseline8Bit and image.syntax_inferred == infer
     expected = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_GRAYSCALE)
     assert np.abs(image.pixels.astype(int) - expected).max() <= 1
@@ -410,7 +473,7 @@ def _reference(path: Path) -> np.ndarray | None:
 @pytest.mark.parametrize("path", SHIPPED, ids=[str(p.relative_to(TEST_FILES)) for p in SHIPPED])
 def test_shipped_file_decodes_or_is_rejected_cleanly(path: Path) -> None:
     try:
-        image = decode_dicom(path)
+        image = decode_dicom(path, display="window")
     except Rejected as exc:
         assert exc.reason in REASONS and exc.detail
         return
@@ -421,6 +484,8 @@ def test_shipped_file_decodes_or_is_rejected_cleanly(path: Path) -> None:
         assert np.abs(image.pixels - reference).max() <= 1.0  # the LUT agrees with float64 per pixel
         if np.ptp(reference) > 1:
             assert np.ptp(image.pixels) > 0
+            stretched = (reference - reference.min()) / np.ptp(reference) * 255.0
+            assert np.abs(decode_dicom(path).pixels - stretched).max() <= 1.0  # and the default stretch
 
 
 def test_shipped_files_cover_every_codec() -> None:

@@ -156,6 +156,78 @@ def test_defects(sample: ImagenomeSample) -> None:
     assert all(0 <= o["original_x1"] < o["original_x2"] <= width for o in healthy)
 
 
+ATTRIBUTES = "gold_dataset/gold_attributes_relations_500pts_500studies1st.txt"
+
+
+def _tsv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with path.open(newline="") as fh:
+        reader = csv.DictReader(fh, delimiter="\t")
+        return list(reader.fieldnames or []), list(reader)
+
+
+def test_gold_attributes_tsv(sample: ImagenomeSample) -> None:
+    """The columns public readers use, one row per (sentence, bbox, attribute) of each gold patient's first study."""
+    header, rows = _tsv(sample.root / ATTRIBUTES)
+    assert header == ["patient_id", "study_id", "image_id", "row_id", "bbox", "relation", "label_name", "categoryID",
+                      "context", "sentence", "section"]
+    assert len(rows) == sample.gold_attribute_rows > 0
+    assert {r["image_id"].removesuffix(".dcm") for r in rows} == set(sample.gold_attribute_ids)
+    _, splits = _csv(sample.root / "silver_dataset/splits/images_to_avoid.csv")
+    study_of = {r[2]: (r[0], r[1]) for r in splits}
+    first_studies = {min(st for sub, st in study_of.values() if sub == s) for s, _ in study_of.values()}
+    assert {study_of[i][1] for i in sample.gold_attribute_ids} == first_studies  # the "1st" of 500studies1st
+    for r in rows:
+        dicom_id = r["image_id"].removesuffix(".dcm")
+        assert r["image_id"].endswith(".dcm") and (r["patient_id"], r["study_id"]) == study_of[dicom_id]
+        assert re.fullmatch(rf"{r['study_id']}\|\d+", r["row_id"])
+        assert (r["context"], r["relation"]) in (("yes", "1"), ("no", "0"))
+        assert r["categoryID"] in ("anatomicalfinding", "disease", "nlp", "tubesandlines")
+        assert r["section"] == "finalreport"
+    assert any("\n" in r["sentence"] for r in rows)  # report line breaks kept, inside a quoted field
+
+
+def test_faults_are_planted(tmp_path: Path, sample: ImagenomeSample) -> None:
+    hostile = write_imagenome_sample(tmp_path / "faults", mimic_root=sample.mimic_root, seed=0, faults=True)
+    faults = hostile.faults
+    _, boxes = _csv(hostile.root / "gold_dataset/gold_bbox_coordinate_annotations_1000images.csv")
+    assert len(boxes) == sample.gold_rows + 3
+    assert [r[0] for r in boxes if boxes.count(r) > 1] == [f"{faults['gold_box_row_duplicate']}.dcm"] * 2
+    trachea = [r for r in boxes if r[0] == f"{faults['gold_box_conflict']}.dcm" and r[7] == "trachea"]
+    assert len(trachea) == 2 and trachea[0][9] != trachea[1][9]
+    assert [r[0] for r in boxes if not r[0].endswith("-4e384014.dcm")] == ["../evil.dcm"]
+    _, rows = _tsv(hostile.root / ATTRIBUTES)
+    assert rows[0] == rows[1] and rows[0]["image_id"] == f"{faults['attribute_row_duplicate']}.dcm"
+    same = [k for k in rows[2] if k not in ("context", "relation")]
+    assert [rows[2][k] for k in same] == [rows[3][k] for k in same] and rows[2]["context"] != rows[3]["context"]
+    assert rows[-1]["sentence"] == "" and rows[-1]["image_id"] == f"{faults['attribute_sentence_missing']}.dcm"
+    folder = hostile.root / "silver_dataset/scene_graph"
+    assert (folder / f"{faults['scene_graph_directory']}_SceneGraph.json").is_dir()
+    with pytest.raises(OSError, match="Too many levels of symbolic links"):
+        (folder / f"{faults['scene_graph_unreadable']}_SceneGraph.json").read_bytes()
+    graph = json.loads((folder / f"{faults['phrase_missing']}_SceneGraph.json").read_text())
+    assert graph["attributes"][0]["phrases"][0] is None
+    _, train = _csv(hostile.root / "silver_dataset/splits/train.csv")
+    assert [r[3] for r in train if "/" in r[3]] == [faults["silver_bad_id"]] == ["../../evil"]
+
+
+def test_zipped_scene_graphs_and_the_damaged_member(tmp_path: Path, sample: ImagenomeSample) -> None:
+    import zipfile
+
+    plain = write_imagenome_sample(tmp_path / "zip", mimic_root=sample.mimic_root, seed=0, zipped=True)
+    assert not (plain.root / "silver_dataset/scene_graph").exists()
+    with zipfile.ZipFile(plain.root / "silver_dataset/scene_graph.zip") as zf:
+        names = zf.namelist()
+        assert all(n.startswith("scene_graph/") and n.endswith("_SceneGraph.json") for n in names)
+        assert zf.read(f"scene_graph/{sample.scene_graph_ids[0]}_SceneGraph.json") == (
+            sample.root / "silver_dataset/scene_graph" / f"{sample.scene_graph_ids[0]}_SceneGraph.json").read_bytes()
+    hostile = write_imagenome_sample(tmp_path / "zip-faults", mimic_root=sample.mimic_root, seed=0, zipped=True,
+                                     faults=True)
+    member = f"scene_graph/{hostile.faults['scene_graph_corrupt_member']}_SceneGraph.json"
+    with zipfile.ZipFile(hostile.root / "silver_dataset/scene_graph.zip") as zf, \
+            pytest.raises(zipfile.BadZipFile, match="Bad CRC-32"):
+        zf.read(member)
+
+
 def _digest(root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*")) if p.is_file()}

@@ -195,3 +195,27 @@ def test_deterministic(tmp_path: Path, sample: VindrSample) -> None:
     assert _digest(again.root) == _digest(sample.root)
     other = write_vindr_sample(tmp_path / "other", images=8, test_images=4, seed=1)
     assert other.train_ids != sample.train_ids
+
+
+def test_faults_are_planted_in_the_csvs_and_nothing_else_changes(tmp_path: Path, sample: VindrSample) -> None:
+    hostile = write_vindr_sample(tmp_path / "faults", images=8, test_images=4, seed=0, faults=True)
+    faults = hostile.faults
+    assert hostile.train_ids == sample.train_ids and hostile.faults and not sample.faults
+    clean, dirty = _digest(sample.root), _digest(hostile.root)
+    assert {k for k in clean if clean[k] != dirty[k]} == {
+        "annotations/annotations_train.csv", "annotations/annotations_test.csv", "annotations/image_labels_train.csv"}
+    _, rows = _rows(hostile.root / "annotations" / "annotations_train.csv")
+    _, test_rows = _rows(hostile.root / "annotations" / "annotations_test.csv")
+    header, labels = _rows(hostile.root / "annotations" / "image_labels_train.csv")
+    repeated = [r for r in rows if rows.count(r) > 1]
+    assert len(repeated) == 2 and repeated[0][0] == faults["annotation_row_duplicate"] and repeated[0][3]
+    assert [r[0] for r in test_rows if test_rows.count(r) > 1] == [faults["test_annotation_row_duplicate"]] * 2
+    assert [r[0] for r in labels if labels.count(r) > 1] == [faults["label_row_duplicate"]] * 2
+    conflict = [r for r in labels if r[0] == faults["image_labels_conflict"] and r[1] == hostile.readers[r[0]][0]]
+    assert len(conflict) == 2 and [header[j] for j in range(2, len(header)) if conflict[0][j] != conflict[1][j]] == [
+        "COPD"]
+    assert [(r[0], header[j]) for r in labels for j, v in enumerate(r) if v == "yes"] == [
+        (faults["label_invalid"], "Edema")]
+    assert faults["bad_id_dotdot"] == f"../test/{hostile.test_ids[0]}" and faults["bad_id_slash"].startswith("nested/")
+    for bad in (faults["bad_id_dotdot"], faults["bad_id_slash"]):
+        assert [r[0] for r in rows if r[0] == bad] == [bad] and [r[0] for r in labels if r[0] == bad] == [bad]

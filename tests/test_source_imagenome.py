@@ -102,6 +102,44 @@ def test_gold_boxes_from_original_pixels(fixture: Fixture) -> None:
     assert rows[fixture.resized]["_notes"] == ["image_size_differs_from_metadata"]
 
 
+def _attribute_tsv(sample: ImagenomeSample) -> list[dict[str, str]]:
+    with (sample.root / "gold_dataset" / "gold_attributes_relations_500pts_500studies1st.txt").open(newline="") as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))
+
+
+def test_gold_sentence_regions_from_the_attributes_file(fixture: Fixture) -> None:
+    """Every TSV row, grouped by hand here per (row_id, bbox), is one attribute of one sentence region."""
+    sample = fixture.sample
+    rows, rejects = _run(ImagenomeGoldSource(sample.root.parent, sample.mimic_root, image_size=32))
+    assert rejects == {} and sample.gold_attribute_ids and set(sample.gold_attribute_ids) < set(rows)
+    expected: dict[str, dict[tuple[str, str], dict]] = {}
+    for r in _attribute_tsv(sample):
+        dicom_id = r["image_id"].removesuffix(".dcm")
+        entry = expected.setdefault(dicom_id, {}).setdefault((r["row_id"], r["bbox"]), {
+            "phrase": " ".join(r["sentence"].split()), "sentence": int(r["row_id"].split("|")[1]),
+            "section": r["section"], "attributes": [], "relations": []})
+        entry["attributes"].append(f"{r['categoryID']}|{r['context']}|{r['label_name']}")
+        entry["relations"].append(int(r["relation"]))
+    gold = {(r["image_id"].removesuffix(".dcm"), r["bbox_name"]): r for r in _gold_csv(sample)}
+    for dicom_id, row in rows.items():
+        want = expected.get(dicom_id, {})
+        got = {(e["row_id"], e["label"]): e for e in row["sentence_regions"]}
+        assert list(got) == list(want) and len(got) == len(row["sentence_regions"])
+        width, height = sample.image_sizes[dicom_id]
+        for key, entry in got.items():
+            assert {k: entry[k] for k in want[key]} == want[key] and entry["source"] == "imagenome-gold"
+            raw = gold.get((dicom_id, key[1]))
+            if raw is None:  # a region the gold boxes do not have ("left chest wall", "mediastinum")
+                assert entry["box"] is None and key[1] in ("left chest wall", "mediastinum")
+            else:
+                scale = (width, height, width, height)
+                pixels = [float(raw[k]) for k in ("original_x1", "original_y1", "original_x2", "original_y2")]
+                assert entry["box"] == pytest.approx([v / d for v, d in zip(pixels, scale, strict=True)])
+    assert any("\n" in r["sentence"] for r in _attribute_tsv(sample))  # the file keeps report line breaks
+    assert not any("\n" in e["phrase"] for r in rows.values() for e in r["sentence_regions"])
+    assert all("_notes" not in r for r in rows.values() if r["id"] != fixture.resized)  # a clean file: no notes
+
+
 def test_silver_rows_regions_and_defects(fixture: Fixture) -> None:
     sample = fixture.sample
     source = ImagenomeSilverSource(sample.root, sample.mimic_root, image_size=64)
@@ -180,3 +218,48 @@ def test_sources_are_two_configs(fixture: Fixture) -> None:
     sources = imagenome_sources(fixture.sample.root.parent, fixture.sample.mimic_root)
     assert [s.config for s in sources] == ["imagenome-gold", "imagenome-silver"]
     assert all(s.root == fixture.sample.root for s in sources)
+
+
+def _tsv_row(**cells: str | None) -> dict[str, str | None]:
+    row = {"image_id": "a.dcm", "row_id": "5|0", "bbox": "left lung", "categoryID": "anatomicalfinding",
+           "label_name": "atelectasis", "context": "yes", "relation": "1", "sentence": "Left  basilar\natelectasis.",
+           "section": "finalreport"}
+    return {**row, **cells}
+
+
+def test_sentence_region_rules_on_hand_written_rows() -> None:
+    """Each odd cell is kept, noted or skipped as the module docstring says; nothing becomes 'None'."""
+    from cxrdata.sources.imagenome_attributes import sentence_regions
+
+    rows = [
+        _tsv_row(),
+        _tsv_row(),  # verbatim repeat
+        _tsv_row(label_name="pneumonia", categoryID="disease", context="no", relation="0"),
+        _tsv_row(label_name="pneumonia", categoryID="disease", context="yes", relation="1"),  # conflict
+        _tsv_row(label_name="edema", context="maybe"),  # neither yes nor no: skipped
+        _tsv_row(label_name="effusion", relation="2"),  # kept, relation None
+        _tsv_row(label_name="opacity", relation="0"),  # context and relation disagree: both kept as read
+        _tsv_row(bbox=""),  # no region
+        _tsv_row(row_id="5|2", sentence=None, bbox="left chest wall", categoryID="tubesandlines",
+                 label_name="pacemaker"),
+        _tsv_row(row_id="bad", label_name="nodule"),
+    ]
+    record: dict = {}
+    out = sentence_regions(rows, {"left lung": [0.1, 0.2, 0.5, 0.9]}, record)
+    assert out == [
+        {"box": [0.1, 0.2, 0.5, 0.9], "phrase": "Left basilar atelectasis.", "label": "left lung",
+         "source": "imagenome-gold", "sentence": 0, "section": "finalreport", "row_id": "5|0",
+         "attributes": ["anatomicalfinding|yes|atelectasis", "anatomicalfinding|yes|effusion",
+                        "anatomicalfinding|yes|opacity"], "relations": [1, None, 0]},
+        {"box": None, "phrase": None, "label": "left chest wall", "source": "imagenome-gold", "sentence": 2,
+         "section": "finalreport", "row_id": "5|2", "attributes": ["tubesandlines|yes|pacemaker"], "relations": [1]},
+        {"box": [0.1, 0.2, 0.5, 0.9], "phrase": "Left basilar atelectasis.", "label": "left lung",
+         "source": "imagenome-gold", "sentence": None, "section": "finalreport", "row_id": "bad",
+         "attributes": ["anatomicalfinding|yes|nodule"], "relations": [1]},
+    ]
+    assert sorted(record["_notes"]) == sorted([
+        "attribute_row_duplicate", "attribute_conflict", "attribute_context_invalid", "attribute_relation_invalid",
+        "attribute_relation_context_differ", "attribute_row_invalid", "attribute_sentence_missing",
+        "attribute_row_id_invalid"])
+    only_relation = [{k: v for k, v in r.items() if k != "context"} for r in rows[:1]]
+    assert sentence_regions(only_relation, {}, {})[0]["attributes"] == ["anatomicalfinding|yes|atelectasis"]

@@ -2,8 +2,9 @@
 
 Reads with ``force=True``; infers a missing Transfer Syntax UID; decodes native, RLE, JPEG
 (baseline, extended, lossless), JPEG-LS and JPEG 2000 pixel data through pydicom and the
-pylibjpeg plugins; applies modality LUT → VOI → MONOCHROME1 inversion as one lookup table
-(:mod:`cxrdata.imaging.dicom_display`). Only the first frame of a multi-frame file is used.
+pylibjpeg plugins; applies modality LUT → VOI → MONOCHROME1 inversion (→ min–max stretch in the
+default ``stretch`` display) as one lookup table (:mod:`cxrdata.imaging.dicom_display`). Only the
+first frame of a multi-frame file is used.
 
 Per-file problems raise :class:`Rejected` with one of: ``image_unreadable`` (I/O error),
 ``dicom_invalid`` (not DICOM, or the image attributes are missing), ``dicom_no_pixels``,
@@ -27,7 +28,7 @@ from pydicom.pixels import pixel_array
 from pydicom.uid import JPEG2000TransferSyntaxes
 
 from cxrdata.errors import Rejected
-from cxrdata.imaging.dicom_display import display_table
+from cxrdata.imaging.dicom_display import DEFAULT_DISPLAY, DISPLAY_MODES, display_table
 from cxrdata.imaging.dicom_syntax import infer_transfer_syntax
 from cxrdata.imaging.j2k_reduced import decode_j2k_reduced
 from cxrdata.imaging.lut import apply_table
@@ -57,6 +58,7 @@ class DicomImage:
     height: int  # original Rows
     header: dict[str, Any] = field(default_factory=dict)
     voi: str = "minmax"  # which VOI step was applied: "voi_lut", "window" or "minmax"
+    display: str = DEFAULT_DISPLAY  # "stretch" (min–max after the VOI step) or "window" (strict)
     syntax_inferred: bool = False  # True when the file lacked a Transfer Syntax UID
 
     @property
@@ -64,14 +66,20 @@ class DicomImage:
         return Raster(self.pixels, self.width, self.height)
 
 
-def decode_dicom(source: bytes | str | os.PathLike[str], max_side: int = 0, reduced_decode: bool = True) -> DicomImage:
+def decode_dicom(source: bytes | str | os.PathLike[str], max_side: int = 0, reduced_decode: bool = True,
+                 display: str = DEFAULT_DISPLAY) -> DicomImage:
     """Decode ``source`` (file bytes or a path); ``max_side`` > 0 shrinks the result (INTER_AREA).
+
+    ``display``: ``stretch`` (the published VinDr-CXR readers' rendering) or ``window`` (strict
+    PS3.3); see :mod:`cxrdata.imaging.dicom_display`.
 
     With ``reduced_decode`` and ``max_side``, JPEG 2000 pixel data is decoded at the coarsest
     wavelet resolution still ≥ ``max_side`` (:mod:`cxrdata.imaging.j2k_reduced`, ~10× faster),
     so the low-pass happens before the lookup table rather than after it; set it False for the
     strict LUT-then-resize order.
     """
+    if display not in DISPLAY_MODES:  # a caller's bug, not a file's problem: never a reject
+        raise ValueError(f"DICOM display must be one of {', '.join(DISPLAY_MODES)}, not {display!r}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom warns per odd element; rejects carry the reasons
         ds = _read(source)
@@ -81,7 +89,7 @@ def decode_dicom(source: bytes | str | os.PathLike[str], max_side: int = 0, redu
         if pixels is None:
             pixels = _decode_first_frame(ds)
         try:
-            shown = display_table(ds, pixels)
+            shown = display_table(ds, pixels, display)
         except Exception as exc:
             raise Rejected("dicom_lut_invalid", _reason(exc)) from None
     image = resize_longest_side(apply_table(pixels, shown.table), max_side)
@@ -91,6 +99,7 @@ def decode_dicom(source: bytes | str | os.PathLike[str], max_side: int = 0, redu
         height=int(ds.Rows),
         header=safe_header(ds),
         voi=shown.voi,
+        display=shown.display,
         syntax_inferred=inferred,
     )
 

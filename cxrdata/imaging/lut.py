@@ -49,10 +49,15 @@ def apply_table(pixels: np.ndarray, table: np.ndarray) -> np.ndarray:
 
 def linear_table(values: np.ndarray, low: float, high: float) -> np.ndarray:
     """uint8 table mapping ``low`` → 0 and ``high`` → 255 linearly, clipped outside."""
+    return to_uint8(linear_levels(values, low, high))
+
+
+def linear_levels(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    """float64 grey levels mapping ``low`` → 0.0 and ``high`` → 255.0 linearly, clipped outside
+    (all 0 when ``high <= low``); kept unrounded so that a later stretch rounds only once."""
     if high <= low:
-        return np.zeros(values.shape, np.uint8)
-    scaled = (values.astype(np.float64) - low) * 255.0 / (high - low)
-    return to_uint8(scaled)
+        return np.zeros(values.shape, np.float64)
+    return np.clip((values.astype(np.float64) - low) * 255.0 / (high - low), 0.0, 255.0)
 
 
 def to_uint8(values: np.ndarray) -> np.ndarray:

@@ -187,6 +187,7 @@ class DicomImageStage(ImageStage):
     name: ClassVar[str] = "dicom-image"
     resources: ClassVar[Resources] = Resources(cpus=1.0, batch_size=16)
     displayable: ClassVar[bool] = False
+    display: str = "stretch"  # --dicom-display: stretch or window (cxrdata.imaging.dicom_display)
 
     def probe(self, path: Path, record: Record) -> tuple[int, int]:
         header = read_dicom_header(path)
@@ -198,7 +199,7 @@ class DicomImageStage(ImageStage):
     def decode(self, path: Path, record: Record) -> Raster:
         header = read_dicom_header(path).dataset
         check_pixel_count(int(header.Columns), int(header.Rows), self.max_pixels)
-        image = decode_dicom(read_file(path), max_side=self.max_side)
+        image = decode_dicom(read_file(path), max_side=self.max_side, display=self.display)
         if image.syntax_inferred:
             record.setdefault("_notes", []).append("dicom_transfer_syntax_inferred")
         record["_dicom_header"] = image.header

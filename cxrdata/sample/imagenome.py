@@ -4,7 +4,9 @@ Layout written under ``out/chest-imagenome-dataset-1.0.0``::
 
     gold_dataset/gold_bbox_coordinate_annotations_1000images.csv   18 columns, ``.dcm`` image ids
     gold_dataset/gold_bbox_scaling_factors_original_to_224x224.csv image_id,top,bottom,left,right,ratio
+    gold_dataset/gold_attributes_relations_500pts_500studies1st.txt TSV, one row per (sentence, bbox, attribute)
     silver_dataset/scene_graph/<dicom_id>_SceneGraph.json         one per frontal image (scene_graph.zip unzipped)
+    silver_dataset/scene_graph.zip                                 instead of the folder with ``zipped=True``
     silver_dataset/splits/{train,valid,test}.csv                   leading unnamed index column, ``.dcm`` paths
     silver_dataset/splits/images_to_avoid.csv                      every frontal image of the gold patients
 
@@ -13,7 +15,15 @@ is ``Letterbox.fit(width, height, 224)``, so ``x224 = x_original * ratio + left`
 holds those exact, unrounded values; the real file's rounding is unverified). ImaGenome's splits are
 its own, by patient; one gold patient is deliberately in ``train`` so a reader must exclude it.
 Defects: a negative, a zero-area and an out-of-bounds silver box, a split id with no scene graph,
-a truncated scene-graph JSON.
+a truncated scene-graph JSON. The gold attributes file covers the first study of each gold patient
+(its columns: docs/formats/chest-imagenome.md); sentences keep their report line breaks.
+
+``faults=True`` adds the defects of a hostile download (:attr:`ImagenomeSample.faults`, fault ->
+dicom_id): a gold box row repeated verbatim and one repeated with other coordinates, a gold attribute
+row repeated verbatim and one repeated with the opposite ``context``, an attribute row without its
+sentence, a null phrase in a scene graph, ids that would name a path outside their folder (a gold
+``image_id`` and a split ``dicom_id``), and a scene graph that cannot be read: a folder in its place
+and a symbolic link to itself, or with ``zipped=True`` a member whose compressed bytes are damaged.
 """
 
 from __future__ import annotations
@@ -21,7 +31,10 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
+import io
 import json
+import os
+import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -33,7 +46,14 @@ from cxrdata.sample import _synth, tables
 ROOT_NAME = "chest-imagenome-dataset-1.0.0"
 GOLD_BOXES = "gold_dataset/gold_bbox_coordinate_annotations_1000images.csv"
 GOLD_SCALING = "gold_dataset/gold_bbox_scaling_factors_original_to_224x224.csv"
+GOLD_ATTRIBUTES = "gold_dataset/gold_attributes_relations_500pts_500studies1st.txt"
+# By name from public readers (docs/formats/chest-imagenome.md); the real column order is not published.
+GOLD_ATTRIBUTE_COLUMNS: tuple[str, ...] = (
+    "patient_id", "study_id", "image_id", "row_id", "bbox", "relation", "label_name", "categoryID", "context",
+    "sentence", "section",
+)
 SCENE_GRAPH_DIR = "silver_dataset/scene_graph"
+SCENE_GRAPH_ZIP = "silver_dataset/scene_graph.zip"
 SPLIT_DIR = "silver_dataset/splits"
 SPLIT_FILES = {"train": "train.csv", "valid": "valid.csv", "test": "test.csv"}
 GOLD_COLUMNS: tuple[str, ...] = (
@@ -85,6 +105,9 @@ PHRASES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
      ("anatomicalfinding|no|mediastinal widening", "nlp|yes|normal")),
 )
 _SEVERITY = {"Mild": "severity|yes|mild", "Small": "severity|yes|mild"}
+UNREADABLE_GRAPHS = ("scene_graph_directory", "scene_graph_unreadable", "scene_graph_corrupt_member")
+SECTION = "finalreport"  # the section name silver scene graphs give (FORMATS.md 3.2)
+_ZIP_TIME = (2021, 7, 13, 0, 0, 0)  # fixed member dates: the same bytes on every run
 
 
 @dataclass(frozen=True)
@@ -106,7 +129,10 @@ class ImagenomeSample:
     out_of_bounds_box: tuple[str, str]
     missing_scene_graph: str  # dicom_id listed in a split, with no JSON
     truncated_scene_graph: str  # dicom_id whose JSON does not parse
+    gold_attribute_ids: tuple[str, ...] = ()  # gold dicom_ids with rows in the attributes TSV
+    gold_attribute_rows: int = 0  # data rows of the attributes TSV, faults included
     files: list[Path] = field(default_factory=list)
+    faults: dict[str, str] = field(default_factory=dict)  # faults=True: fault -> dicom_id
 
 
 @dataclass(frozen=True)
@@ -130,12 +156,15 @@ class _Image:
 
 
 def write_imagenome_sample(
-    out: Path | str, mimic_root: Path | str | None = None, seed: int = 0, subjects: int = 6
+    out: Path | str, mimic_root: Path | str | None = None, seed: int = 0, subjects: int = 6,
+    faults: bool = False, zipped: bool = False,
 ) -> ImagenomeSample:
     """Write a synthetic Chest ImaGenome tree under ``out``; byte-identical for the same arguments.
 
     ``mimic_root``: an existing MIMIC-CXR-JPG sample; when None one is generated (``subjects``
-    patients) into ``out/mimic-cxr-jpg`` with helper ``write_mimic_sample``.
+    patients) into ``out/mimic-cxr-jpg`` with helper ``write_mimic_sample``. ``zipped``: the scene
+    graphs as ``scene_graph.zip`` (the download as shipped) instead of the unzipped folder.
+    ``faults``: the hostile-download defects of the module docstring (5 non-gold images needed).
     """
     out = Path(out)
     if mimic_root is None:
@@ -150,14 +179,25 @@ def write_imagenome_sample(
     images, gold_subjects = _assign_splits(images)
     gold = [im for im in images if im.subject_id in gold_subjects]
     others = [im for im in images if im.subject_id not in gold_subjects]
-    if len(others) < 3:
-        raise ValueError("the MIMIC sample needs at least 3 frontal images outside the gold patients")
+    if len(others) < (5 if faults else 3):
+        raise ValueError(f"the MIMIC sample needs at least {5 if faults else 3} frontal images outside the gold "
+                         "patients")
     missing, truncated, defective = others[0], others[1], others[2]
+    planted: dict[str, str] = {}
+    if faults:
+        planted = {"phrase_missing": defective.dicom_id, "scene_graph_directory": others[3].dicom_id,
+                   "scene_graph_unreadable": others[4].dicom_id}
+        if zipped:
+            planted = {"phrase_missing": defective.dicom_id, "scene_graph_corrupt_member": others[3].dicom_id}
 
-    files = _write_splits(root, images, gold)
-    files += _write_gold(root, gold, rng)
+    files = _write_splits(root, images, gold, planted if faults else None)
+    files += _write_gold(root, gold, rng, planted if faults else None)
     study_order = _study_order(images)
+    attribute_file, attribute_ids, attribute_rows = _write_gold_attributes(
+        root, gold, study_order, np.random.default_rng([seed, 3, 1]), planted if faults else None)
+    files.append(attribute_file)
     graphs: list[str] = []
+    texts: dict[str, str] = {}
     n_objects = n_attributes = 0
     defects: dict[str, tuple[str, str]] = {}
     for im in images:
@@ -166,17 +206,17 @@ def write_imagenome_sample(
         graph = _scene_graph(im, rng, study_order)
         if im is defective:
             defects = _break_boxes(graph, im)
+            if faults:
+                graph["attributes"][0]["phrases"][0] = None  # a null phrase (must not become "None")
         text = json.dumps(graph)
-        path = root / SCENE_GRAPH_DIR / f"{im.dicom_id}_SceneGraph.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
         if im is truncated:
             text = text[: len(text) // 2]
-        else:
+        elif im.dicom_id not in {planted.get(k) for k in UNREADABLE_GRAPHS}:
             graphs.append(im.dicom_id)
             n_objects += len(graph["objects"])
             n_attributes += len(graph["attributes"])
-        path.write_text(text)
-        files.append(path)
+        texts[f"{im.dicom_id}_SceneGraph.json"] = text
+    files += _write_scene_graphs(root, texts, zipped, planted)
 
     split_ids = {name: tuple(im.dicom_id for im in images if im.split == name) for name in SPLIT_FILES}
     return ImagenomeSample(
@@ -190,6 +230,9 @@ def write_imagenome_sample(
         gold_rows=len(gold) * len(GOLD_NAMES),
         objects=n_objects,
         attribute_entries=n_attributes,
+        gold_attribute_ids=attribute_ids,
+        gold_attribute_rows=attribute_rows,
+        faults=planted,
         negative_box=defects["negative"],
         zero_area_box=defects["zero_area"],
         out_of_bounds_box=defects["out_of_bounds"],
@@ -244,18 +287,23 @@ def _study_order(images: list[_Image]) -> dict[int, tuple[int, int | None]]:
     return order
 
 
-def _write_splits(root: Path, images: list[_Image], gold: list[_Image]) -> list[Path]:
+def _write_splits(root: Path, images: list[_Image], gold: list[_Image], planted: dict[str, str] | None) -> list[Path]:
     """Split CSVs with the leading unnamed pandas index (row number in the full frontal list)."""
     files = []
     for name, filename in SPLIT_FILES.items():
         rows = [[str(k), *im.split_row()] for k, im in enumerate(images) if im.split == name]
+        if planted is not None and name == "train":  # an id that would name a file outside scene_graph/
+            first = next(im for im in images if im.split == name)
+            planted["silver_bad_id"] = "../../evil"
+            rows.append([str(len(images)), str(first.subject_id), str(first.study_id), "../../evil",
+                         first.path.replace(first.dicom_id, "../../evil"), first.view])
         files.append(tables.write_csv(root / SPLIT_DIR / filename, ("", *SPLIT_COLUMNS), rows))
     avoid = [im.split_row() for im in gold]
     files.append(tables.write_csv(root / SPLIT_DIR / "images_to_avoid.csv", SPLIT_COLUMNS, avoid))
     return files
 
 
-def _write_gold(root: Path, gold: list[_Image], rng: np.random.Generator) -> list[Path]:
+def _write_gold(root: Path, gold: list[_Image], rng: np.random.Generator, planted: dict[str, str] | None) -> list[Path]:
     """Gold boxes: integer 224 coordinates, original = (x224 - left) / ratio as float64."""
     rows, scaling = [], []
     for k, im in enumerate(gold):
@@ -273,10 +321,103 @@ def _write_gold(root: Path, gold: list[_Image], rng: np.random.Generator) -> lis
                 *map(_f, (ox1, ox2, oy1, oy2, ox2 - ox1, oy2 - oy1)), ANNOTATORS[k % len(ANNOTATORS)],
                 str([x1, y1, x2, y2]), str([round(v, 10) + 0.0 for v in (ox1, oy1, ox2, oy2)]),
             ])
+    if planted is not None:
+        _gold_faults(rows, gold, planted)
     return [
         tables.write_csv(root / GOLD_BOXES, GOLD_COLUMNS, rows),
         tables.write_csv(root / GOLD_SCALING, ("image_id", "top", "bottom", "left", "right", "ratio"), scaling),
     ]
+
+
+def _gold_faults(rows: list[list[str]], gold: list[_Image], planted: dict[str, str]) -> None:
+    """A verbatim repeat, a repeat with other coordinates (a conflict), and an unsafe image_id."""
+    repeated, conflicting = gold[0].dicom_id, gold[1].dicom_id
+    planted.update(gold_box_row_duplicate=repeated, gold_box_conflict=conflicting, gold_bad_id="../evil")
+    at = next(k for k, r in enumerate(rows) if r[0] == f"{repeated}.dcm")
+    rows.insert(at + 1, list(rows[at]))
+    at = next(k for k, r in enumerate(rows) if r[0] == f"{conflicting}.dcm" and r[7] == "trachea")
+    moved = list(rows[at])
+    moved[9] = _f(float(moved[9]) + 7.0)  # original_x1
+    rows.insert(at + 1, moved)
+    rows.append(["../evil.dcm", *rows[at][1:]])
+
+
+def _write_gold_attributes(
+    root: Path, gold: list[_Image], study_order: dict[int, tuple[int, int | None]], rng: np.random.Generator,
+    planted: dict[str, str] | None,
+) -> tuple[Path, tuple[str, ...], int]:
+    """The gold attributes TSV for the images of each gold patient's first study: one row per
+    (sentence, bbox, attribute); ``relation`` 1/0 mirrors ``context`` yes/no."""
+    rows: list[list[str]] = []
+    ids: list[str] = []
+    for im in gold:
+        if study_order[im.study_id][0] != 1:
+            continue
+        ids.append(im.dicom_id)
+        chosen = sorted(int(i) for i in rng.choice(len(PHRASES), size=int(rng.integers(2, 5)), replace=False))
+        for index, k in enumerate(chosen):
+            text, names, attributes = PHRASES[k]
+            for name in names:
+                for attribute in attributes:
+                    category, context, label = attribute.split("|")
+                    rows.append([str(im.subject_id), str(im.study_id), f"{im.dicom_id}.dcm", f"{im.study_id}|{index}",
+                                 name, "1" if context == "yes" else "0", label, category, context, text, SECTION])
+    if planted is not None:
+        rows.insert(1, list(rows[0]))  # a verbatim repeat
+        flipped = list(rows[2])
+        flipped[5], flipped[8] = ("0", "no") if flipped[8] == "yes" else ("1", "yes")
+        rows.insert(3, flipped)  # the same (sentence, bbox, attribute) with the opposite context
+        rows[-1][9] = ""  # a row whose sentence is missing
+        planted.update(attribute_row_duplicate=rows[0][2].removesuffix(".dcm"),
+                       attribute_conflict=rows[2][2].removesuffix(".dcm"),
+                       attribute_sentence_missing=rows[-1][2].removesuffix(".dcm"))
+    path = root / GOLD_ATTRIBUTES
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter="\t", lineterminator="\n")
+    writer.writerow(GOLD_ATTRIBUTE_COLUMNS)
+    writer.writerows(rows)
+    path.write_text(buffer.getvalue())
+    return path, tuple(ids), len(rows)
+
+
+def _write_scene_graphs(root: Path, texts: dict[str, str], zipped: bool, planted: dict[str, str]) -> list[Path]:
+    """The scene-graph JSONs in a folder, or in ``scene_graph.zip`` (members under ``scene_graph/``)."""
+    if zipped:
+        path = root / SCENE_GRAPH_ZIP
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+            for name, text in texts.items():
+                archive.writestr(zipfile.ZipInfo(f"scene_graph/{name}", _ZIP_TIME), text, zipfile.ZIP_DEFLATED)
+        if "scene_graph_corrupt_member" in planted:
+            _damage_member(path, f"scene_graph/{planted['scene_graph_corrupt_member']}_SceneGraph.json")
+        return [path]
+    folder = root / SCENE_GRAPH_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for name, text in texts.items():
+        path = folder / name
+        if name == f"{planted.get('scene_graph_directory')}_SceneGraph.json":
+            path.mkdir()  # a folder where the file should be
+        elif name == f"{planted.get('scene_graph_unreadable')}_SceneGraph.json":
+            os.symlink(name, path)  # a link to itself: opening it fails (ELOOP), as an unreadable file does
+        else:
+            path.write_text(text)
+        files.append(path)
+    return files
+
+
+def _damage_member(archive: Path, member: str) -> None:
+    """Flip bytes in the middle of one member's compressed data (its CRC or inflate then fails)."""
+    with zipfile.ZipFile(archive) as zf:
+        info = zf.getinfo(member)
+    data = bytearray(archive.read_bytes())
+    name_length = int.from_bytes(data[info.header_offset + 26 : info.header_offset + 28], "little")
+    extra_length = int.from_bytes(data[info.header_offset + 28 : info.header_offset + 30], "little")
+    start = info.header_offset + 30 + name_length + extra_length
+    for k in range(start + info.compress_size // 2, start + info.compress_size // 2 + 8):
+        data[k] ^= 0xFF
+    archive.write_bytes(bytes(data))
 
 
 def _scene_graph(im: _Image, rng: np.random.Generator, study_order: dict[int, tuple[int, int | None]]) -> dict:

@@ -17,6 +17,11 @@ can be tested on all three.
 Every DICOM variant a reader must survive is in :data:`VARIANTS` (photometric, bit depth, transfer
 syntax, window / VOI LUT / rescale), plus two defects: a file whose file meta lacks
 ``TransferSyntaxUID`` and a file with no PixelData.
+
+``faults=True`` adds the CSV defects of a hostile download (:data:`FAULTS`, each named in
+:attr:`VindrSample.faults`): an annotation row and a label row repeated verbatim, two different
+label rows of one reader for one image, a label cell ``yes``, and image ids that would name a path
+outside ``train/`` (``../test/<a test image>``, which is a real file, and ``nested/<id>``).
 """
 
 from __future__ import annotations
@@ -115,6 +120,8 @@ NO_PIXEL_DATA = DicomVariant("defect_no_pixel_data", "MONOCHROME1", 12)
 
 # Fixed positions of the defects among the train images.
 _OUT_OF_BOUNDS_AT, _MISSING_TS_AT, _NO_PIXELS_AT, _NAN_LABEL_AT = 0, 1, 2, 3
+# faults=True: fault name -> the train image it is planted in (test_annotation_row_duplicate: test image 0).
+FAULTS = {"annotation_row_duplicate": 4, "label_row_duplicate": 5, "image_labels_conflict": 6, "label_invalid": 7}
 
 
 @dataclass(frozen=True)
@@ -140,6 +147,8 @@ class VindrSample:
     no_pixel_data: str  # image_id
     nan_label: tuple[str, str, str]  # (image_id, rad_id, label column) left empty in image_labels_train
     files: list[Path] = field(default_factory=list)
+    # faults=True: fault -> image_id (FAULTS, "test_annotation_row_duplicate", "bad_id_dotdot", "bad_id_slash")
+    faults: dict[str, str] = field(default_factory=dict)
 
 
 def write_vindr_sample(
@@ -149,14 +158,15 @@ def write_vindr_sample(
     seed: int = 0,
     full_size: bool = False,
     test_rad_column: str | None = "rad_ID",
+    faults: bool = False,
 ) -> VindrSample:
     """Write a synthetic VinDr-CXR tree under ``out``; byte-identical for the same arguments.
 
-    ``images``/``test_images``: train/test image counts (at least 4 and 1: the defects need room).
-    ``full_size``: real-sized images (2,000-3,000 px) instead of 256-512 px.
+    ``images``/``test_images``: train/test image counts (at least 4 and 1: the defects need room;
+    8 with ``faults``). ``full_size``: real-sized images (2,000-3,000 px) instead of 256-512 px.
     """
-    if images < 4 or test_images < 1:
-        raise ValueError("write_vindr_sample needs at least 4 train images and 1 test image")
+    if images < 4 or test_images < 1 or (faults and images < 8):
+        raise ValueError("write_vindr_sample needs at least 4 train images (8 with faults) and 1 test image")
     root = Path(out)
     rng = np.random.default_rng([seed, 4])
     pixel_rng = np.random.default_rng([seed, 4, 1])  # pictures draw from their own stream
@@ -174,6 +184,7 @@ def write_vindr_sample(
     nan_id, nan_reader, nan_label = train_ids[_NAN_LABEL_AT], readers[train_ids[_NAN_LABEL_AT]][1], "Lung tumor"
     label_index = 2 + IMAGE_LABELS_TRAIN.index(nan_label)
     next(r for r in label_rows if r[0] == nan_id and r[1] == nan_reader)[label_index] = ""
+    planted = _plant_faults(rng, train_ids, test_ids, train_rows, label_rows, test_rows) if faults else {}
 
     ann = root / "annotations"
     test_header = ("image_id", *([test_rad_column] if test_rad_column else []), *ANNOTATION_COLUMNS)
@@ -222,7 +233,37 @@ def write_vindr_sample(
         no_pixel_data=train_ids[_NO_PIXELS_AT],
         nan_label=(nan_id, nan_reader, nan_label),
         files=files,
+        faults=planted,
     )
+
+
+def _plant_faults(
+    rng: np.random.Generator, train_ids: tuple[str, ...], test_ids: tuple[str, ...], train_rows: list[list[str]],
+    label_rows: list[list[str]], test_rows: list[list[str]],
+) -> dict[str, str]:
+    """Add the CSV faults of :data:`FAULTS` to the rows (in place); fault -> image_id."""
+    planted = {name: train_ids[at] for name, at in FAULTS.items()}
+
+    def repeat(rows: list[list[str]], image_id: str, boxed: bool, column: int) -> list[str]:
+        at = next(k for k, r in enumerate(rows) if r[0] == image_id and (r[column] != "") == boxed)
+        rows.insert(at + 1, list(rows[at]))
+        return rows[at]
+
+    repeat(train_rows, planted["annotation_row_duplicate"], True, 3)
+    test_box = next(r for r in test_rows if r[2] != "")
+    planted["test_annotation_row_duplicate"] = test_box[0]
+    repeat(test_rows, test_box[0], True, 2)
+    repeat(label_rows, planted["label_row_duplicate"], True, 0)
+    other = list(repeat(label_rows, planted["image_labels_conflict"], True, 0))
+    column = 2 + IMAGE_LABELS_TRAIN.index("COPD")
+    label_rows[label_rows.index(other) + 1][column] = "0" if other[column] == "1" else "1"
+    next(r for r in label_rows if r[0] == planted["label_invalid"])[2 + IMAGE_LABELS_TRAIN.index("Edema")] = "yes"
+    unsafe = {"bad_id_dotdot": f"../test/{test_ids[0]}", "bad_id_slash": f"nested/{_synth.hex_id(rng, 32)}"}
+    for name, image_id in unsafe.items():
+        planted[name] = image_id
+        train_rows.append([image_id, "R1", "Cardiomegaly", "10.0", "20.0", "110.0", "120.0"])
+        label_rows.append([image_id, "R1", *("1" if c == "Cardiomegaly" else "0" for c in IMAGE_LABELS_TRAIN)])
+    return planted
 
 
 def _train_annotations(

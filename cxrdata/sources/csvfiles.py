@@ -41,8 +41,8 @@ def check_readable(path: Path) -> None:
         raise CxrdataError(f"{path} is named .gz but is not gzip-compressed: download it again")
 
 
-def header(path: Path) -> list[str]:
-    """Column names of a CSV (gzipped or not), without reading the rest."""
+def header(path: Path, separator: str = ",") -> list[str]:
+    """Column names of a CSV (gzipped or not; ``separator="\t"`` for a TSV), without reading the rest."""
     check_readable(path)
     opener = gzip.open if path.suffix == ".gz" else open
     try:
@@ -52,24 +52,24 @@ def header(path: Path) -> list[str]:
         raise CxrdataError(f"{path} cannot be read as CSV: {exc}") from None
     if not line.strip():
         raise CxrdataError(f"{path} has no header line (an empty table): download it again")
-    cells = pl.read_csv(line.encode(), has_header=False, infer_schema=False).row(0)
+    cells = pl.read_csv(line.encode(), has_header=False, infer_schema=False, separator=separator).row(0)
     return [(c or "").strip().strip('"') for c in cells]  # an unnamed index column has an empty name
 
 
-def require_columns(path: Path, required: Iterable[str]) -> list[str]:
+def require_columns(path: Path, required: Iterable[str], separator: str = ",") -> list[str]:
     """The file's header, after checking that every required column is in it."""
-    found = header(path)
+    found = header(path, separator)
     missing = [c for c in required if c not in found]
     if missing:
         raise CxrdataError(f"{path.name}: missing column(s) {', '.join(missing)} (found: {', '.join(found)})")
     return found
 
 
-def read_text_csv(path: Path, rename: dict[str, str] | None = None) -> pl.DataFrame:
+def read_text_csv(path: Path, rename: dict[str, str] | None = None, separator: str = ",") -> pl.DataFrame:
     """The whole CSV with every column as text (empty cells are null)."""
-    header(path)
+    header(path, separator)
     try:
-        frame = pl.read_csv(path, infer_schema=False, encoding="utf8-lossy")
+        frame = pl.read_csv(path, infer_schema=False, encoding="utf8-lossy", separator=separator)
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise CxrdataError(f"{path} cannot be parsed as CSV: {exc}") from None
     return frame.rename(rename or {}, strict=False)

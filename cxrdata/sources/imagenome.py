@@ -1,7 +1,9 @@
 """Chest ImaGenome 1.0.0 on MIMIC-CXR-JPG images (FORMATS.md section 3): two output configs.
 
 * ``imagenome-gold`` (:class:`ImagenomeGoldSource`): the manually corrected anatomical boxes of
-  the gold images, one row per image, all in split ``test`` (the gold patients are held out).
+  the gold images, one row per image, all in split ``test`` (the gold patients are held out), and
+  their report sentences with per-region attributes (``sentence_regions``, from the gold attributes
+  TSV: :mod:`cxrdata.sources.imagenome_attributes`).
 * ``imagenome-silver`` (:class:`ImagenomeSilverSource`): one row per scene graph listed in the
   official splits: its anatomy boxes and one region per (bbox_name, report phrase).
 
@@ -13,7 +15,16 @@ order ``original_x1, original_x2, original_y1, original_y2`` (read by name); box
 images listed in ``images_to_avoid.csv`` are excluded from silver train/validation as the dataset
 asks (counted as excluded, not rejected). Scene graphs are read from ``silver_dataset/scene_graph/``
 or straight from ``silver_dataset/scene_graph.zip``; a missing one rejects its row with
-``scene_graph_missing`` and one that does not parse with ``scene_graph_invalid``.
+``scene_graph_missing``, one that cannot be read (a folder in its place, an I/O error, a damaged zip
+member) with ``scene_graph_unreadable`` and one that does not parse with ``scene_graph_invalid``.
+
+Input checks (docs/formats/chest-imagenome.md): a dicom_id that would name a path outside its folder
+is rejected ``bad_id`` before any file is opened; a gold box row repeated verbatim is kept once
+(note ``gold_box_row_duplicate``) and two different rows for one (image, region) reject that box
+(``rejected_regions`` reason ``box_conflict``); a null or non-text phrase is skipped and counted
+(``phrase_missing``), never written as the text "None"; when the MIMIC-CXR-JPG metadata gives no
+original size (no metadata file, no ``Rows``/``Columns`` columns, no row for the image) the JPEG's
+own size is used and counted (``original_size_from_image_file``).
 """
 
 from __future__ import annotations
@@ -21,6 +32,8 @@ from __future__ import annotations
 import json
 import re
 import zipfile
+import zlib
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
@@ -32,7 +45,14 @@ from cxrdata.errors import CxrdataError, Rejected
 from cxrdata.pipeline.image_stage import JpegImageStage
 from cxrdata.pipeline.stage import Record, RecordStage, Stage
 from cxrdata.sources.base import InputFile, canonical_split
-from cxrdata.sources.csvfiles import find_file, read_text_csv
+from cxrdata.sources.csvfiles import find_file, header, read_text_csv, require_columns
+from cxrdata.sources.imagenome_attributes import (
+    GOLD_ATTRIBUTES,
+    GoldAttributeStage,
+    check_attributes_file,
+    read_attribute_rows,
+)
+from cxrdata.sources.input_checks import check_file_id, unique_rows
 from cxrdata.sources.mimic import METADATA
 from cxrdata.sources.regions import Regions, note
 
@@ -60,29 +80,29 @@ def dataset_dir(root: Path) -> Path:
 
 
 def _columns(path: Path, required: tuple[str, ...]) -> None:
-    """Refuse a missing file or one without the required columns, in one line."""
+    """Refuse a missing or empty file or one without the required columns, in one line."""
     if not path.is_file():
         raise CxrdataError(f"Chest ImaGenome file {path} does not exist")
-    try:
-        found = pl.read_csv(path, n_rows=0, infer_schema=False).columns
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise CxrdataError(f"{path} cannot be parsed as CSV: {exc}") from None
-    missing = [c for c in required if c not in found]
-    if missing:
-        raise CxrdataError(f"{path.name}: missing column(s) {', '.join(missing)} (found: {', '.join(found)})")
+    require_columns(path, required)
 
 
 def _listing(root: Path, name: str) -> pl.DataFrame:
     return read_text_csv(root / SPLIT_DIR / name).select(SPLIT_COLUMNS)
 
 
+SIZE_COLUMNS = ("dicom_id", "Columns", "Rows")
+
+
 def _original_sizes(mimic_root: Path, dicom_ids: set[str]) -> dict[str, tuple[int, int]]:
-    """dicom_id -> (Columns, Rows) from the MIMIC-CXR-JPG metadata, when it is there."""
+    """dicom_id -> (Columns, Rows) from the MIMIC-CXR-JPG metadata, when it is there (a metadata file
+    without those columns gives none: the images' own sizes are used, each counted by the row stage)."""
     try:
         path = find_file(mimic_root, METADATA, "metadata")
     except CxrdataError:
         return {}
-    frame = read_text_csv(path).select("dicom_id", "Columns", "Rows").filter(pl.col("dicom_id").is_in(list(dicom_ids)))
+    if not set(SIZE_COLUMNS) <= set(header(path)):
+        return {}
+    frame = read_text_csv(path).select(SIZE_COLUMNS).filter(pl.col("dicom_id").is_in(list(dicom_ids)))
     sizes = {}
     for dicom_id, columns, rows in frame.iter_rows():
         try:
@@ -97,10 +117,11 @@ class ImagenomeRowStage(RecordStage):
     """The split-file row of an image: ids, view, and the JPEG path under the MIMIC-CXR-JPG root."""
 
     name: ClassVar[str] = "imagenome-row"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     mimic_root: Path = Path()
 
     def process(self, record: Record) -> Record:
+        check_file_id(record["id"], "dicom_id")
         listed = record.pop("_listed")
         if listed is None:
             raise Rejected("image_not_listed", f"{record['id']} is in no split file (subject and study unknown)")
@@ -115,6 +136,8 @@ class ImagenomeRowStage(RecordStage):
         record.update(dicom_id=record["id"], subject_id=subject_id, study_id=study_id,
                       view_position=listed["ViewPosition"], image_path=image_path,
                       _image_file=str(self.mimic_root / image_path))
+        if record.get("_original_size") is None:
+            note(record, "original_size_from_image_file")
         return record
 
 
@@ -123,13 +146,18 @@ class GoldBoxStage(RecordStage):
     """Gold boxes (original pixels, normalised by the original size) as regions; reader = annotator."""
 
     name: ClassVar[str] = "imagenome-gold-boxes"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
 
     def process(self, record: Record) -> Record:
         width, height = record["original_width"], record["original_height"]
         regions = Regions(record, "imagenome-gold")
-        for row in record.pop("_rows"):
+        rows = unique_rows(record.pop("_rows"), record, "gold_box_row_duplicate")
+        given = Counter(row["bbox_name"] or "" for row in rows)
+        for row in rows:
             name, annotator = row["bbox_name"] or "", row["annotator"]
+            if given[name] > 1:
+                regions.reject(name, annotator, "box_conflict", f"{given[name]} different rows for {name!r}")
+                continue
             box = regions.box(lambda row=row: from_xyxy_pixels(*(float(row[k]) for k in ORIGINAL), width, height),
                               name, annotator)
             if box is not None:
@@ -143,7 +171,7 @@ class SceneGraphStage(RecordStage):
     """Loads the record's ``<dicom_id>_SceneGraph.json`` from the folder or the zip."""
 
     name: ClassVar[str] = "imagenome-scene-graph"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     location: Path = Path()
     _zip: zipfile.ZipFile | None = field(default=None, init=False, repr=False)
     _members: dict[str, str] = field(default_factory=dict, init=False, repr=False)
@@ -160,11 +188,17 @@ class SceneGraphStage(RecordStage):
                 return (self.location / name).read_bytes()
             except FileNotFoundError:
                 raise Rejected("scene_graph_missing", f"{name} is not in {self.location}") from None
+            except OSError as exc:  # a folder in its place, no permission, a link loop, an I/O error
+                raise Rejected("scene_graph_unreadable", f"{name}: {exc.strerror or exc}") from None
         self.setup()
         assert self._zip is not None
         if name not in self._members:
             raise Rejected("scene_graph_missing", f"{name} is not in {self.location.name}")
-        return self._zip.read(self._members[name])
+        try:
+            return self._zip.read(self._members[name])
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError) as exc:
+            raise Rejected("scene_graph_unreadable",
+                           f"{self._members[name]} in {self.location.name}: {type(exc).__name__}: {exc}") from None
 
     def process(self, record: Record) -> Record:
         data = self._read(record["id"])
@@ -200,7 +234,7 @@ class SilverRegionStage(RecordStage):
     """Scene-graph objects -> anatomy boxes; attributes -> one region per (bbox_name, phrase)."""
 
     name: ClassVar[str] = "imagenome-silver-regions"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
 
     def process(self, record: Record) -> Record:
         graph = record.pop("_graph")
@@ -224,7 +258,10 @@ class SilverRegionStage(RecordStage):
                 note(record, "attribute_invalid")
                 continue
             for k, raw in enumerate(phrases):
-                phrase = " ".join(str(raw).split())
+                if not isinstance(raw, str) or not raw.strip():
+                    note(record, "phrase_missing")  # null or not text: never the string "None"
+                    continue
+                phrase = " ".join(raw.split())
                 attributes = [a for key in ("attributes", *CUES) for a in _at(entry.get(key), k)]
                 found = regions.get((name, phrase))
                 if found is None:
@@ -287,27 +324,35 @@ class ImagenomeGoldSource(_ImagenomeBase):
     def check(self) -> None:
         self._check_common()
         _columns(self.root / GOLD_BOXES, GOLD_COLUMNS)
+        check_attributes_file(self.root / GOLD_ATTRIBUTES)
 
     def inputs(self) -> list[InputFile]:
-        return [InputFile.of(self.root / GOLD_BOXES, self.root), *self._split_inputs()]
+        return [InputFile.of(self.root / GOLD_BOXES, self.root), InputFile.of(self.root / GOLD_ATTRIBUTES, self.root),
+                *self._split_inputs()]
 
     def records(self) -> list[Record]:
+        """One record per image of the gold box file or of the gold attributes file."""
         gold = read_text_csv(self.root / GOLD_BOXES).with_columns(
-            pl.col("image_id").fill_null("").str.strip_suffix(".dcm").alias("dicom_id"))
+            pl.col("image_id").fill_null("").str.strip_chars().str.strip_suffix(".dcm").alias("dicom_id"))
+        boxes = {str(d): group.drop("dicom_id").to_dicts()
+                 for (d,), group in gold.group_by(["dicom_id"], maintain_order=True)}
+        attributes = read_attribute_rows(self.root / GOLD_ATTRIBUTES)
         listed: dict[str, dict[str, Any]] = {}
         for name in (AVOID_FILE, *SPLIT_FILES):  # images_to_avoid.csv lists the gold patients' images
             for row in _listing(self.root, name).iter_rows(named=True):
                 listed.setdefault(row["dicom_id"], row)
-        sizes = _original_sizes(self.mimic_root, set(gold["dicom_id"]))
+        ids = sorted(set(boxes) | set(attributes))
+        sizes = _original_sizes(self.mimic_root, set(ids))
         records = []
-        for (dicom_id,), group in gold.group_by(["dicom_id"], maintain_order=True):
-            record = self._record(str(dicom_id), GOLD_SPLIT, listed.get(str(dicom_id)), sizes)
-            record["_rows"] = group.to_dicts()
+        for dicom_id in ids:
+            record = self._record(dicom_id, GOLD_SPLIT, listed.get(dicom_id), sizes)
+            record["_rows"], record["_attribute_rows"] = boxes.get(dicom_id, []), attributes.get(dicom_id, [])
             records.append(record)
-        return sorted(records, key=lambda r: r["id"])
+        return records
 
     def stages(self) -> list[Stage]:
-        return [ImagenomeRowStage(mimic_root=self.mimic_root), self._image_stage(), GoldBoxStage()]
+        return [ImagenomeRowStage(mimic_root=self.mimic_root), self._image_stage(), GoldBoxStage(),
+                GoldAttributeStage()]
 
 
 @dataclass

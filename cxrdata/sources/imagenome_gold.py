@@ -11,13 +11,16 @@ The scaling file maps original pixels to the 224 letterbox, ``x224 = x * ratio +
     width = (224 - left - right) / ratio,   height = (224 - top - bottom) / ratio
 
 Image ids carry a ``.dcm`` suffix in both files; it is stripped. Rows that cannot become a box are
-not dropped silently: they are counted per reason in :attr:`GoldBoxes.problems`.
+not dropped silently: they are counted per reason in :attr:`GoldBoxes.problems`. A row repeated
+verbatim counts once (``duplicate_row``); two different rows for one (image, region) are a conflict
+and neither is used (``conflicting_rows``, both counted): a LUT must not weigh a box twice.
 """
 
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,8 +121,8 @@ def read_gold_boxes(root: Path | str) -> GoldBoxes:
     require_columns(path, BOX_COLUMNS)
     sizes, problems = read_scaling(root)
     boxes: list[GoldBox] = []
-    frame = read_text_csv(path).select(BOX_COLUMNS)
-    for row in frame.iter_rows(named=True):
+    frame = read_text_csv(path)
+    for row in _distinct_rows(frame.iter_rows(named=True), problems):
         dicom_id, name = _strip(row["image_id"]), (row["bbox_name"] or "").strip()
         if not name:
             problems["bbox_name_missing"] += 1
@@ -134,6 +137,26 @@ def read_gold_boxes(root: Path | str) -> GoldBoxes:
             continue
         boxes.append(GoldBox(dicom_id, name, from_xyxy_pixels(x1, y1, x2, y2, *sizes[dicom_id])))
     return GoldBoxes(boxes, sizes, frame.height, problems)
+
+
+def _distinct_rows(rows: Iterable[dict[str, str | None]], problems: Counter[str]) -> list[dict[str, str | None]]:
+    """Rows without verbatim repeats and without (image, region) pairs given twice differently."""
+    by_pair: defaultdict[tuple[str, str], list[dict[str, str | None]]] = defaultdict(list)
+    seen: set[tuple[tuple[str, str | None], ...]] = set()
+    for row in rows:
+        key = tuple(row.items())
+        if key in seen:
+            problems["duplicate_row"] += 1
+            continue
+        seen.add(key)
+        by_pair[(_strip(row["image_id"]), (row["bbox_name"] or "").strip())].append(row)
+    kept = []
+    for group in by_pair.values():
+        if len(group) > 1:
+            problems["conflicting_rows"] += len(group)
+        else:
+            kept.extend(group)
+    return kept
 
 
 @dataclass

@@ -48,9 +48,13 @@ class Regions:
             if clipped:
                 note(self.record, "box_clipped")
             return list(canonical)
+        self.reject(label, reader, reason, detail)
+        return None
+
+    def reject(self, label: str, reader: str | None, reason: str, detail: str) -> None:
+        """Record a box that cannot be kept (``rejected_regions``) and count ``region_<reason>``."""
         self.rejected.append({"label": label, "reader": reader, "reason": reason, "detail": detail})
         note(self.record, f"region_{reason}")
-        return None
 
     def add(self, box: Sequence[float] | None, phrase: str, label: str, reader: str | None = None,
             sentence: int | None = None, attributes: Iterable[str] = ()) -> None:

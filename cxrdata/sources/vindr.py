@@ -6,6 +6,16 @@ One record per image. Quirks handled here: the reader column may be spelled ``ra
 rows have empty coordinates; boxes are xyxy pixels of the DICOM grid, so the image stage (which
 reads Rows/Columns) runs before the box stage. Raw boxes are always kept; ``fuse`` adds a fused
 view beside them. Only whitelisted DICOM header fields reach the output, never patient tags.
+
+Images are shown with ``dicom_display`` (``stretch`` by default, the published readers' choice;
+``window`` for the strict PS3.3 window; FORMATS.md §4.2). Input checks (docs/formats/vindr-cxr.md):
+an image id that would name a path outside ``train/``/``test/`` is rejected ``bad_id``; an
+annotation row repeated verbatim is kept once (note ``annotation_row_duplicate``): boxes of one
+class that differ in any cell are distinct boxes, never a conflict (a reader may draw two nodules,
+three readers may draw one each). Label rows are one per (image, reader): a verbatim repeat is kept
+once (``label_row_duplicate``), two different rows for one reader contradict each other and reject
+the image (``image_labels_conflict``), and a label cell other than 0/1/empty rejects it too
+(``label_invalid``), never read as "absent".
 """
 
 from __future__ import annotations
@@ -16,12 +26,14 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from cxrdata.boxes import from_xyxy_pixels
-from cxrdata.errors import CxrdataError
+from cxrdata.errors import CxrdataError, Rejected
+from cxrdata.imaging.dicom_display import DEFAULT_DISPLAY, DISPLAY_MODES
 from cxrdata.pipeline.image_stage import DicomImageStage
 from cxrdata.pipeline.stage import Record, RecordStage, Stage
 from cxrdata.sources.base import InputFile
 from cxrdata.sources.csvfiles import read_text_csv, require_columns
 from cxrdata.sources.fusion import FUSE_MODES, ReaderBox, fuse
+from cxrdata.sources.input_checks import check_file_id, unique_rows
 from cxrdata.sources.regions import Regions, note
 
 ANNOTATIONS = {"train": "annotations/annotations_train.csv", "test": "annotations/annotations_test.csv"}
@@ -42,12 +54,44 @@ def _pixels(row: dict[str, Any], width: int, height: int) -> Sequence[float]:
     return from_xyxy_pixels(*(float(row[k]) for k in ("x_min", "y_min", "x_max", "y_max")), width, height)
 
 
+LABEL_TRUE, LABEL_FALSE = ("1", "1.0"), ("0", "0.0")
+
+
+@dataclass
+class VindrRowStage(RecordStage):
+    """Checks the image id (it names the DICOM file) and the record's CSV rows before any decoding."""
+
+    name: ClassVar[str] = "vindr-row"
+    version: ClassVar[str] = "1"
+    root: Path = Path()
+
+    def process(self, record: Record) -> Record:
+        image_id = check_file_id(record["image_id"], "image_id")
+        record["_rows"] = unique_rows(record["_rows"], record, "annotation_row_duplicate")
+        record["_labels"] = _one_label_row_per_reader(unique_rows(record["_labels"], record, "label_row_duplicate"))
+        record["_image_file"] = str(self.root / record["split"] / f"{image_id}.dicom")
+        return record
+
+
+def _one_label_row_per_reader(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The label rows, after refusing two different rows of one reader (they contradict each other)."""
+    by_reader: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        reader = _reader(row.get("rad_id"))
+        if reader in by_reader:
+            differ = sorted(k for k in row if row[k] != by_reader[reader].get(k))
+            raise Rejected("image_labels_conflict",
+                           f"reader {reader} has two label rows differing in {', '.join(differ)}")
+        by_reader[reader] = row
+    return rows
+
+
 @dataclass
 class VindrBoxStage(RecordStage):
     """Every reader's boxes -> canonical regions; image-level labels per reader; optional fused view."""
 
     name: ClassVar[str] = "vindr-boxes"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     fuse: str = "none"
     iou: float = 0.1
 
@@ -82,17 +126,21 @@ class VindrBoxStage(RecordStage):
 
 
 def _labels(rows: list[dict[str, Any]], record: Record) -> list[dict[str, Any]]:
-    """Per reader (``consensus`` for test): the image-level labels marked 1; empty cells are noted."""
+    """Per reader (``consensus`` for test): the image-level labels marked 1; empty cells are noted,
+    any other value than 0/1 rejects the record (it is neither "present" nor "absent")."""
     out = []
     for row in rows:
         positive = []
         for name, value in row.items():
             if name in ("image_id", "rad_id"):
                 continue
-            if value in (None, ""):
+            cell = "" if value is None else str(value).strip()
+            if not cell:
                 note(record, "label_missing")
-            elif str(value).strip() in ("1", "1.0"):
+            elif cell in LABEL_TRUE:
                 positive.append(name)
+            elif cell not in LABEL_FALSE:
+                raise Rejected("label_invalid", f"reader {_reader(row.get('rad_id'))}, {name}: {value!r} is not 0 or 1")
         out.append({"reader": _reader(row.get("rad_id")), "labels": positive})
     return out
 
@@ -106,6 +154,7 @@ class VindrSource:
     image_format: str = "jpeg"
     fuse: str = "none"
     iou: float = 0.1
+    dicom_display: str = DEFAULT_DISPLAY
     dataset: ClassVar[str] = "vindr-cxr"
     config: str = "vindr"
     schema: ClassVar[str] = "vindr"
@@ -118,6 +167,8 @@ class VindrSource:
             raise CxrdataError(f"--fuse must be one of {', '.join(FUSE_MODES)}, not {self.fuse!r}")
         if not 0.0 <= self.iou < 1.0:
             raise CxrdataError(f"--iou must be in [0, 1), not {self.iou}")
+        if self.dicom_display not in DISPLAY_MODES:
+            raise CxrdataError(f"--dicom-display must be one of {', '.join(DISPLAY_MODES)}, not {self.dicom_display!r}")
 
     def check(self) -> None:
         if not self.root.is_dir():
@@ -134,7 +185,8 @@ class VindrSource:
         return [InputFile.of(self.root / rel, self.root) for rel in (*ANNOTATIONS.values(), *IMAGE_LABELS.values())]
 
     def describe(self) -> dict[str, Any]:
-        return {"image_size": self.image_size, "image_format": self.image_format, "fuse": self.fuse, "iou": self.iou}
+        return {"image_size": self.image_size, "image_format": self.image_format, "fuse": self.fuse, "iou": self.iou,
+                "dicom_display": self.dicom_display}
 
     def records_per_task(self) -> int:
         return {"path": 50_000}.get(self.image_format, 2_000)
@@ -150,11 +202,11 @@ class VindrSource:
                 records.append({
                     "id": image_id, "image_id": image_id, "split": split, "_partition": image_id,
                     "image_path": f"{split}/{image_id}.dicom",
-                    "_image_file": str(self.root / split / f"{image_id}.dicom"),
                     "_rows": by_image[image_id]["rows"], "_labels": by_image[image_id]["labels"],
                 })
         return records
 
     def stages(self) -> list[Stage]:
-        return [DicomImageStage(max_side=self.image_size, image_format=self.image_format),
+        return [VindrRowStage(root=self.root),
+                DicomImageStage(max_side=self.image_size, image_format=self.image_format, display=self.dicom_display),
                 VindrBoxStage(fuse=self.fuse, iou=self.iou)]

@@ -206,6 +206,7 @@ class VindrPromptSource:
     fuse: str = "none"
     iou: float = 0.1
     include_mixtures: bool = False
+    dicom_display: str = "stretch"
     dataset: ClassVar[str] = "vindr-cxr"
     config: str = "vindr-prompts"
     schema: ClassVar[str] = "vindr-prompts"
@@ -221,7 +222,7 @@ class VindrPromptSource:
             raise CxrdataError(f"VinDr-CXR splits are {', '.join(VindrSource.splits)}; got {', '.join(self.splits)}")
         self.splits = tuple(s for s in VindrSource.splits if s in self.splits)
         self.vindr = VindrSource(self.root, image_size=self.image_size, image_format=self.image_format,
-                                 fuse=self.fuse, iou=self.iou)
+                                 fuse=self.fuse, iou=self.iou, dicom_display=self.dicom_display)
         self.lut = read_lut(self.lut_path)
 
     def check(self) -> None:

@@ -7,6 +7,7 @@ import json
 import zipfile
 from pathlib import Path
 
+from cxrdata.errors import CxrdataError
 from cxrdata.imaging.raster import decode_jpeg
 from cxrdata.sample.imagenome import GOLD_COLUMNS, SCENE_GRAPH_KEYS
 from cxrdata.sources.doctor.findings import (
@@ -29,6 +30,12 @@ from cxrdata.sources.imagenome import (
     SPLIT_DIR,
     SPLIT_FILES,
     dataset_dir,
+)
+from cxrdata.sources.imagenome_attributes import (
+    GOLD_ATTRIBUTES,
+    REQUIRED_COLUMNS,
+    check_attributes_file,
+    read_attribute_rows,
 )
 from cxrdata.sources.imagenome_gold import GOLD_SCALING, SCALING_COLUMNS
 
@@ -55,7 +62,18 @@ def _gold(root: Path) -> list[Finding]:
         if rel == GOLD_BOXES:
             findings.append(count_finding(f"{rel} images", frame["image_id"].n_unique(), counts["gold_images"],
                                           "images"))
-    return findings
+    return [*findings, _gold_attributes(root)]
+
+
+def _gold_attributes(root: Path) -> Finding:
+    """The gold attributes TSV: readable, with the columns the build reads; its rows and images."""
+    try:
+        check_attributes_file(root / GOLD_ATTRIBUTES)
+        rows = read_attribute_rows(root / GOLD_ATTRIBUTES)
+    except CxrdataError as exc:
+        columns = ",".join((*REQUIRED_COLUMNS, "context or relation"))
+        return Finding("error", GOLD_ATTRIBUTES, str(exc), RESTORE.format(name=GOLD_ATTRIBUTES, columns=columns))
+    return Finding("ok", GOLD_ATTRIBUTES, f"{sum(map(len, rows.values())):,} rows for {len(rows):,} images (TSV)")
 
 
 def _splits(root: Path) -> tuple[list[Finding], dict[str, str]]:
