@@ -93,7 +93,7 @@ def test_test_reader_column_variants(tmp_path: Path, column: str | None) -> None
 
 
 def test_storage_modes(sample: VindrSample) -> None:
-    """path: header only, an absolute string path (no pixels decoded); max_side 0: full-size lossless PNG even when JPEG is asked."""
+    """path: an absolute string path, header only (nothing decoded); max_side 0: full-size lossless PNG."""
     paths, path_rejects = _run(sample, image_format="path")
     full, _ = _run(sample, image_size=0, image_format="jpeg")
     assert {k: r.reason for k, r in path_rejects.items()} == {sample.no_pixel_data: "dicom_no_pixels"}
