@@ -151,6 +151,9 @@ def run_build(sources: list[Any], out: Path, workers: int, tasks: int | None, en
     result = build(sources, options)
     if not quiet:
         print_summary(console, result)
+        for source in sources:  # e.g. which MS-CXR version was read; a targets recipe wraps its source
+            for line in getattr(getattr(source, "inner", source), "notices", list)():
+                console.print(line)
 
 
 def sample_root(dataset: str) -> Path:
@@ -205,7 +208,8 @@ def build_mimic(root: Path | None, sample: bool, reports_root: Path | None, view
 
 
 @build_group.command("ms-cxr")
-@click.option("--root", type=click.Path(path_type=Path), help="Folder with MS_CXR_Local_Alignment_v*.csv, or the CSV.")
+@click.option("--root", type=click.Path(path_type=Path),
+              help="MS-CXR project folder (holding 0.1/ and 1.1.0/: the newest is read), a version folder, or the CSV.")
 @click.option("--mimic-root", type=click.Path(path_type=Path), help="MIMIC-CXR-JPG root holding the images.")
 @click.option("--sample", is_flag=True, help="Build the bundled synthetic sample (MS-CXR 1.1.0).")
 @image_options
@@ -222,7 +226,7 @@ def build_ms_cxr(root: Path | None, mimic_root: Path | None, sample: bool, image
 
     if sample:
         mimic_root = sample_root("mimic")
-        root = mimic_root / "ms-cxr" / "1.1.0"
+        root = mimic_root / "ms-cxr"  # the project folder: 0.1/ and 1.1.0/
     if root is None or mimic_root is None:
         raise CxrdataError("give --root and --mimic-root, or --sample")
     if recipe is not None and recipe_kind(recipe) == "dataset":
