@@ -81,7 +81,7 @@ def test_one_record_per_phrase_and_category_with_all_its_boxes(mimic_sample, ms_
 
 
 def test_a_phrase_under_two_categories_stays_two_records(ms_cxr_build):
-    version, csv, result = ms_cxr_build
+    _, csv, result = ms_cxr_build
     records = read_records(result.out, "ms-cxr")
     by_phrase = defaultdict(set)
     for record_id, rows in csv_groups(csv).items():
@@ -110,7 +110,7 @@ def test_duplicated_row_is_one_box_and_a_note(mimic_sample, ms_cxr_build):
 
 
 def test_phrases_are_kept_verbatim(ms_cxr_build):
-    version, csv, result = ms_cxr_build
+    _, csv, result = ms_cxr_build
     phrases = {r["phrase"] for r in read_records(result.out, "ms-cxr").values()}
     assert phrases == set(pl.read_csv(csv, infer_schema=False)["label_text"])
     assert "right basilar plate-like atelectasis" in phrases  # lower case kept
