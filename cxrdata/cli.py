@@ -356,12 +356,15 @@ def sample_vindr(out: Path, seed: int) -> None:
 @sample_group.command("padchest-gr")
 @click.option("--out", type=click.Path(path_type=Path), required=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--ids/--no-ids", default=True, show_default=True,
+              help="Records with StudyID/ImageID, or without (a real copy has none: paired by order).")
+@click.option("--nested", is_flag=True, help="Padchest_GR_files/PadChest_GR/ and the prior studies nested twice.")
 @friendly_errors
-def sample_padchest_gr(out: Path, seed: int) -> None:
+def sample_padchest_gr(out: Path, seed: int, ids: bool, nested: bool) -> None:
     """PadChest-GR: 16-bit PNGs, grounded_reports JSON and master_table.csv."""
     from cxrdata.sample.padchest_gr import write_padchest_gr_sample
 
-    written = write_padchest_gr_sample(out, seed=seed)
+    written = write_padchest_gr_sample(out, seed=seed, ids=ids, nested=nested)
     console.print(f"wrote {len(written.study_ids)} studies ({written.positive_sentences} positive and "
                   f"{written.negative_sentences} negative sentences) to {out}")
 
