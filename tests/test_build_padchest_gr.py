@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from cxrdata_testing import read_records
 
 from cxrdata.cli import main
 from cxrdata.imaging.png16 import decode_png16
@@ -53,6 +54,11 @@ def test_manifest_accounting(built: Built) -> None:
     files = sorted((built.out / "rejects" / "padchest-gr").glob("*.parquet"))
     rejects = [r for p in files for r in pq.read_table(p).to_pylist()]
     assert {r["record_id"]: r["reason"] for r in rejects} == sample.rejected
+    written = read_records(built.out, "padchest-gr")  # id by id: every record written or rejected, never both
+    assert len(written) + len(rejects) + sample.duplicate_entries == sample.entries
+    assert not set(written) & set(sample.rejected)
+    unpaired = set() if sample.ids else {sample.image_ids[sample.mismatched_study]}  # rejected as entry-<k>
+    assert set(sample.image_ids.values()) - set(sample.rejected) - unpaired <= set(written)
     good = {image: study for study, image in sample.image_ids.items()}
     for r in rejects:  # a record that could not be paired has no split; the others keep their study's
         if r["record_id"] in good:

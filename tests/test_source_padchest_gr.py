@@ -196,3 +196,25 @@ def test_records_slipping_out_of_step_later_are_refused(sample: PadchestGrSample
     _write(root, [*entries[:k], *entries[k + 1:], entries[k]])  # one record moved to the end: the rest shift
     with pytest.raises(CxrdataError, match=r"matches master_table\.csv's study \d+ .*the records are out of step"):
         PadchestGrSource(root).records()
+
+
+def test_master_table_disagreements_are_rejects(sample: PadchestGrSample, tmp_path: Path) -> None:
+    """A study whose master rows disagree on its split, a record whose ImageID is not the master table's, and an
+    id written as a JSON number (digits lost on the way) are rejected, each with its reason."""
+    if not sample.ids:
+        pytest.skip("paired by order, the ids come from the master table")
+    root, entries = _copy(sample, tmp_path)
+    lines = (root / MASTER_TABLE).read_text().splitlines()
+    untouched = [s for k, s in enumerate(sample.study_ids) if k not in (1, 2, 5, 6)]  # not a PNG defect either
+    multi = next(s for s in untouched if sum(line.startswith(s + ",") for line in lines) > 1)
+    k = next(i for i, line in enumerate(lines) if line.startswith(multi + ","))
+    lines[k] = lines[k].replace(f",{sample.splits[multi]},", ",train," if sample.splits[multi] != "train" else ",test,")
+    (root / MASTER_TABLE).write_text("\n".join(lines) + "\n")
+    renamed = sample.study_ids[5]
+    entries[5]["ImageID"] = entries[5]["ImageID"].replace(".png", "_copy.png")
+    entries[6]["StudyID"] = int(entries[6]["StudyID"])
+    _write(root, entries)
+    _, rejects = _run(root, image_format="path")
+    assert rejects[sample.image_ids[multi]] == "conflicting_rows"
+    assert rejects[sample.image_ids[renamed].replace(".png", "_copy.png")] == "image_id_mismatch"
+    assert rejects[sample.image_ids[sample.study_ids[6]]] == "bad_value"
