@@ -138,7 +138,8 @@ class MsCxrRowStage(RecordStage):
         rows: list[dict[str, Any]] = record.pop("_rows")
         first = rows[0]
         dicom_id, path = first["dicom_id"] or "", first["path"] or ""
-        require_safe_name(dicom_id, "dicom_id")
+        if dicom_id:
+            require_safe_name(dicom_id, "dicom_id")
         if not DICOM_ID.match(dicom_id):
             raise Rejected("bad_id", f"dicom_id {dicom_id!r} is not 5 groups of 8 hex digits")
         if conflict := record.pop("_conflict", None):
