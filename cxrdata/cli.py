@@ -173,6 +173,9 @@ def run_build(sources: list[Any], out: Path, workers: int, tasks: int | None, en
     result = build(sources, options)
     if not quiet:
         print_summary(console, result)
+        for source in sources:  # e.g. which MS-CXR version was read; a targets recipe wraps its source
+            for line in getattr(getattr(source, "inner", source), "notices", list)():
+                console.print(line)
     if result.problems:
         error_line("; ".join(result.problems) + " (manifest, card and rejects were written)", 1)
 
@@ -230,7 +233,8 @@ def build_mimic(root: Path | None, sample: bool, reports_root: Path | None, view
 
 
 @build_group.command("ms-cxr")
-@click.option("--root", type=INPUT_PATH, help="Folder with MS_CXR_Local_Alignment_v*.csv, or the CSV.")
+@click.option("--root", type=INPUT_PATH,
+              help="MS-CXR project folder (holding 0.1/ and 1.1.0/: the newest is read), a version folder, or the CSV.")
 @click.option("--mimic-root", type=INPUT_PATH, help="MIMIC-CXR-JPG root holding the images.")
 @click.option("--sample", is_flag=True, help="Build the bundled synthetic sample (MS-CXR 1.1.0).")
 @image_options
@@ -247,7 +251,7 @@ def build_ms_cxr(root: Path | None, mimic_root: Path | None, sample: bool, image
 
     if sample:
         mimic_root = sample_root("mimic")
-        root = mimic_root / "ms-cxr" / "1.1.0"
+        root = mimic_root / "ms-cxr"  # the project folder: 0.1/ and 1.1.0/
     if root is None or mimic_root is None:
         raise CxrdataError("give --root and --mimic-root, or --sample")
     if recipe is not None and recipe_kind(recipe) == "dataset":
@@ -378,12 +382,15 @@ def sample_vindr(out: Path, seed: int) -> None:
 @sample_group.command("padchest-gr")
 @click.option("--out", type=click.Path(path_type=Path), required=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--ids/--no-ids", default=True, show_default=True,
+              help="Records with StudyID/ImageID, or without (a real copy has none: paired by order).")
+@click.option("--nested", is_flag=True, help="Padchest_GR_files/PadChest_GR/ and the prior studies nested twice.")
 @friendly_errors
-def sample_padchest_gr(out: Path, seed: int) -> None:
+def sample_padchest_gr(out: Path, seed: int, ids: bool, nested: bool) -> None:
     """PadChest-GR: 16-bit PNGs, grounded_reports JSON and master_table.csv."""
     from cxrdata.sample.padchest_gr import write_padchest_gr_sample
 
-    written = write_padchest_gr_sample(out, seed=seed)
+    written = write_padchest_gr_sample(out, seed=seed, ids=ids, nested=nested)
     console.print(f"wrote {len(written.study_ids)} studies ({written.positive_sentences} positive and "
                   f"{written.negative_sentences} negative sentences) to {out}")
 

@@ -49,21 +49,22 @@ def loc(mimic_sample, tmp_path_factory):
     return root / "out", manifest, csv, read_lut(root / "lut.json")
 
 
-def csv_groups(path: Path) -> dict[tuple[str, str], list[dict]]:
-    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+def csv_groups(path: Path) -> dict[tuple[str, str, str], list[dict]]:
+    """(dicom_id, category, phrase) -> its distinct rows (a row repeated verbatim is one box)."""
+    groups: dict[tuple[str, str, str], dict[tuple, dict]] = defaultdict(dict)
     for row in pl.read_csv(path, infer_schema=False).iter_rows(named=True):
-        groups[(row["dicom_id"], row["label_text"])].append(row)
-    return groups
+        groups[(row["dicom_id"], row["category_name"], row["label_text"])].setdefault(tuple(row.values()), row)
+    return {key: list(rows.values()) for key, rows in groups.items()}
 
 
 def test_every_phrase_is_written_or_rejected(mimic_sample, loc):
     out, manifest, csv, _ = loc
     groups = csv_groups(csv)
     written, rejected = read_records(out, CONFIG), read_rejects(out, CONFIG)
-    assert len(groups) == mimic_sample.mscxr_groups["1.1.0"] == 26
+    assert len(groups) == mimic_sample.mscxr_groups["1.1.0"] == 27
     assert len(written) + len(rejected) == len(groups) and not set(written) & set(rejected)
-    assert len(written) == 26  # every phrase of the sample names a location
-    assert manifest["counts"]["total"] == {"read": 26, "written": 26, "rejected": 0}
+    assert len(written) == 27  # every phrase of the sample names a location
+    assert manifest["counts"]["total"] == {"read": 27, "written": 27, "rejected": 0}
 
 
 def test_prompts_boxes_and_gaussians(loc):
@@ -71,8 +72,7 @@ def test_prompts_boxes_and_gaussians(loc):
     groups = csv_groups(csv)
     rows = list(read_records(out, CONFIG).values())
     for row in rows:
-        source = groups[(row["dicom_id"], row["phrase"])]
-        assert row["pathology"] == source[0]["category_name"]
+        source = groups[(row["dicom_id"], row["pathology"], row["phrase"])]
         assert row["prompt"] == " <and> ".join(row["locations"]) + " " + row["pathology"].lower()
         assert row["extractor"] == "rules@1"
         assert row["gaussians"] == [lut.params(t).tolist() for t in row["locations"]] and row["lut_grid"] == 512
@@ -80,8 +80,11 @@ def test_prompts_boxes_and_gaussians(loc):
         for box, cell in zip(row["boxes"], source, strict=True):
             pixels = to_xywh_pixels(box, row["original_width"], row["original_height"])
             assert pixels == pytest.approx([int(cell[k]) for k in "xywh"], abs=0.01)
-    for phrase, prompt in EXACT.items():
-        assert {r["prompt"] for r in rows if r["phrase"] == phrase} == {prompt}, phrase
+    for phrase, prompt in EXACT.items():  # the phrase filed under a second category gets that category's prompt
+        assert {r["prompt"] for r in rows if r["phrase"] == phrase and r["pathology"] != "Consolidation"} == {
+            prompt}, phrase
+    assert {r["prompt"] for r in rows if r["phrase"] == "Mild bilateral perihilar edema"} == {
+        "pulmonary edema", "bilateral consolidation"}
     assert manifest["options"]["recipe"] == "ms-cxr-loc"
 
 

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 from cxrdata.cli import main
 from cxrdata.sample.bundled import bundled_root
+from cxrdata.sample.padchest_gr import write_padchest_gr_sample
 from cxrdata.sources.doctor import (
     Finding,
     diagnose_imagenome,
@@ -87,8 +88,13 @@ def test_ms_cxr_sample(mimic_sample):
         "warning", f"{rows} box rows; the full release has 1,448")
     images = mimic_sample.mscxr_images["1.1.0"]
     assert levels["referenced images"] == ("ok", f"{images} of {images} referenced images present")
+    assert levels["MS_CXR_Local_Alignment_v1.1.0.csv duplicates"] == (
+        "warning", "1 row(s) repeated verbatim (the build keeps one box and counts a note duplicate_row)")
     old = diagnose_ms_cxr(mimic_sample.mscxr_csv["1.0.0"].parent, mimic_sample.root, sample=ALL)
     assert not errors(old) and "MS-CXR v1.0.0 (read from the header)" in {f.detail for f in old}
+    project = {f.item: f.detail for f in diagnose_ms_cxr(mimic_sample.root / "ms-cxr", mimic_sample.root, sample=0)}
+    assert project["MS-CXR version"] == ("MS-CXR: reading 1.1.0/MS_CXR_Local_Alignment_v1.1.0.csv, the newest of 2 "
+                                         "found (also 0.1/MS_CXR_Local_Alignment_v1.0.0.csv)")
     assert invoke("doctor", "ms-cxr", "--root", str(mimic_sample.mscxr_csv["1.1.0"].parent)).exit_code == 0
 
 
@@ -111,16 +117,42 @@ def test_padchest_gr_sample():
     root = bundled_root("padchest-gr")
     findings = diagnose_padchest_gr(root, sample=ALL)
     entries = json.loads(next(root.glob("grounded_reports_*.json")).read_text())
-    missing = [e["ImageID"] for e in entries if not (root / "PadChest_GR" / e["ImageID"]).is_file()]
+    missing = [e["ImageID"] for e in entries
+               if ".." not in e["ImageID"] and not (root / "PadChest_GR" / e["ImageID"]).is_file()]
     eight_bit = [p.name for p in sorted((root / "PadChest_GR").glob("*.png"))
                  if cv2.imread(str(p), cv2.IMREAD_UNCHANGED).dtype == np.uint8]
     bad = errors(findings)
-    assert set(bad) == {"PadChest_GR/ report images", f"PadChest_GR/{eight_bit[0]}"} and len(eight_bit) == 1
+    name = "grounded_reports_20240819.json"
+    assert set(bad) == {"PadChest_GR/ report images", f"PadChest_GR/{eight_bit[0]}", f"{name}: bad_value",
+                        f"{name}: findings_missing", f"{name}: unsafe_id", f"{name}: conflicting_entries"}
     assert bad["PadChest_GR/ report images"].detail.endswith(f"first missing: {missing[0]}") and len(missing) == 1
     assert "png_not_16bit" in bad[f"PadChest_GR/{eight_bit[0]}"].detail
     assert bad[f"PadChest_GR/{eight_bit[0]}"].fix.startswith(f"restore the original 16-bit PadChest_GR/{eight_bit[0]}")
-    assert "the full release has 4,555" in warnings(findings)["grounded_reports_20240819.json"].detail
+    assert bad[f"{name}: bad_value"].detail.startswith("3 record(s) rejected, first: record 21, findings[0].abnormal "
+                                                       "is 'false' (a JSON string)")
+    assert "'../../evil'" in bad[f"{name}: unsafe_id"].detail
+    assert warnings(findings)[f"{name}: duplicate_entry"].detail.startswith("1 record(s) repeated verbatim")
+    assert "the full release has 4,555" in warnings(findings)[name].detail
     assert "the full release has 8,787" in warnings(findings)["master_table.csv"].detail
+
+
+def test_padchest_gr_without_ids_nested(tmp_path):
+    """The real copy without ids: the doctor pairs it by order like the build, and finds the prior studies nested
+    twice."""
+    sample = write_padchest_gr_sample(tmp_path / "pgr", studies=12, ids=False, nested=True)
+    findings = diagnose_padchest_gr(sample.root, sample=0)
+    pairing = errors(findings)["grounded_reports_20240819.json: pairing"]
+    [k] = [int(i.split("-")[1]) for i, r in sample.rejected.items() if r == "pairing_mismatch"]
+    assert pairing.detail.startswith(f"no StudyID/ImageID: paired with master_table.csv's studies by order, "
+                                     f"{sample.entries - 1} of {sample.entries} pairs verify; "
+                                     f"first failing: record {k}")
+    prior = warnings(findings)["PadChest_GR_progression_prior_studies/PadChest_GR_progression_prior_studies/"]
+    assert prior.detail.startswith(f"{len(sample.prior_image_ids)} PNGs (optional: prior studies)")
+    assert "Padchest_GR_files/PadChest_GR/ report images" in errors(findings)  # the missing PNG, found by order
+    reports = sample.root / "grounded_reports_20240819.json"
+    reports.write_text(json.dumps(json.loads(reports.read_text())[1:]))
+    refused = errors(diagnose_padchest_gr(sample.root, sample=0))["grounded_reports_20240819.json: pairing"]
+    assert "cannot be paired by order" in refused.detail
 
 
 def test_imagenome_sample():
@@ -228,6 +260,12 @@ def test_ms_cxr_broken(mimic_sample, tmp_path):
     assert bad["referenced images"].detail.endswith(f"first missing: {sorted(set(frame['path']))[0]}")
     assert bad["referenced images"].fix.startswith("MS-CXR ships no images: download MIMIC-CXR-JPG")
     assert bad[sorted(set(frame["path"]))[1]].fix.startswith("re-download MIMIC-CXR-JPG's files/")
+    frame = pl.read_csv(csv, infer_schema=False)
+    taller = frame.head(1).with_columns((pl.col("image_height").cast(pl.Int64) + 7).cast(pl.String))
+    pl.concat([frame, taller]).write_csv(csv)
+    conflict = errors(diagnose_ms_cxr(root))[f"{csv.name} conflicts"]
+    assert conflict.detail.startswith(f"1 image(s) whose rows disagree, first: rows of image {frame['dicom_id'][0]} "
+                                      "disagree on image_height")
     csv.unlink()
     missing = errors(diagnose_ms_cxr(root))["MS_CXR_Local_Alignment_v*.csv"]
     assert missing.fix.startswith("download MS-CXR from PhysioNet")

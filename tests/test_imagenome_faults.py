@@ -77,7 +77,7 @@ def test_gold_every_input_id_is_written_or_rejected(built: Built) -> None:
     inputs = {r["image_id"].removesuffix(".dcm") for r in boxes + attributes}
     written, rejected = read_records(built.out, "imagenome-gold"), _reject_rows(built.out, "imagenome-gold")
     assert not set(written) & set(rejected) and set(written) | set(rejected) == inputs
-    assert {i: r["reason"] for i, r in rejected.items()} == {faults["gold_bad_id"]: "bad_id",
+    assert {i: r["reason"] for i, r in rejected.items()} == {faults["gold_bad_id"]: "unsafe_id",
                                                              **_image_rejects(built, inputs)}
     assert rejected[faults["gold_bad_id"]]["detail"] == "dicom_id '../evil' would name a path outside its folder"
     counts = built.manifest["configs"]["imagenome-gold"]["counts"]
@@ -124,7 +124,7 @@ def test_silver_every_listed_id_is_written_rejected_or_excluded(built: Built) ->
     kept = {i for i, split in listed if i not in excluded}
     assert {i: r["reason"] for i, r in rejected.items()} == {
         sample.missing_scene_graph: "scene_graph_missing", sample.truncated_scene_graph: "scene_graph_invalid",
-        faults["silver_bad_id"]: "bad_id", **unreadable,
+        faults["silver_bad_id"]: "unsafe_id", **unreadable,
         **{i: r for i, r in _image_rejects(built, kept).items() if i not in unreadable}}
     silver = built.manifest["configs"]["imagenome-silver"]
     assert silver["excluded"] == {"gold_image_in_images_to_avoid": len(excluded)}

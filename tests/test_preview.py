@@ -103,7 +103,7 @@ def test_grid_size_and_panels(loc_out, tmp_path):
     assert len(found) == 7
     assert [(x0, y0) for x0, y0, _, _ in found] == [expected_origin(i, 7) for i in range(7)]
     assert all((x1 - x0, y1 - y0) == (CELL, CELL + CAPTION_HEIGHT) for x0, y0, x1, y1 in found)
-    assert "7 of 26 records" in result.output
+    assert "7 of 27 records" in result.output
 
 
 def test_boxes_and_gaussians_land_where_the_records_say(loc_out, tmp_path):
@@ -203,7 +203,7 @@ def test_html_is_self_contained_and_chromium_shows_every_prompt(loc_out, tmp_pat
     assert result.exit_code == 0, result.output
     text = page.read_text()
     records = rows_of(loc_out, "ms-cxr-loc")
-    assert text.count("<figure") == len(records) == 26
+    assert text.count("<figure") == len(records) == 27
     assert text.count("<rect") == sum(len(r["boxes"]) for r in records.values())
     assert text.count("<ellipse") == 2 * sum(len(c) for r in records.values() for c in r["gaussians"])
     sources = re.findall(r'(?:src|href)="([^"]*)"', text)
@@ -215,7 +215,7 @@ def test_html_is_self_contained_and_chromium_shows_every_prompt(loc_out, tmp_pat
                          capture_output=True, text=True, timeout=120, check=False)
     assert run.returncode == 0, run.stderr[-2000:]
     dom = run.stdout
-    assert dom.count("<figure") == 26
+    assert dom.count("<figure") == 27
     for record in records.values():
         for needle in (record["prompt"], f"phrase: {record['phrase']}", record["id"]):
             assert html.escape(needle, quote=False) in dom, needle

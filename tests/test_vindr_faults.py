@@ -72,8 +72,8 @@ def test_every_input_id_is_written_or_rejected_once(built: Built) -> None:
         sample.no_pixel_data: "dicom_no_pixels",
         faults["image_labels_conflict"]: "image_labels_conflict",
         faults["label_invalid"]: "label_invalid",
-        faults["bad_id_dotdot"]: "bad_id",
-        faults["bad_id_slash"]: "bad_id",
+        faults["bad_id_dotdot"]: "unsafe_id",
+        faults["bad_id_slash"]: "unsafe_id",
     }
     counts = built.manifest["configs"]["vindr"]["counts"]
     per_split = Counter(inputs.values())

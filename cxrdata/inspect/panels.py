@@ -60,7 +60,7 @@ class Panel:
     caption: list[str]
     marks: list[Mark] = field(default_factory=list)
     blobs: list[Blob] = field(default_factory=list)
-    image: dict[str, Any] = field(default_factory=dict)  # the row's image cell: {bytes, path}
+    image: dict[str, Any] | str = field(default_factory=dict)  # the image cell: {bytes, path}, or a path string
 
 
 def _unique(values: list[Any]) -> list[str]:
@@ -114,8 +114,10 @@ def panel(row: dict[str, Any], schema: str, manifest_grid: int | None = None) ->
                  blobs(row, manifest_grid), row.get("image") or {})
 
 
-def load_pixels(image: dict[str, Any], max_side: int = 0) -> np.ndarray:
+def load_pixels(image: dict[str, Any] | str, max_side: int = 0) -> np.ndarray:
     """Grayscale uint8 pixels of an image cell: its bytes, or (path mode) the file it references."""
+    if isinstance(image, str):  # path mode of a DICOM or 16-bit PNG source
+        image = {"bytes": None, "path": image}
     data = image.get("bytes")
     if data:
         pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE | cv2.IMREAD_IGNORE_ORIENTATION)

@@ -71,8 +71,9 @@ class MimicSample:
     mscxr_csv: dict[str, Path]  # MS-CXR file version ("1.0.0", "1.1.0") -> CSV
     mscxr_json: dict[str, Path]
     mscxr_rows: dict[str, int]  # boxes
-    mscxr_groups: dict[str, int]  # distinct (dicom_id, label_text)
+    mscxr_groups: dict[str, int]  # distinct (dicom_id, category_name, label_text)
     mscxr_images: dict[str, int]
+    mscxr_duplicate_rows: dict[str, int]  # rows repeating an earlier row verbatim (a defect)
 
     @property
     def defective_images(self) -> tuple[str, ...]:
@@ -419,7 +420,7 @@ def write_mimic_sample(
     reports = [tables.write(root / f"{s.folder}.txt", s.report.encode())
                for s in studies if s.study_id != found.missing_report]
     tables.write_sha256sums(root, files)
-    written = write_mscxr(root, boxes, config()["mscxr_categories"])
+    written = write_mscxr(root, boxes, config()["mscxr_categories"], defects=defects)
 
     images = [im for s in studies for im in s.images]
     return MimicSample(
@@ -437,4 +438,5 @@ def write_mimic_sample(
         mscxr_rows={v: f.rows for v, f in written.items()},
         mscxr_groups={v: f.groups for v, f in written.items()},
         mscxr_images={v: f.images for v, f in written.items()},
+        mscxr_duplicate_rows={v: f.duplicate_rows for v, f in written.items()},
     )

@@ -19,7 +19,7 @@ or straight from ``silver_dataset/scene_graph.zip``; a missing one rejects its r
 member) with ``scene_graph_unreadable`` and one that does not parse with ``scene_graph_invalid``.
 
 Input checks (docs/formats/chest-imagenome.md): a dicom_id that would name a path outside its folder
-is rejected ``bad_id`` before any file is opened; a gold box row repeated verbatim is kept once
+is rejected ``unsafe_id`` before any file is opened; a gold box row repeated verbatim is kept once
 (note ``gold_box_row_duplicate``) and two different rows for one (image, region) reject that box
 (``rejected_regions`` reason ``box_conflict``); a null or non-text phrase is skipped and counted
 (``phrase_missing``), never written as the text "None"; when the MIMIC-CXR-JPG metadata gives no

@@ -1,10 +1,19 @@
-"""MS-CXR phrase/box pairs on MIMIC-CXR-JPG images (FORMATS.md section 2).
+"""MS-CXR phrase/box pairs on MIMIC-CXR-JPG images (FORMATS.md section 2, docs/formats/ms-cxr.md).
 
-The version is read from the CSV header: v1.0.0 has 10 columns, v1.1.0 adds ``split``. Boxes
-are COCO xywh integer pixels of the full-resolution image (``image_width`` x ``image_height``),
-one row per box: rows are grouped by (dicom_id, label_text) into one record with all its boxes.
-v1.0.0 has no split column, so its split is taken from MIMIC-CXR-JPG's official (patient-level)
-split file.
+``--root`` is the CSV, one version folder, or the PhysioNet project folder holding ``0.1/`` and
+``1.1.0/``: the newest ``MS_CXR_Local_Alignment_v*.csv`` found there (or one folder down) is read,
+and which one is said in the manifest and the build's summary. The version is read from the CSV
+header: v1.0.0 has 10 columns, v1.1.0 adds ``split``; v1.0.0 takes its split from MIMIC-CXR-JPG's
+official (patient-level) split file.
+
+Boxes are COCO xywh integer pixels of the full-resolution image, one row per box. Rows are grouped
+by (dicom_id, category_name, label_text): the real v1.1.0 files one phrase under two categories on
+the same image with the same boxes, and those stay two records. A record's id is
+``<dicom_id>/<k>``, k counting that image's (category, phrase) groups in order of first appearance
+in the CSV, so ids are unique and the same for the same file. A row repeated verbatim inside a
+group is kept once (note ``duplicate_row``); rows of one image that disagree on a per-image column
+(path, image_width, image_height, split) are conflicting, and every record of that image is
+rejected ``conflicting_rows``: which row is right cannot be known.
 """
 
 from __future__ import annotations
@@ -24,11 +33,15 @@ from cxrdata.pipeline.image_stage import JpegImageStage
 from cxrdata.pipeline.stage import Record, RecordStage, Stage
 from cxrdata.sources.base import InputFile, canonical_split
 from cxrdata.sources.csvfiles import find_file, header, read_text_csv
-from cxrdata.sources.mimic import SPLIT
+from cxrdata.sources.input_checks import check_file_id, inside
+from cxrdata.sources.mimic import DICOM_ID, SPLIT
 
 V1_0_COLUMNS = ("dicom_id", "category_name", "label_text", "path", "x", "y", "w", "h", "image_width", "image_height")
 V1_1_COLUMNS = (*V1_0_COLUMNS, "split")
+GROUP_KEY = ("dicom_id", "category_name", "label_text")
+IMAGE_COLUMNS = ("path", "image_width", "image_height", "split")  # one value per image
 CSV_PATTERN = "MS_CXR_Local_Alignment_v*.csv"
+CSV_VERSION = re.compile(r"^MS_CXR_Local_Alignment_v(\d+(?:\.\d+)*)\.csv$")
 MIMIC_PATH = re.compile(r"^files/p\d{2}/p(\d{8})/s(\d{8})/([^/]+)\.jpg$")
 
 
@@ -43,40 +56,106 @@ def detect_version(columns: list[str], path: Path) -> str:
                        f"(found: {', '.join(columns)})")
 
 
-def find_csv(root: Path) -> Path:
-    """The newest ``MS_CXR_Local_Alignment_v*.csv`` in ``root`` (or ``root`` itself if it is the CSV)."""
+@dataclass(frozen=True)
+class CsvChoice:
+    """The CSV a build reads, and every MS-CXR CSV that was found beside it."""
+
+    root: Path
+    csv: Path
+    found: tuple[Path, ...]  # newest first; ``csv`` is the first
+
+    def relative(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix() if path.is_relative_to(self.root) else str(path)
+
+    @property
+    def summary(self) -> str:
+        """One line for the build's output: which file, and what else was there."""
+        others = [self.relative(p) for p in self.found[1:]]
+        also = f", the newest of {len(self.found)} found (also {', '.join(others)})" if others else ""
+        return f"MS-CXR: reading {self.relative(self.csv)}{also}"
+
+
+def _file_version(path: Path) -> tuple[int, ...]:
+    match = CSV_VERSION.match(path.name)
+    return tuple(int(x) for x in match.group(1).split(".")) if match else ()
+
+
+def choose_csv(root: Path) -> CsvChoice:
+    """The newest ``MS_CXR_Local_Alignment_v*.csv`` in ``root`` or one folder down (``root`` itself if a file).
+
+    Two different files of the same newest version (e.g. an old unzip beside the download) are refused.
+    """
     if root.is_file():
-        return root
-    candidates = sorted(root.glob(CSV_PATTERN), key=lambda p: [int(x) for x in re.findall(r"\d+", p.stem)])
-    if not candidates:
-        raise CxrdataError(f"no MS-CXR CSV ({CSV_PATTERN}) in {root}")
-    return candidates[-1]
+        return CsvChoice(root.parent, root, (root,))
+    if not root.is_dir():
+        raise CxrdataError(f"MS-CXR root {root} does not exist")
+    found = sorted({*root.glob(CSV_PATTERN), *root.glob(f"*/{CSV_PATTERN}")},
+                   key=lambda p: ([-v for v in _file_version(p)], len(p.relative_to(root).parts), str(p)))
+    if not found:
+        raise CxrdataError(f"no MS-CXR CSV ({CSV_PATTERN}) in {root} or in its version folders (0.1/, 1.1.0/)")
+    newest = [p for p in found if _file_version(p) == _file_version(found[0])]
+    different = [p for p in newest[1:] if p.read_bytes() != found[0].read_bytes()]
+    if different:
+        raise CxrdataError(f"two different copies of {found[0].name} in {root}: {found[0].relative_to(root)} and "
+                           f"{different[0].relative_to(root)}; keep one, or pass the CSV itself as --root")
+    return CsvChoice(root, found[0], tuple(found))
+
+
+def find_csv(root: Path) -> Path:
+    """The CSV :func:`choose_csv` picks."""
+    return choose_csv(root).csv
+
+
+def image_conflicts(frame: pl.DataFrame) -> dict[str, str]:
+    """dicom_id -> why its rows conflict, for images whose rows disagree on a per-image column."""
+    columns = [c for c in IMAGE_COLUMNS if c in frame.columns]
+    counts = frame.group_by("dicom_id").agg(pl.col(c).n_unique() for c in columns)
+    conflicts = {}
+    for row in counts.filter(pl.any_horizontal(pl.col(c) > 1 for c in columns)).iter_rows(named=True):
+        column = next(c for c in columns if row[c] > 1)
+        values = frame.filter(pl.col("dicom_id") == row["dicom_id"])[column].unique(maintain_order=True).to_list()
+        conflicts[row["dicom_id"]] = f"rows of image {row['dicom_id']} disagree on {column}: {values}"
+    return conflicts
+
+
+def unique_rows(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """The rows without verbatim repeats (first kept, CSV order), and how many repeats were dropped."""
+    kept: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in rows:
+        kept.setdefault(tuple(v for k, v in row.items() if k != "_row"), row)
+    return list(kept.values()), len(rows) - len(kept)
 
 
 @dataclass
 class MsCxrRowStage(RecordStage):
-    """Validates one (dicom_id, phrase) group: its path, ids, category, split and boxes."""
+    """Validates one (dicom_id, category, phrase) group: its ids, path, category, split and boxes."""
 
     name: ClassVar[str] = "ms-cxr-row"
-    version: ClassVar[str] = "1"
-    mimic_root: Path = Path()
+    version: ClassVar[str] = "2"
+    mimic_root: Path = Path()  # resolved once by the source
 
     def process(self, record: Record) -> Record:
         rows: list[dict[str, Any]] = record.pop("_rows")
         first = rows[0]
-        path = first["path"] or ""
-        target = (self.mimic_root / path).resolve()
-        if not target.is_relative_to(self.mimic_root.resolve()):
+        dicom_id, path = first["dicom_id"] or "", first["path"] or ""
+        if dicom_id:
+            check_file_id(dicom_id, "dicom_id")
+        if not DICOM_ID.match(dicom_id):
+            raise Rejected("bad_id", f"dicom_id {dicom_id!r} is not 5 groups of 8 hex digits")
+        if conflict := record.pop("_conflict", None):
+            raise Rejected("conflicting_rows", conflict)
+        target = inside(self.mimic_root, path)
+        if target is None:
             raise Rejected("path_escapes_root", f"path {path!r} points outside the MIMIC-CXR-JPG root")
         match = MIMIC_PATH.match(path)
         if not match:
             raise Rejected("bad_path", f"path {path!r} is not files/pXX/pXXXXXXXX/sXXXXXXXX/<dicom_id>.jpg")
-        if match.group(3) != first["dicom_id"]:
-            raise Rejected("path_id_mismatch", f"path {path!r} does not end in dicom_id {first['dicom_id']}")
+        if match.group(3) != dicom_id:
+            raise Rejected("path_id_mismatch", f"path {path!r} does not end in dicom_id {dicom_id}")
         if first["category_name"] not in pathologies():
             raise Rejected("unknown_category", f"category {first['category_name']!r} is not one of the 8")
         if record["split"] is None:
-            raise Rejected("split_missing", f"no split for {first['dicom_id']} ({record.pop('_split_raw', None)!r})")
+            raise Rejected("split_missing", f"no split for {dicom_id} ({record.pop('_split_raw', None)!r})")
         try:
             width, height = int(first["image_width"]), int(first["image_height"])
             pixel_boxes = [tuple(float(r[k]) for k in "xywh") for r in rows]
@@ -90,8 +169,9 @@ class MsCxrRowStage(RecordStage):
             if clipped:
                 record.setdefault("_notes", []).append("box_clipped")
             boxes.append(list(box))
+        record.setdefault("_notes", []).extend(["duplicate_row"] * record.pop("_duplicate_rows", 0))
         record.update(
-            dicom_id=first["dicom_id"], subject_id=int(match.group(1)), study_id=int(match.group(2)),
+            dicom_id=dicom_id, subject_id=int(match.group(1)), study_id=int(match.group(2)),
             category=first["category_name"], phrase=first["label_text"], boxes=boxes, image_path=path,
             _image_file=str(target), _original_size=(width, height),
         )
@@ -100,9 +180,9 @@ class MsCxrRowStage(RecordStage):
 
 @dataclass
 class MsCxrSource:
-    """MS-CXR phrases with their boxes, one record per (dicom_id, label_text)."""
+    """MS-CXR phrases with their boxes, one record per (dicom_id, category, label_text)."""
 
-    root: Path  # the folder holding MS_CXR_Local_Alignment_v*.csv, or the CSV itself
+    root: Path  # the CSV, a version folder, or the project folder holding 0.1/ and 1.1.0/
     mimic_root: Path
     image_size: int = 512
     image_format: str = "jpeg"
@@ -116,8 +196,12 @@ class MsCxrSource:
         self.root, self.mimic_root = Path(self.root), Path(self.mimic_root)
 
     @property
+    def choice(self) -> CsvChoice:
+        return choose_csv(self.root)
+
+    @property
     def csv(self) -> Path:
-        return find_csv(self.root)
+        return self.choice.csv
 
     @property
     def ms_cxr_version(self) -> str:
@@ -131,13 +215,21 @@ class MsCxrSource:
                                "(MS-CXR ships no images; pass --mimic-root)")
         if self.ms_cxr_version == "1.0.0":
             find_file(self.mimic_root, SPLIT, "MIMIC-CXR-JPG split file (MS-CXR v1.0.0 has no split column)")
+        if read_text_csv(self.csv).height == 0:
+            raise CxrdataError(f"{self.csv} has a header but no rows: download it again")
 
     def inputs(self) -> list[InputFile]:
         return [InputFile(str(self.csv), self.csv.stat().st_size)]
 
     def describe(self) -> dict[str, Any]:
-        return {"ms_cxr_version": self.ms_cxr_version, "csv": self.csv.name,
+        choice = self.choice
+        return {"ms_cxr_version": self.ms_cxr_version, "csv": choice.relative(choice.csv),
+                "csvs_found": [choice.relative(p) for p in choice.found],
                 "image_size": self.image_size, "image_format": self.image_format}
+
+    def notices(self) -> list[str]:
+        """Lines the build prints after its summary."""
+        return [self.choice.summary]
 
     def records_per_task(self) -> int:
         return {"path": 50_000}.get(self.image_format, 400 if self.image_size == 0 else 4_000)
@@ -146,25 +238,28 @@ class MsCxrSource:
         if "split" in frame.columns:
             return frame
         split = read_text_csv(find_file(self.mimic_root, SPLIT, "split")).select("dicom_id", "split")
-        return frame.join(split.unique("dicom_id", keep="first"), on="dicom_id", how="left")
+        return frame.join(split.unique("dicom_id", keep="first"), on="dicom_id", how="left", maintain_order="left")
 
     def records(self) -> list[Record]:
         version = self.ms_cxr_version
         frame = self._splits(read_text_csv(self.csv)).with_row_index("_row")
+        conflicts = image_conflicts(frame)
         records: list[Record] = []
-        phrases_seen: Counter[str] = Counter()
-        for (dicom_id, _label), group in frame.group_by(["dicom_id", "label_text"], maintain_order=True):
-            rows = group.sort("_row").to_dicts()
+        phrases_seen: Counter[str | None] = Counter()
+        for (dicom_id, _category, _label), group in frame.group_by(list(GROUP_KEY), maintain_order=True):
+            rows, repeats = unique_rows(group.sort("_row").to_dicts())
             index = phrases_seen[dicom_id]
             phrases_seen[dicom_id] += 1
             match = MIMIC_PATH.match(rows[0]["path"] or "")
+            line = int(rows[0]["_row"]) + 2  # the CSV line of the group's first row (line 1 is the header)
             records.append({
-                "id": f"{dicom_id}/{index}", "dicom_id": dicom_id, "split": canonical_split(rows[0]["split"]),
-                "ms_cxr_version": version, "_split_raw": rows[0]["split"], "_rows": rows,
-                "_partition": match.group(1) if match else dicom_id,
+                "id": f"{dicom_id}/{index}" if dicom_id else f"line-{line}", "dicom_id": dicom_id,
+                "split": canonical_split(rows[0]["split"]), "ms_cxr_version": version,
+                "_split_raw": rows[0]["split"], "_rows": rows, "_duplicate_rows": repeats,
+                "_conflict": conflicts.get(dicom_id), "_partition": match.group(1) if match else str(dicom_id),
             })
         return records
 
     def stages(self) -> list[Stage]:
-        return [MsCxrRowStage(mimic_root=self.mimic_root),
+        return [MsCxrRowStage(mimic_root=self.mimic_root.resolve()),
                 JpegImageStage(max_side=self.image_size, image_format=self.image_format)]

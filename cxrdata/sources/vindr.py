@@ -9,7 +9,7 @@ view beside them. Only whitelisted DICOM header fields reach the output, never p
 
 Images are shown with ``dicom_display`` (``stretch`` by default, the published readers' choice;
 ``window`` for the strict PS3.3 window; FORMATS.md §4.2). Input checks (docs/formats/vindr-cxr.md):
-an image id that would name a path outside ``train/``/``test/`` is rejected ``bad_id``; an
+an image id that would name a path outside ``train/``/``test/`` is rejected ``unsafe_id``; an
 annotation row repeated verbatim is kept once (note ``annotation_row_duplicate``): boxes of one
 class that differ in any cell are distinct boxes, never a conflict (a reader may draw two nodules,
 three readers may draw one each). Label rows are one per (image, reader): a verbatim repeat is kept

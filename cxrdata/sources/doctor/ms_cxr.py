@@ -1,5 +1,5 @@
-"""Doctor for MS-CXR: the CSV (version from its header), its categories, splits and boxes, the COCO JSON,
-and the MIMIC-CXR-JPG images it points to."""
+"""Doctor for MS-CXR: which CSV is read (the newest version found), its version (from its header), categories,
+splits, boxes, repeated and conflicting rows, the COCO JSON, and the MIMIC-CXR-JPG images it points to."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ from cxrdata.sources.doctor.findings import (
 )
 from cxrdata.sources.mimic import SPLIT
 
-GET = ("download MS-CXR from PhysioNet (physionet.org/content/ms-cxr/1.1.0/) and pass the folder holding "
-       "MS_CXR_Local_Alignment_v1.1.0.csv as --root")
+GET = ("download MS-CXR from PhysioNet (physionet.org/content/ms-cxr/1.1.0/) and pass the project folder "
+       "(holding 1.1.0/) or the folder holding MS_CXR_Local_Alignment_v1.1.0.csv as --root")
 RESTORE = "restore the original file from the download (compare with SHA256SUMS.txt); its header must be: {header}"
 IMAGES = ("MS-CXR ships no images: download MIMIC-CXR-JPG from PhysioNet and pass its root (holding files/) as "
           "--mimic-root")
@@ -72,6 +72,26 @@ def _content(frame: pl.DataFrame, csv: Path, version: str) -> list[Finding]:
     return findings
 
 
+def _rows(frame: pl.DataFrame, csv: Path) -> list[Finding]:
+    """Repeated, conflicting and unsafe rows, as the build will note or reject them."""
+    repeats = frame.height - frame.unique().height
+    findings = [Finding("warning", f"{csv.name} duplicates", f"{repeats} row(s) repeated verbatim (the build keeps "
+                        "one box and counts a note duplicate_row)", "nothing to do, or restore the original file")
+                if repeats else Finding("ok", f"{csv.name} duplicates", "no row is repeated")]
+    conflicts = ms_cxr.image_conflicts(frame)
+    if conflicts:
+        first = next(iter(conflicts.values()))
+        findings.append(Finding("error", f"{csv.name} conflicts", f"{len(conflicts)} image(s) whose rows disagree, "
+                                f"first: {first} (the build rejects their records as conflicting_rows)",
+                                RESTORE.format(header=",".join(frame.columns))))
+    bad_ids = frame.filter(~frame["dicom_id"].fill_null("").str.contains(ms_cxr.DICOM_ID.pattern))
+    if bad_ids.height:
+        findings.append(Finding("error", f"{csv.name} dicom_id", f"{bad_ids.height} row(s) whose dicom_id is not 5 "
+                                f"groups of 8 hex digits, first: {bad_ids['dicom_id'][0]!r} (rejected)",
+                                RESTORE.format(header=",".join(frame.columns))))
+    return findings
+
+
 def _json(csv: Path) -> Finding:
     path = csv.with_suffix(".json")
     if not path.is_file():
@@ -112,14 +132,15 @@ def diagnose_ms_cxr(root: Path, mimic_root: Path | None = None, sample: int = SA
     if not root.exists():
         return [Finding("error", str(root), "does not exist", GET)]
     try:
-        csv = ms_cxr.find_csv(root)
+        choice = ms_cxr.choose_csv(root)
     except CxrdataError as exc:
         return [Finding("error", ms_cxr.CSV_PATTERN, str(exc), GET)]
+    csv = choice.csv
     found, version = _version(csv)
-    findings = [found]
+    findings = [Finding("ok", "MS-CXR version", choice.summary), found]
     if version is None:
         return findings
     frame = read_text_csv(csv)
-    findings += _content(frame, csv, version)
+    findings += _content(frame, csv, version) + _rows(frame, csv)
     findings.append(_json(csv))
     return findings + _images(frame, mimic_root, version, sample)
