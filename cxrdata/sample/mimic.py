@@ -4,7 +4,9 @@ Layout, names and value quirks follow FORMATS.md sections 1-2: ``files/pXX/pXXXX
 holding ``<dicom_id>.jpg``, reports beside the study folders, the gzip CSVs (StudyTime without its
 leading zero), the 2.1.0 test-set labels, IMAGE_FILENAMES, checksums, and MS-CXR 0.1 / 1.1.0 under
 ``ms-cxr/``. Each study's labels come from the sentences of its report; each MS-CXR box frames the
-finding drawn in the image. The default sample carries four deliberate defects (see
+finding drawn in the image. The real report layouts of FORMATS.md 1.5 (CRLF, WET READ, typo headers,
+the official per-study rules, ...) are each placed on one study (:mod:`cxrdata.sample.mimic_layouts`).
+The default sample carries four deliberate defects (see
 :class:`MimicSample`) so that a build shows its rejects; ``defects=False`` gives a clean tree.
 """
 
@@ -29,6 +31,7 @@ from cxrdata.boxes import Box, from_xyxy_pixels
 from cxrdata.imaging.raster import encode
 from cxrdata.sample import tables
 from cxrdata.sample.chest import ChestLayout, frame_regions, render_chest, render_lateral
+from cxrdata.sample.mimic_layouts import place_layouts
 from cxrdata.sample.mscxr import MscxrBox, write_mscxr
 from cxrdata.sample.reports import STYLES, Finding, ReportPlan, compose_report, pick_finding
 
@@ -61,6 +64,7 @@ class MimicSample:
     frontal_images: int  # ViewPosition PA or AP
     lateral_images: int  # ViewPosition LATERAL, LL or empty
     reports: int  # report .txt files written
+    layouts: dict[str, int]  # real report layout (sample.mimic_layouts) -> the study_id that has it
     single_pathology_studies: int  # exactly one of the 8 pathologies labelled 1.0 in the CheXpert file
     image_sizes: dict[str, tuple[int, int]]  # dicom_id -> (width, height) = (Columns, Rows)
     full_size: tuple[str, ...]  # dicom_ids written at full resolution
@@ -103,9 +107,11 @@ class _Study:
     frame_boxes: list[list[Box]]  # per positive finding, its boxes in chest-frame coordinates
     labels: dict[str, float]
     report: str
+    plan: ReportPlan
     study_id: int = 0
     split: str = ""
     mscxr_split: str = ""
+    line_end: str = "\n"  # "\r\n": the report as a Windows unzip writes it
 
     @property
     def folder(self) -> str:
@@ -218,7 +224,7 @@ def _study(rng: Rng, subject: int, date: dt.date, kind: Kind, style: str, earlie
         subject_id=subject, date=int(date.strftime("%Y%m%d")), time=_time(rng), exam=exam,
         orientation=str(_pick(rng, exam["orientation"])), style=style,
         images=[_Image(_dicom_id(rng), str(v)) for v in views],
-        positives=positives, frame_boxes=frame_boxes, labels=report.labels, report=report.text,
+        positives=positives, frame_boxes=frame_boxes, labels=report.labels, report=report.text, plan=plan,
     )
 
 
@@ -329,7 +335,8 @@ def _choose_defects(rng: Rng, studies: list[_Study], avoid: set[str]) -> _Defect
     defects.missing_split = take(pool)[1].dicom_id
     quiet = [(s, s.images[0]) for s in studies
              if s.style == "standard" and not {im.dicom_id for im in s.images} & avoid]
-    defects.missing_report = take(quiet or [(s, s.images[0]) for s in studies])[0].study_id
+    plain = [(s, s.images[0]) for s in studies if s.style in STYLES and s.line_end == "\n"]  # no layout lost
+    defects.missing_report = take(quiet or plain or [(s, s.images[0]) for s in studies])[0].study_id
     return defects
 
 
@@ -410,13 +417,14 @@ def write_mimic_sample(
     root = Path(out)
     rng = np.random.default_rng(seed)
     studies = _plan(rng, subjects)
+    layouts = place_layouts(studies, seed)
     mscxr, full = _choose_images(rng, studies, full_size_images)
     _sizes(rng, studies, full)
     boxes = _place_findings(studies, mscxr)
     found = _choose_defects(rng, studies, mscxr | {im.dicom_id for im in full}) if defects else _Defects()
 
     files = _write_tables(root, studies, found.missing_split) + _write_images(root, studies, seed)
-    reports = [tables.write(root / f"{s.folder}.txt", s.report.encode())
+    reports = [tables.write(root / f"{s.folder}.txt", s.report.replace("\n", s.line_end).encode())
                for s in studies if s.study_id != found.missing_report]
     tables.write_sha256sums(root, files)
     written = write_mscxr(root, boxes, config()["mscxr_categories"])
@@ -426,7 +434,7 @@ def write_mimic_sample(
         root=root, seed=seed, subjects=subjects, studies=len(studies), images=len(images),
         frontal_images=sum(im.view in FRONTAL for im in images),
         lateral_images=sum(im.view not in FRONTAL for im in images),
-        reports=len(reports),
+        reports=len(reports), layouts=layouts,
         single_pathology_studies=sum(_positives(s) == 1 for s in studies),
         image_sizes={im.dicom_id: (im.width, im.height) for im in images},
         full_size=tuple(im.dicom_id for im in full),

@@ -55,6 +55,24 @@ class ReportSections:
     comparison: str | None = None
 
 
+@dataclass(frozen=True)
+class CustomRule:
+    """An official per-study rule: the section that holds the conclusion, or its character span."""
+
+    file: str
+    section: str = ""
+    span: tuple[int, int] = (0, 0)
+
+
+@cache
+def custom_rules() -> tuple[dict[str, CustomRule], dict[str, CustomRule]]:
+    """(section-name rules, span rules) by ``s<study_id>``, from ``mimic_custom_sections.yaml``."""
+    data = yaml.safe_load(resources.files("cxrdata.text").joinpath("mimic_custom_sections.yaml").read_text())
+    names = {study: CustomRule(v["file"], section=v["section"]) for study, v in data["section_names"].items()}
+    spans = {study: CustomRule(v["file"], span=tuple(v["span"])) for study, v in data["spans"].items()}
+    return names, spans
+
+
 @cache
 def _names() -> dict:
     return yaml.safe_load(resources.files("cxrdata.text").joinpath("section_names.yaml").read_text())

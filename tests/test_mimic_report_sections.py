@@ -1,0 +1,321 @@
+"""Every report of the default MIMIC sample against the official sectioning, written out by hand.
+
+The expected values below were derived by hand from MIT-LCP/mimic-cxr ``txt/section_parser.py`` and
+``txt/create_section_files.py`` (header pattern, name table, empty-section and last-paragraph rules,
+last occurrence of each section, the per-study rules of ``custom_mimic_cxr_rules()``), and cross-checked
+by running those two files on the sample outside this repository. They are not computed by cxrdata.
+Values are whitespace-normalised as cxrdata stores them (line wraps joined, runs of spaces collapsed,
+paragraphs separated by one newline); upstream writes the same text with its line breaks, ``.strip()``-ed.
+The study under a span rule (51410602) gets ``text[47:320]`` as its conclusion and no other section;
+the study under a section-name rule (59067458) gets its last RECOMMENDATION(S) section as impression.
+"""
+
+from __future__ import annotations
+
+import pytest
+from cxrdata_testing import read_records
+
+from cxrdata.sample.mimic import MimicSample
+from cxrdata.sources.mimic import ReportStage
+from cxrdata.text.sections import report_sections
+
+# layout -> study of the default sample (subjects=12, seed=0), as cxrdata.sample.mimic_layouts places them.
+LAYOUTS = {
+    "crlf": 57102878, "custom_span": 51410602, "title_line": 57784686, "inline_header": 52884212,
+    "ndication": 58181209, "concusion": 55861230, "coinclusion": 58584024, "clinical_questions": 52186214,
+    "wet_read": 58097107, "pfi": 58019760, "custom_section": 59067458,
+}
+
+# study_id: (findings, impression, last_paragraph, comparison)
+EXPECTED = {
+    '50610338': (
+        (
+            'There is patchy left lower lobe consolidation. There is no pneumothorax. Lung volumes are normal. The '
+            'visualized osseous structures are unremarkable.'
+        ),
+        'New patchy left lower lobe consolidation.',
+        None,
+        'Multiple prior chest radiographs, most recently ___.',
+    ),
+    '51245547': (
+        (
+            'Trace pleural effusion at the left costophrenic angle is new. The cardiomediastinal silhouette is '
+            'within normal limits. No focal airspace opacity is seen. No acute osseous abnormality is seen.'
+        ),
+        'Trace pleural effusion at the left costophrenic angle.',
+        None,
+        '___',
+    ),
+    '51410602': (  # custom_span
+        None,
+        (
+            'No acute cardiopulmonary process. No pneumothorax or pleural effusion. The lungs are clear without '
+            'focal consolidation. Negative for pneumonia. The visualized osseous structures are unremarkable. Lung '
+            'volumes are low, which accentuates the bronchovascular markings.'
+        ),
+        None,
+        None,
+    ),
+    '52186214': (  # clinical_questions
+        (
+            'The lungs are free of focal opacity. The visualized osseous structures are unremarkable. Lung volumes '
+            'are normal.'
+        ),
+        'Normal chest radiograph.',
+        None,
+        '___',
+    ),
+    '52416757': (
+        (
+            'Findings are consistent with moderate bilateral perihilar edema. The cardiomediastinal silhouette is '
+            'within normal limits. The visualized upper abdomen is unremarkable. The heart is not enlarged. Lung '
+            'volumes are low, which accentuates the bronchovascular markings.'
+        ),
+        'Moderate bilateral perihilar edema.',
+        None,
+        'Prior studies from ___ and ___.',
+    ),
+    '52726579': (
+        None,
+        (
+            'There is right basilar plate-like atelectasis. The visualized upper abdomen is unremarkable. There is '
+            'no pneumothorax. Right basilar plate-like atelectasis.'
+        ),
+        None,
+        'Prior studies from ___ and ___.',
+    ),
+    '52883307': (
+        None,
+        (
+            'The endotracheal tube terminates 4 cm above the carina. A nasogastric tube courses below the diaphragm '
+            'with its tip in the stomach. Enlarged heart is again noted. No focal airspace opacity is seen. No '
+            'atelectasis is seen. The visualized osseous structures are unremarkable. No pneumothorax or pleural '
+            'effusion. Enlarged heart.'
+        ),
+        None,
+        'Multiple prior chest radiographs, most recently ___.',
+    ),
+    '52884212': (  # inline_header
+        (
+            'Moderate left apical pneumothorax is new. The lungs are clear. No focal airspace opacity is seen. The '
+            'visualized upper abdomen is unremarkable. The cardiomediastinal silhouette is within normal limits. '
+            'Negative for pneumonia.'
+        ),
+        'Moderate left apical pneumothorax.',
+        None,
+        'Multiple prior chest radiographs, most recently ___.',
+    ),
+    '54128963': (
+        (
+            'Focal airspace disease is seen at the left base. A large effusion on the right cannot be excluded. '
+            'Heart size is normal. No atelectasis is seen.'
+        ),
+        'New focal left basilar airspace disease. A large effusion on the right cannot be excluded.',
+        None,
+        'None.',
+    ),
+    '54524432': (
+        'An airspace opacity is seen in the left lower lobe. Heart size is normal.',
+        'Left lower lobe airspace opacity.',
+        None,
+        '___',
+    ),
+    '54546524': (
+        (
+            'A right internal jugular central venous catheter terminates in the mid SVC. Enlarged heart is again '
+            'noted. Lung volumes are low, which accentuates the bronchovascular markings. The cardiomediastinal '
+            'silhouette is within normal limits.'
+        ),
+        'Enlarged heart.',
+        None,
+        'None.',
+    ),
+    '54918259': (
+        (
+            'Lingular pneumonia is present. Focal left basilar airspace disease has cleared. The visualized osseous '
+            'structures are unremarkable. No signs of pulmonary edema or pleural effusions.'
+        ),
+        'Findings concerning for lingular pneumonia.',
+        None,
+        'Prior studies from ___ and ___.',
+    ),
+    '55540905': (
+        (
+            'A left-sided pacemaker is in place with leads in the right atrium and right ventricle. Multifocal left '
+            'upper lobe pneumonia is present. The visualized upper abdomen is unremarkable. Lung volumes are normal. '
+            'The cardiomediastinal silhouette is within normal limits. The heart is not enlarged.'
+        ),
+        'Multifocal left upper lobe pneumonia.',
+        None,
+        '___',
+    ),
+    '55604759': (
+        (
+            'A nasogastric tube courses below the diaphragm with its tip in the stomach. A left-sided pacemaker is '
+            'in place with leads in the right atrium and right ventricle. A small effusion is present at the left '
+            'costophrenic angle. No acute osseous abnormality is seen. The visualized osseous structures are '
+            'unremarkable. There is no pneumothorax. The lungs are clear.'
+        ),
+        'Small effusion at the left costophrenic angle.',
+        None,
+        'None.',
+    ),
+    '55861230': (  # concusion
+        (
+            'An opacity is seen in the left lower lobe. The cardiomediastinal silhouette is within normal limits. '
+            'The visualized osseous structures are unremarkable. There is no pneumothorax. The visualized upper '
+            'abdomen is unremarkable.'
+        ),
+        None,
+        None,
+        'None.',
+    ),
+    '56265064': (
+        (
+            'There is a left mid lung hazy opacity. Findings are consistent with lingular pneumonia. Interval '
+            'resolution of right lower lobe plate-like atelectasis. There is no pneumothorax. Heart size is normal.'
+        ),
+        '1. New left mid lung hazy opacity. 2. Lingular pneumonia.',
+        None,
+        'Prior studies from ___ and ___.',
+    ),
+    '57102878': (  # crlf
+        None,
+        None,
+        (
+            'Comparison is made to the study from ___.\nEnlarged heart is present. There is mild bilateral perihilar '
+            'edema. Lung volumes are normal. There is no focal consolidation, pleural effusion or pneumothorax. No '
+            'evidence of pneumonia.\nEnlarged heart. Mild bilateral perihilar edema.'
+        ),
+        None,
+    ),
+    '57641652': (
+        (
+            'Bibasilar plate-like atelectasis is present. Lung volumes are normal. There is no pneumothorax. The '
+            'visualized upper abdomen is unremarkable.'
+        ),
+        'New bibasilar plate-like atelectasis.',
+        None,
+        'None.',
+    ),
+    '57784686': (  # title_line
+        None,
+        None,
+        (
+            'Dense airspace consolidation at both lung bases may be present. No atelectasis is seen. No acute '
+            'osseous abnormality is seen. The visualized osseous structures are unremarkable.\nDense bibasilar '
+            'airspace consolidation cannot be excluded.'
+        ),
+        'Multiple prior chest radiographs, most recently ___.',
+    ),
+    '58019760': (  # pfi
+        (
+            'Small right pneumothorax is new. The cardiomediastinal silhouette is within normal limits. No signs of '
+            'pulmonary edema or pleural effusions. The lungs are free of focal opacity.'
+        ),
+        'Small right pneumothorax.',
+        None,
+        'None.',
+    ),
+    '58097107': (  # wet_read
+        (
+            'There is severe bilateral perihilar edema. Interval resolution of bibasilar plate-like atelectasis. '
+            'Lung volumes are low, which accentuates the bronchovascular markings. There are mild degenerative '
+            'changes in the thoracic spine. Heart size is normal. Negative for pneumonia. The cardiomediastinal '
+            'silhouette is within normal limits.'
+        ),
+        'Severe bilateral perihilar edema.',
+        None,
+        'Prior studies from ___ and ___.',
+    ),
+    '58181209': (  # ndication
+        (
+            'Right middle lobe subsegmental atelectasis cannot be excluded. Lung volumes are low, which accentuates '
+            'the bronchovascular markings. There are mild degenerative changes in the thoracic spine. No evidence of '
+            'pneumonia. Heart size is normal. Subsegmental atelectasis in the right middle lobe may be present.'
+        ),
+        '___ year old woman with shortness of breath // eval for acute process',
+        None,
+        'Chest radiograph from ___.',
+    ),
+    '58254943': (
+        (
+            'Plate-like atelectasis is seen in the right lower lobe. The visualized upper abdomen is unremarkable. '
+            'The cardiomediastinal silhouette is within normal limits. There is no pulmonary edema. There are mild '
+            'degenerative changes in the thoracic spine.'
+        ),
+        'Right lower lobe plate-like atelectasis.',
+        None,
+        'Chest radiograph from ___.',
+    ),
+    '58584024': (  # coinclusion
+        (
+            'Findings are consistent with multifocal right middle lobe pneumonia. There is a right perihilar '
+            'opacity. No atelectasis is seen. The visualized osseous structures are unremarkable. The heart is not '
+            'enlarged. Lung volumes are low, which accentuates the bronchovascular markings.'
+        ),
+        None,
+        None,
+        '___',
+    ),
+    '58881183': (
+        None,
+        (
+            'New dense lingular consolidation. There is no pulmonary edema. Heart size is normal. Dense lingular '
+            'consolidation.'
+        ),
+        None,
+        'None.',
+    ),
+    '59067458': (  # custom_section
+        None,
+        (
+            'Findings are consistent with left lower lobe pneumonia. Focal airspace consolidation is seen in the '
+            'lingula. No atelectasis is seen. Lung volumes are normal. The visualized upper abdomen is unremarkable. '
+            'The cardiomediastinal silhouette is within normal limits. Left lower lobe pneumonia. New focal lingular '
+            'airspace consolidation.'
+        ),
+        None,
+        'Chest radiograph from ___.',
+    ),
+}
+
+
+def _read(mimic_sample: MimicSample) -> dict[str, dict]:
+    """Each report through the reader's own stage (bytes, decoding, line ends), by study id."""
+    records = {}
+    for path in sorted((mimic_sample.root / "files").rglob("s*.txt")):
+        record = ReportStage().process({"_report_file": str(path), "study_id": int(path.stem[1:])})
+        records[path.stem[1:]] = record
+    return records
+
+
+def test_the_sample_places_every_layout(mimic_sample: MimicSample) -> None:
+    assert mimic_sample.layouts == LAYOUTS
+    assert mimic_sample.missing_report not in LAYOUTS.values()
+
+
+def test_every_sample_report_has_the_official_sections(mimic_sample: MimicSample) -> None:
+    records = _read(mimic_sample)
+    assert set(records) == set(EXPECTED)
+    for study, record in records.items():
+        got = (record["findings"], record["impression"], record["last_paragraph"],
+               report_sections(record["report"], f"s{study}").comparison)
+        assert got == EXPECTED[study], study
+
+
+@pytest.mark.parametrize("layout", ["crlf", "ndication", "concusion", "coinclusion", "custom_span",
+                                    "custom_section"])
+def test_the_layouts_the_old_reader_got_wrong(mimic_sample: MimicSample, layout: str) -> None:
+    study = str(LAYOUTS[layout])
+    record = _read(mimic_sample)[study]
+    assert (record["findings"], record["impression"], record["last_paragraph"]) == EXPECTED[study][:3]
+
+
+def test_built_rows_carry_the_official_sections(mimic_sample: MimicSample, mimic_build) -> None:
+    rows = read_records(mimic_build.out, "mimic").values()
+    assert rows
+    for row in rows:
+        expected = EXPECTED[str(row["study_id"])]
+        assert (row["findings"], row["impression"], row["last_paragraph"]) == expected[:3], row["study_id"]
+    assert {str(r["study_id"]) for r in rows} & {str(s) for s in LAYOUTS.values()}
