@@ -13,11 +13,17 @@ the study under a section-name rule (59067458) gets its last RECOMMENDATION(S) s
 from __future__ import annotations
 
 import pytest
-from cxrdata_testing import read_records
+from cxrdata_testing import SAMPLE_REPORT, read_records
 
 from cxrdata.sample.mimic import MimicSample
 from cxrdata.sources.mimic import ReportStage
 from cxrdata.text.sections import report_sections
+
+SAMPLE_FINDINGS = (
+    "Cardiac size cannot be evaluated. Large left pleural effusion is new. Small right effusion is new. "
+    "The upper lungs are clear. Right lower lobe opacities are better seen in prior CT. "
+    "There is no pneumothorax. There are mild degenerative changes in the thoracic spine"
+)
 
 # layout -> study of the default sample (subjects=12, seed=0), as cxrdata.sample.mimic_layouts places them.
 LAYOUTS = {
@@ -319,3 +325,39 @@ def test_built_rows_carry_the_official_sections(mimic_sample: MimicSample, mimic
         expected = EXPECTED[str(row["study_id"])]
         assert (row["findings"], row["impression"], row["last_paragraph"]) == expected[:3], row["study_id"]
     assert {str(r["study_id"]) for r in rows} & {str(s) for s in LAYOUTS.values()}
+
+
+def _stage(tmp_path, data: bytes, study: int = 50414267) -> dict:
+    path = tmp_path / f"s{study}.txt"
+    path.write_bytes(data)
+    return ReportStage().process({"_report_file": str(path), "study_id": study})
+
+
+@pytest.mark.parametrize(("encode", "notes"), [
+    (lambda t: t.encode(), []),
+    (lambda t: t.replace("\n", "\r\n").encode(), ["report_crlf"]),
+    (lambda t: t.replace("\n", "\r").encode(), ["report_crlf"]),
+    (lambda t: b"\xef\xbb\xbf" + t.encode(), ["report_bom"]),
+    (lambda t: b"\xef\xbb\xbf" + t.replace("\n", "\r\n").encode(), ["report_bom", "report_crlf"]),
+])
+def test_line_ends_and_a_bom_change_neither_sections_nor_text(tmp_path, encode, notes) -> None:
+    text = SAMPLE_REPORT + " \n ADDENDUM:  Seen again.\n \n Small right effusion.\n"
+    record = _stage(tmp_path, encode(text))
+    assert record["report"] == text
+    assert (record["findings"], record["impression"], record["last_paragraph"]) == (
+        SAMPLE_FINDINGS, "Large left pleural effusion", None)
+    assert record.get("_notes", []) == notes
+    headerless = " " * 33 + "FINAL REPORT\n PA and lateral.\n \n No effusion.\n"
+    assert _stage(tmp_path, encode(headerless))["last_paragraph"] == "No effusion."
+
+
+def test_bytes_that_are_not_utf8_are_noted_and_replaced(tmp_path) -> None:
+    record = _stage(tmp_path, SAMPLE_REPORT.replace("Large left", "Large\xa0left").encode("latin-1"))
+    assert record["_notes"] == ["report_not_utf8"]
+    assert record["impression"] == "Large\ufffdleft pleural effusion"
+    assert record["findings"].startswith("Cardiac size cannot be evaluated. Large\ufffdleft pleural effusion")
+
+
+def test_studies_under_an_official_rule_are_noted(tmp_path) -> None:
+    assert _stage(tmp_path, SAMPLE_REPORT.encode(), 51410602)["_notes"] == ["report_custom_rule_span"]
+    assert _stage(tmp_path, SAMPLE_REPORT.encode(), 59067458)["_notes"] == ["report_custom_rule_section_not_found"]

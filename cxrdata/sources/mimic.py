@@ -8,6 +8,7 @@ cells are 1 / 0 / -1 / empty (= not mentioned); reports live beside the study fo
 
 from __future__ import annotations
 
+import codecs
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,7 +23,7 @@ from cxrdata.pipeline.image_stage import JpegImageStage
 from cxrdata.pipeline.stage import Record, RecordStage, Stage
 from cxrdata.sources.base import InputFile, canonical_split
 from cxrdata.sources.csvfiles import find_file, read_text_csv, require_columns
-from cxrdata.text.sections import report_sections
+from cxrdata.text.sections import report_sections, universal_newlines
 
 METADATA = ("mimic-cxr-2.0.0-metadata.csv.gz", "mimic-cxr-2.0.0-metadata.csv")
 SPLIT = ("mimic-cxr-2.0.0-split.csv.gz", "mimic-cxr-2.0.0-split.csv")
@@ -108,12 +109,33 @@ class MimicRowStage(RecordStage):
         return record
 
 
+def decode_report(data: bytes) -> tuple[str, list[str]]:
+    """The report's text as upstream reads it (UTF-8, CRLF/CR as LF), without a byte-order mark, and notes.
+
+    Notes: ``report_not_utf8`` (undecodable bytes replaced by U+FFFD), ``report_bom`` (a UTF-8 BOM
+    removed), ``report_crlf`` (Windows or old-Mac line ends converted: a copy that went through a
+    Windows unzip). None of them changes the sections.
+    """
+    notes = []
+    if data.startswith(codecs.BOM_UTF8):
+        notes.append("report_bom")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = data.decode("utf-8-sig", errors="replace")
+        notes.append("report_not_utf8")
+    if "\r" in text:
+        text = universal_newlines(text)
+        notes.append("report_crlf")
+    return text, notes
+
+
 @dataclass
 class ReportStage(RecordStage):
-    """Reads the study's report and splits it into sections (MIT-LCP's rules)."""
+    """Reads the study's report and splits it into sections (MIT-LCP's rules, per-study rules included)."""
 
     name: ClassVar[str] = "report"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
 
     def process(self, record: Record) -> Record:
         path = Path(record["_report_file"])
@@ -123,12 +145,12 @@ class ReportStage(RecordStage):
             raise Rejected("report_missing", f"{path} does not exist") from None
         except OSError as exc:
             raise Rejected("report_unreadable", f"{path}: {exc.strerror or exc}") from None
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            text = data.decode("utf-8", errors="replace")
-            record.setdefault("_notes", []).append("report_not_utf8")
-        sections = report_sections(text)
+        text, notes = decode_report(data)
+        sections = report_sections(text, f"s{record['study_id']}")
+        if sections.custom_rule:
+            notes.append(f"report_custom_rule_{sections.custom_rule}")
+        if notes:
+            record.setdefault("_notes", []).extend(notes)
         record.update(findings=sections.findings, impression=sections.impression,
                       last_paragraph=sections.last_paragraph, report=text)
         return record
