@@ -27,9 +27,9 @@ SAMPLE_FINDINGS = (
 
 # layout -> study of the default sample (subjects=12, seed=0), as cxrdata.sample.mimic_layouts places them.
 LAYOUTS = {
-    "crlf": 57102878, "custom_span": 51410602, "title_line": 57784686, "inline_header": 52884212,
-    "ndication": 58181209, "concusion": 55861230, "coinclusion": 58584024, "clinical_questions": 52186214,
-    "wet_read": 58097107, "pfi": 58019760, "custom_section": 59067458,
+    "crlf": 57102878, "custom_span": 51410602, "title_line": 57784686, "inline_header": 55861230,
+    "ndication": 51254430, "concusion": 55604759, "coinclusion": 58181209, "clinical_questions": 58881183,
+    "wet_read": 55540905, "pfi": 52416757, "custom_section": 59067458,
 }
 
 # study_id: (findings, impression, last_paragraph, comparison)
@@ -52,6 +52,16 @@ EXPECTED = {
         None,
         '___',
     ),
+    '51254430': (  # ndication
+        (
+            'There is evidence of left lower lobe pneumonia. Focal airspace consolidation is seen in the lingula. '
+            'The cardiomediastinal silhouette is within normal limits. Left lower lobe pneumonia. Focal lingular '
+            'airspace consolidation.'
+        ),
+        '___ year old woman with shortness of breath // eval for acute process',
+        None,
+        'None.',
+    ),
     '51410602': (  # custom_span
         None,
         (
@@ -62,31 +72,22 @@ EXPECTED = {
         None,
         None,
     ),
-    '52186214': (  # clinical_questions
-        (
-            'The lungs are free of focal opacity. The visualized osseous structures are unremarkable. Lung volumes '
-            'are normal.'
-        ),
-        'Normal chest radiograph.',
+    '52258694': (
         None,
-        '___',
+        None,
+        (
+            'Comparison is made to the study from ___.\nA right internal jugular central venous catheter terminates '
+            'in the mid SVC. There is no pulmonary edema. Lung volumes are normal.\nNormal chest radiograph.'
+        ),
+        None,
     ),
-    '52416757': (
+    '52416757': (  # pfi
         (
             'Findings are consistent with moderate bilateral perihilar edema. The cardiomediastinal silhouette is '
             'within normal limits. The visualized upper abdomen is unremarkable. The heart is not enlarged. Lung '
             'volumes are low, which accentuates the bronchovascular markings.'
         ),
         'Moderate bilateral perihilar edema.',
-        None,
-        'Prior studies from ___ and ___.',
-    ),
-    '52726579': (
-        None,
-        (
-            'There is right basilar plate-like atelectasis. The visualized upper abdomen is unremarkable. There is '
-            'no pneumothorax. Right basilar plate-like atelectasis.'
-        ),
         None,
         'Prior studies from ___ and ___.',
     ),
@@ -101,15 +102,14 @@ EXPECTED = {
         None,
         'Multiple prior chest radiographs, most recently ___.',
     ),
-    '52884212': (  # inline_header
+    '52884212': (
         (
-            'Moderate left apical pneumothorax is new. The lungs are clear. No focal airspace opacity is seen. The '
-            'visualized upper abdomen is unremarkable. The cardiomediastinal silhouette is within normal limits. '
-            'Negative for pneumonia.'
+            'Moderate left apical pneumothorax is new. There is no pulmonary edema. The visualized upper abdomen is '
+            'unremarkable. No atelectasis is seen.'
         ),
         'Moderate left apical pneumothorax.',
         None,
-        'Multiple prior chest radiographs, most recently ___.',
+        'Prior studies from ___ and ___.',
     ),
     '54128963': (
         (
@@ -145,7 +145,7 @@ EXPECTED = {
         None,
         'Prior studies from ___ and ___.',
     ),
-    '55540905': (
+    '55540905': (  # wet_read
         (
             'A left-sided pacemaker is in place with leads in the right atrium and right ventricle. Multifocal left '
             'upper lobe pneumonia is present. The visualized upper abdomen is unremarkable. Lung volumes are normal. '
@@ -155,24 +155,23 @@ EXPECTED = {
         None,
         '___',
     ),
-    '55604759': (
+    '55604759': (  # concusion
         (
             'A nasogastric tube courses below the diaphragm with its tip in the stomach. A left-sided pacemaker is '
             'in place with leads in the right atrium and right ventricle. A small effusion is present at the left '
             'costophrenic angle. No acute osseous abnormality is seen. The visualized osseous structures are '
             'unremarkable. There is no pneumothorax. The lungs are clear.'
         ),
-        'Small effusion at the left costophrenic angle.',
+        None,
         None,
         'None.',
     ),
-    '55861230': (  # concusion
+    '55861230': (  # inline_header
         (
-            'An opacity is seen in the left lower lobe. The cardiomediastinal silhouette is within normal limits. '
-            'The visualized osseous structures are unremarkable. There is no pneumothorax. The visualized upper '
-            'abdomen is unremarkable.'
+            'New left lower lobe opacity. The heart is not enlarged. Negative for pneumonia. There are mild '
+            'degenerative changes in the thoracic spine.'
         ),
-        None,
+        'New left lower lobe opacity.',
         None,
         'None.',
     ),
@@ -208,41 +207,41 @@ EXPECTED = {
         None,
         None,
         (
-            'Dense airspace consolidation at both lung bases may be present. No atelectasis is seen. No acute '
-            'osseous abnormality is seen. The visualized osseous structures are unremarkable.\nDense bibasilar '
-            'airspace consolidation cannot be excluded.'
+            'Dense bibasilar airspace consolidation cannot be excluded. Heart size is normal. There are mild '
+            'degenerative changes in the thoracic spine. No pneumothorax or pleural effusion. The visualized osseous '
+            'structures are unremarkable.\nDense bibasilar airspace consolidation cannot be excluded.'
         ),
-        'Multiple prior chest radiographs, most recently ___.',
+        'None.',
     ),
-    '58019760': (  # pfi
+    '58019760': (
         (
-            'Small right pneumothorax is new. The cardiomediastinal silhouette is within normal limits. No signs of '
-            'pulmonary edema or pleural effusions. The lungs are free of focal opacity.'
+            'A small pneumothorax is seen on the right. The cardiomediastinal silhouette is within normal limits. '
+            'The lungs are clear without focal consolidation. Lung volumes are normal.'
         ),
         'Small right pneumothorax.',
         None,
-        'None.',
-    ),
-    '58097107': (  # wet_read
-        (
-            'There is severe bilateral perihilar edema. Interval resolution of bibasilar plate-like atelectasis. '
-            'Lung volumes are low, which accentuates the bronchovascular markings. There are mild degenerative '
-            'changes in the thoracic spine. Heart size is normal. Negative for pneumonia. The cardiomediastinal '
-            'silhouette is within normal limits.'
-        ),
-        'Severe bilateral perihilar edema.',
-        None,
         'Prior studies from ___ and ___.',
     ),
-    '58181209': (  # ndication
-        (
-            'Right middle lobe subsegmental atelectasis cannot be excluded. Lung volumes are low, which accentuates '
-            'the bronchovascular markings. There are mild degenerative changes in the thoracic spine. No evidence of '
-            'pneumonia. Heart size is normal. Subsegmental atelectasis in the right middle lobe may be present.'
-        ),
-        '___ year old woman with shortness of breath // eval for acute process',
+    '58097107': (
         None,
-        'Chest radiograph from ___.',
+        (
+            'Severe bilateral perihilar edema is present. Bibasilar plate-like atelectasis has cleared. The '
+            'visualized osseous structures are unremarkable. There are mild degenerative changes in the thoracic '
+            'spine. No acute osseous abnormality is seen. No pneumothorax or pleural effusion. Severe bilateral '
+            'perihilar edema.'
+        ),
+        None,
+        'None.',
+    ),
+    '58181209': (  # coinclusion
+        (
+            'Right middle lobe subsegmental atelectasis cannot be excluded. The visualized upper abdomen is '
+            'unremarkable. There is no pneumothorax. The visualized osseous structures are unremarkable. No acute '
+            'osseous abnormality is seen.'
+        ),
+        None,
+        None,
+        'None.',
     ),
     '58254943': (
         (
@@ -254,35 +253,30 @@ EXPECTED = {
         None,
         'Chest radiograph from ___.',
     ),
-    '58584024': (  # coinclusion
+    '58584024': (
+        None,
         (
-            'Findings are consistent with multifocal right middle lobe pneumonia. There is a right perihilar '
-            'opacity. No atelectasis is seen. The visualized osseous structures are unremarkable. The heart is not '
-            'enlarged. Lung volumes are low, which accentuates the bronchovascular markings.'
+            'Multifocal right middle lobe pneumonia is present. There is a right perihilar opacity. There is no '
+            'pulmonary edema. Lung volumes are low, which accentuates the bronchovascular markings. Findings '
+            'concerning for multifocal right middle lobe pneumonia. New right perihilar opacity.'
         ),
         None,
-        None,
-        '___',
+        'Multiple prior chest radiographs, most recently ___.',
     ),
-    '58881183': (
-        None,
-        (
-            'New dense lingular consolidation. There is no pulmonary edema. Heart size is normal. Dense lingular '
-            'consolidation.'
-        ),
+    '58881183': (  # clinical_questions
+        'New dense lingular consolidation. There is no pulmonary edema. Heart size is normal.',
+        'Dense lingular consolidation.',
         None,
         'None.',
     ),
     '59067458': (  # custom_section
         None,
         (
-            'Findings are consistent with left lower lobe pneumonia. Focal airspace consolidation is seen in the '
-            'lingula. No atelectasis is seen. Lung volumes are normal. The visualized upper abdomen is unremarkable. '
-            'The cardiomediastinal silhouette is within normal limits. Left lower lobe pneumonia. New focal lingular '
-            'airspace consolidation.'
+            'There is right basilar plate-like atelectasis. The visualized upper abdomen is unremarkable. There is '
+            'no pneumothorax. Right basilar plate-like atelectasis.'
         ),
         None,
-        'Chest radiograph from ___.',
+        'Prior studies from ___ and ___.',
     ),
 }
 

@@ -108,6 +108,7 @@ class _Study:
     labels: dict[str, float]
     report: str
     plan: ReportPlan
+    report_state: dict  # the random stream's state when the report was composed (a layout reuses its sentences)
     study_id: int = 0
     split: str = ""
     mscxr_split: str = ""
@@ -212,6 +213,7 @@ def _study(rng: Rng, subject: int, date: dt.date, kind: Kind, style: str, earlie
     resolved = [f for f in earlier if f.pathology not in {*kind[0], *kind[1]} and rng.random() < 0.6]
     devices = int(rng.integers(1, 3)) if rng.random() < exam.get("devices", 0.0) else 0
     plan = ReportPlan(exam["name"], exam["technique"], style, positives, uncertain, resolved, devices)
+    report_state = rng.bit_generator.state
     report = compose_report(rng, plan)
     enlarged = "Cardiomegaly" in kind[0]
     jitter = {"Cardiomegaly": 0.0}  # the heart box is the drawn enlarged heart's box
@@ -225,6 +227,7 @@ def _study(rng: Rng, subject: int, date: dt.date, kind: Kind, style: str, earlie
         orientation=str(_pick(rng, exam["orientation"])), style=style,
         images=[_Image(_dicom_id(rng), str(v)) for v in views],
         positives=positives, frame_boxes=frame_boxes, labels=report.labels, report=report.text, plan=plan,
+        report_state=report_state,
     )
 
 

@@ -84,7 +84,9 @@ def place_layouts(studies: list[_Study], seed: int) -> dict[str, int]:
             rule = names[SECTION_STUDY]
             plan = replace(plan, conclusion_header=phrases()["layouts"]["custom_section_headers"][rule.section])
             _move(studies, study, *_ids_of(SECTION_STUDY, rule.file))
-        _rewrite(study, layout, compose_report(rng, plan))
+        again = np.random.default_rng()
+        again.bit_generator.state = study.report_state  # the same sentences, in the new layout
+        _rewrite(study, layout, compose_report(again, plan))
         study.plan = plan
         placed[layout] = study.study_id
     return placed
