@@ -32,6 +32,7 @@ from cxrdata.imaging.raster import encode
 from cxrdata.sample import tables
 from cxrdata.sample.chest import ChestLayout, frame_regions, render_chest, render_lateral
 from cxrdata.sample.mimic_layouts import place_layouts
+from cxrdata.sample.mimic_table_defects import add_table_defects
 from cxrdata.sample.mscxr import MscxrBox, write_mscxr
 from cxrdata.sample.reports import STYLES, Finding, ReportPlan, compose_report, pick_finding
 
@@ -65,6 +66,7 @@ class MimicSample:
     lateral_images: int  # ViewPosition LATERAL, LL or empty
     reports: int  # report .txt files written
     layouts: dict[str, int]  # real report layout (sample.mimic_layouts) -> the study_id that has it
+    table_defects: dict[str, str]  # table defect (sample.mimic_table_defects) -> its dicom_id or study_id
     single_pathology_studies: int  # exactly one of the 8 pathologies labelled 1.0 in the CheXpert file
     image_sizes: dict[str, tuple[int, int]]  # dicom_id -> (width, height) = (Columns, Rows)
     full_size: tuple[str, ...]  # dicom_ids written at full resolution
@@ -378,8 +380,10 @@ def _label(value: float | None) -> str:
     return "" if value is None else f"{value:.1f}"
 
 
-def _write_tables(root: Path, studies: list[_Study], missing_split: str | None) -> list[Path]:
-    """Metadata, split, CheXpert, NegBio, 2.1.0 test labels, IMAGE_FILENAMES, README, LICENSE."""
+def _write_tables(root: Path, studies: list[_Study], found: _Defects,
+                  defects: np.random.Generator | None) -> tuple[list[Path], dict[str, str]]:
+    """Metadata, split, CheXpert, NegBio, 2.1.0 test labels, IMAGE_FILENAMES, README, LICENSE, and the
+    table defects placed (when ``defects`` is a random stream: :mod:`mimic_table_defects`)."""
     cfg = config()
     by_study = sorted(studies, key=lambda s: (s.subject_id, s.study_id))
     images = [(s, im) for s in by_study for im in sorted(s.images, key=lambda im: im.dicom_id)]
@@ -390,30 +394,39 @@ def _write_tables(root: Path, studies: list[_Study], missing_split: str | None) 
         for s, im in images
     ]
     split = [(im.dicom_id, s.study_id, s.subject_id, s.split)
-             for s, im in images if im.dicom_id != missing_split]
+             for s, im in images if im.dicom_id != found.missing_split]
     labels = [(s.subject_id, s.study_id, *(_label(s.labels.get(n)) for n in cfg["labels"])) for s in by_study]
     test = sorted(row[1:] for row, s in zip(labels, by_study, strict=True) if s.split == "test")
     renamed = cfg["test_set_renames"]
     names = ("IMAGE_FILENAMES", "README", "LICENSE.txt")
     texts = ("".join(f"{s.folder}/{im.dicom_id}.jpg\n" for s, im in images), cfg["readme"], cfg["license"])
+    negbio = list(labels)
+    placed = {}
+    if defects is not None:
+        avoid = {d for d in (found.truncated, found.corrupt, found.missing_split) if d}
+        avoid |= {im.dicom_id for s in studies if s.study_id == found.missing_report for im in s.images}
+        placed = add_table_defects(defects, metadata, split, labels, cfg["labels"], avoid)
     return [
         tables.write_csv(root / METADATA, cfg["metadata_columns"], metadata),
         tables.write_csv(root / SPLIT, cfg["split_columns"], split),
         tables.write_csv(root / CHEXPERT, ["subject_id", "study_id", *cfg["labels"]], labels),
-        tables.write_csv(root / NEGBIO, ["subject_id", "study_id", *cfg["labels"]], labels),
+        tables.write_csv(root / NEGBIO, ["subject_id", "study_id", *cfg["labels"]], negbio),
         tables.write_csv(root / TEST_LABELS, ["study_id", *(renamed.get(n, n) for n in cfg["labels"])], test),
         *(tables.write(root / name, text.encode()) for name, text in zip(names, texts, strict=True)),
-    ]
+    ], placed
 
 
 def write_mimic_sample(
-    out: Path | str, subjects: int = 12, seed: int = 0, full_size_images: int = 3, defects: bool = True
+    out: Path | str, subjects: int = 12, seed: int = 0, full_size_images: int = 3, defects: bool = True,
+    table_defects: bool = False,
 ) -> MimicSample:
     """Write a synthetic MIMIC-CXR-JPG tree (+ reports, + MS-CXR under ``ms-cxr/``) into ``out``.
 
     ``full_size_images`` images get a real full-resolution size (MS-CXR images first); the rest are
     small (long side 320-640 px) to keep tests fast. With ``defects`` one JPEG is truncated, one is
-    random bytes, one study has no report and one image is missing from the split CSV.
+    random bytes, one study has no report and one image is missing from the split CSV. With
+    ``table_defects`` the CSVs also carry duplicated, conflicting and invalid rows
+    (:mod:`cxrdata.sample.mimic_table_defects`; ``MimicSample.table_defects`` says where).
     """
     if subjects < 1:
         raise ValueError("subjects must be at least 1")
@@ -426,7 +439,9 @@ def write_mimic_sample(
     boxes = _place_findings(studies, mscxr)
     found = _choose_defects(rng, studies, mscxr | {im.dicom_id for im in full}) if defects else _Defects()
 
-    files = _write_tables(root, studies, found.missing_split) + _write_images(root, studies, seed)
+    table_rng = np.random.default_rng([seed, 6]) if table_defects else None
+    files, placed = _write_tables(root, studies, found, table_rng)
+    files += _write_images(root, studies, seed)
     reports = [tables.write(root / f"{s.folder}.txt", s.report.replace("\n", s.line_end).encode())
                for s in studies if s.study_id != found.missing_report]
     tables.write_sha256sums(root, files)
@@ -437,7 +452,7 @@ def write_mimic_sample(
         root=root, seed=seed, subjects=subjects, studies=len(studies), images=len(images),
         frontal_images=sum(im.view in FRONTAL for im in images),
         lateral_images=sum(im.view not in FRONTAL for im in images),
-        reports=len(reports), layouts=layouts,
+        reports=len(reports), layouts=layouts, table_defects=placed,
         single_pathology_studies=sum(_positives(s) == 1 for s in studies),
         image_sizes={im.dicom_id: (im.width, im.height) for im in images},
         full_size=tuple(im.dicom_id for im in full),
