@@ -13,6 +13,7 @@ import shutil
 from collections import defaultdict
 from pathlib import Path
 
+import datasets
 import pytest
 from click.testing import CliRunner
 from cxrdata_testing import read_records, read_rejects
@@ -131,6 +132,11 @@ def test_duplicates_are_kept_once_and_conflicts_never_guessed(defective) -> None
     assert missing and all(r["chexpert"] is None for r in missing)  # no labels, never "not mentioned"
     notes = json.loads((out / "manifest.json").read_text())["configs"]["mimic"]["counts"]["notes"]
     assert notes["chexpert_row_missing"] == len(missing)
+    loaded = datasets.load_dataset(str(out))
+    by_id = {row["id"]: row for split in loaded.values() for row in split}
+    assert set(by_id) == set(written)
+    assert all(by_id[r["id"]]["chexpert"] is None for r in missing)
+    assert by_id[identical[0]["id"]]["chexpert"] == identical[0]["chexpert"]
     assert not [r for r in written.values() if str(r["study_id"]) in (d["chexpert_conflict"], d["chexpert_invalid"])]
 
 
