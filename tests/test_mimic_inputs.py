@@ -22,6 +22,7 @@ from cxrdata.cli import main
 from cxrdata.errors import CxrdataError
 from cxrdata.pipeline.build import BuildOptions, build
 from cxrdata.sample.mimic import MimicSample, write_mimic_sample
+from cxrdata.sources.doctor import diagnose_mimic
 from cxrdata.sources.mimic import MimicSource
 
 FRONTAL = ("PA", "AP")
@@ -154,6 +155,23 @@ def test_reject_details_name_the_problem(defective) -> None:
     invalid = next(i for i, t in details.items() if t.startswith(f"study {d['chexpert_invalid']}:"))
     assert details[invalid] == f"study {d['chexpert_invalid']}: Pneumonia is 'yes', not 1.0, 0.0, -1.0 or empty"
     assert details["../../../../etc/passwd"] == "dicom_id '../../../../etc/passwd' is not 5 groups of 8 hex digits"
+
+
+def test_doctor_names_each_table_defect_as_the_build_treats_it(defective) -> None:
+    sample, _ = defective
+    findings = [f for f in diagnose_mimic(sample.root, sample=0) if f.level != "ok" and "full release" not in f.detail]
+    by_table = defaultdict(list)
+    for f in findings:
+        by_table[f.item].append((f.level, f.detail.split(";")[0]))
+    assert by_table[TABLES[0]] == [
+        ("warning", "1 extra row(s) repeating another exactly"), ("error", "1 key(s) with differing rows"),
+        ("error", "2 rows whose dicom_id is not 5 groups of 8 hex digits (first: '../../../../etc/passwd')")]
+    assert by_table[TABLES[1]] == [("warning", "1 extra row(s) repeating another exactly"),
+                                   ("error", "1 key(s) with differing rows")]
+    assert by_table[TABLES[2]] == [("warning", "1 extra row(s) repeating another exactly"),
+                                   ("error", "1 key(s) with differing rows"),
+                                   ("error", "1 label cell(s) not 1.0, 0.0, -1.0 or empty (first: Pneumonia = 'yes')")]
+    assert all(".." not in f.detail for f in findings if f.item in ("files/ images", "reports"))
 
 
 @pytest.fixture(scope="module")
