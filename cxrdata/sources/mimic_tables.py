@@ -64,9 +64,12 @@ def join_tables(metadata: pl.DataFrame, split: pl.DataFrame, labels: pl.DataFram
                 for name, d in (("metadata", meta), ("split", splits), ("chexpert", chexpert)) if d.duplicates}
     images = meta.first(["dicom_id"])
     if views:  # an image is selected when any of its rows names a selected view (a conflict is still rejected)
-        chosen = (meta.rows.group_by("dicom_id").agg(pl.col("ViewPosition").is_in(list(views)).fill_null(False).any()
-                                                     .alias("_selected")))
-        images = images.join(chosen, on="dicom_id", how="left", nulls_equal=True, maintain_order="left")
+        selected = pl.col("ViewPosition").is_in(list(views)).fill_null(False)
+        if meta.conflicts:
+            chosen = meta.rows.group_by("dicom_id").agg(selected.any().alias("_selected"))
+            images = images.join(chosen, on="dicom_id", how="left", nulls_equal=True, maintain_order="left")
+        else:
+            images = images.with_columns(selected.alias("_selected"))
         if left_out := int((~images["_selected"]).sum()):
             excluded["view_not_selected"] = left_out
         images = images.filter(pl.col("_selected")).drop("_selected")
@@ -76,12 +79,14 @@ def join_tables(metadata: pl.DataFrame, split: pl.DataFrame, labels: pl.DataFram
               .join(chexpert.first(["subject_id", "study_id"]).with_columns(pl.lit(True).alias(HAS_LABELS)),
                     on=["subject_id", "study_id"], how="left", maintain_order="left")
               .sort(["subject_id", "study_id", "dicom_id"], nulls_last=True))
-    rows = []
-    for row in joined.iter_rows(named=True):
-        study = (row["subject_id"], row["study_id"])
-        problems = [("metadata_conflict", meta.conflicts.get((row["dicom_id"],))),
-                    ("split_conflict", splits.conflicts.get((row["dicom_id"],))),
-                    ("chexpert_conflict", chexpert.conflicts.get(study))]
-        row[CONFLICT] = next(((reason, detail) for reason, detail in problems if detail), None)
-        rows.append(row)
+    rows = list(joined.iter_rows(named=True))
+    conflicts = (("metadata_conflict", meta.conflicts, ("dicom_id",)),
+                 ("split_conflict", splits.conflicts, ("dicom_id",)),
+                 ("chexpert_conflict", chexpert.conflicts, ("subject_id", "study_id")))
+    for row in rows:
+        row[CONFLICT] = None
+    for reason, found, key in reversed(conflicts):  # the first table's conflict wins
+        for row in rows if found else ():
+            if detail := found.get(tuple(row[k] for k in key)):
+                row[CONFLICT] = (reason, detail)
     return JoinedTables(rows, excluded)
