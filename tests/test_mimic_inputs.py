@@ -37,7 +37,9 @@ def _rows(path: Path) -> list[dict[str, str]]:
 def defective(tmp_path_factory: pytest.TempPathFactory) -> tuple[MimicSample, Path]:
     sample = write_mimic_sample(tmp_path_factory.mktemp("mimic") / "mimic-cxr-jpg", subjects=6, seed=1,
                                 full_size_images=0, table_defects=True)
-    out = tmp_path_factory.mktemp("build") / "out"
+    # Not named "out": `datasets` caches a local folder by its name, so two builds called "out" in one test
+    # session load as one (the first one's rows).
+    out = tmp_path_factory.mktemp("build") / "defective-mimic-build"
     build([MimicSource(root=sample.root)], BuildOptions(out=out, workers=1, quiet=True))
     return sample, out
 
