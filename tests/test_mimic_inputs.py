@@ -19,11 +19,12 @@ from click.testing import CliRunner
 from cxrdata_testing import read_records, read_rejects
 
 from cxrdata.cli import main
-from cxrdata.errors import CxrdataError
+from cxrdata.errors import CxrdataError, Rejected
 from cxrdata.pipeline.build import BuildOptions, build
 from cxrdata.sample.mimic import MimicSample, write_mimic_sample
 from cxrdata.sources.doctor import diagnose_mimic
-from cxrdata.sources.mimic import MimicSource
+from cxrdata.sources.mimic import MimicRowStage, MimicSource, chexpert_labels
+from cxrdata.sources.mimic_tables import CONFLICT, HAS_LABELS
 
 FRONTAL = ("PA", "AP")
 TABLES = ("mimic-cxr-2.0.0-metadata.csv.gz", "mimic-cxr-2.0.0-split.csv.gz", "mimic-cxr-2.0.0-chexpert.csv.gz")
@@ -202,3 +203,44 @@ def test_empty_or_broken_tables_are_one_error_line(small, tmp_path, table: str, 
     assert result.exit_code == 2 and "Traceback" not in result.output
     line = result.output.strip()
     assert line.startswith("error:") and len(line.splitlines()) == 1 and table in line and says in line
+
+
+def _row(**cells: str | None) -> dict:
+    """A joined row as MimicRowStage receives it (the public example of FORMATS.md 1.2), with changes."""
+    raw = {"dicom_id": "02aa804e-bde0afdd-112c0b34-7bc16630-4e384014", "subject_id": "10000032",
+           "study_id": "50414267", "PerformedProcedureStepDescription": "CHEST (PA AND LAT)", "ViewPosition": "PA",
+           "Rows": "3056", "Columns": "2544", "StudyDate": "21800506", "StudyTime": "213014.531",
+           "PatientOrientationCodeSequence_CodeMeaning": "Erect", "split_raw": "train",
+           CONFLICT: None, HAS_LABELS: True, **dict.fromkeys(chexpert_labels()), "Edema": "1.0"}
+    raw.update(cells)
+    return {"id": raw["dicom_id"], "split": "train", "_raw": raw}
+
+
+@pytest.mark.parametrize(("cells", "reason"), [
+    ({"dicom_id": "02aa804e-bde0afdd-112c0b34-7bc16630-4e384014\n"}, "bad_id"),
+    ({"dicom_id": "02aa804e-bde0afdd-112c0b34-7bc16630-4e384014/../x"}, "bad_id"),
+    ({"subject_id": "10_000_032"}, "bad_id"),
+    ({"study_id": "+50414267"}, "bad_id"),
+    ({"Edema": "yes"}, "chexpert_invalid"),
+    ({"Edema": "nan"}, "chexpert_invalid"),
+    ({"Edema": "2.0"}, "chexpert_invalid"),
+])
+def test_cells_that_are_not_what_they_claim_are_rejected(cells, reason) -> None:
+    with pytest.raises(Rejected) as exc:
+        MimicRowStage(root=Path("/data"), reports_root=Path("/data")).process(_row(**cells))
+    assert exc.value.reason == reason
+
+
+def test_labels_sizes_and_paths_of_a_good_row() -> None:
+    record = MimicRowStage(root=Path("/data"), reports_root=Path("/data")).process(_row(Cardiomegaly="-1.0",
+                                                                                         Atelectasis="0.0"))
+    assert record["chexpert"] == {**dict.fromkeys(chexpert_labels()), "Edema": 1.0, "Cardiomegaly": -1.0,
+                                  "Atelectasis": 0.0}
+    assert record["_original_size"] == (2544, 3056) and "_notes" not in record
+    image = "/data/files/p10/p10000032/s50414267/02aa804e-bde0afdd-112c0b34-7bc16630-4e384014.jpg"
+    assert record["_image_file"] == image
+    assert record["_report_file"] == "/data/files/p10/p10000032/s50414267.txt"
+    bad_size = MimicRowStage(root=Path("/data"), reports_root=Path("/data")).process(_row(Rows="nan"))
+    assert bad_size["_original_size"] is None and bad_size["_notes"] == ["metadata_size_invalid"]
+    unlabelled = MimicRowStage(root=Path("/data"), reports_root=Path("/data")).process(_row(**{HAS_LABELS: None}))
+    assert unlabelled["chexpert"] is None and unlabelled["_notes"] == ["chexpert_row_missing"]

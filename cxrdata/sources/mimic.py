@@ -66,11 +66,15 @@ def _int(value: str | None, reason: str, what: str) -> int:
     return int(value)
 
 
-def _float_or_none(value: str | None) -> float | None:
-    try:
-        return float(value) if value not in (None, "") else None
-    except ValueError:
+def metadata_size(raw: dict[str, Any], record: Record) -> tuple[int, int] | None:
+    """(Columns, Rows) of the metadata; cells that are not positive integers are noted, never guessed."""
+    columns, rows = raw.get("Columns"), raw.get("Rows")
+    if columns is None and rows is None:
         return None
+    if not all(v and DIGITS.fullmatch(v) and int(v) > 0 for v in (columns, rows)):
+        record.setdefault("_notes", []).append("metadata_size_invalid")  # the decoded image's size is used
+        return None
+    return int(str(columns)), int(str(rows))
 
 
 def chexpert_values(raw: dict[str, Any], study_id: int) -> dict[str, float | None]:
@@ -114,7 +118,6 @@ class MimicRowStage(RecordStage):
         when = parse_study_datetime(raw["StudyDate"], raw["StudyTime"])
         if when is None and raw["StudyDate"]:
             record.setdefault("_notes", []).append("bad_study_datetime")
-        columns, rows = _float_or_none(raw["Columns"]), _float_or_none(raw["Rows"])
         chexpert = chexpert_values(raw, study_id) if raw[HAS_LABELS] else None
         if chexpert is None:
             record.setdefault("_notes", []).append("chexpert_row_missing")
@@ -126,7 +129,7 @@ class MimicRowStage(RecordStage):
             chexpert=chexpert,
             _image_file=str(self.root / folder / f"{dicom_id}.jpg"),
             _report_file=str(self.reports_root / f"{folder}.txt"),
-            _original_size=(int(columns), int(rows)) if columns and rows else None,
+            _original_size=metadata_size(raw, record),
         )
         return record
 
