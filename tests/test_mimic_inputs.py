@@ -112,8 +112,8 @@ def test_every_input_dicom_id_is_written_rejected_or_excluded(defective) -> None
         places = [dicom_id in written, dicom_id in rejected, dicom_id in not_selected]
         assert places.count(True) == 1, (dicom_id, places)
     assert rejected == _expected_rejects(sample, metadata)
-    assert config["excluded"] == {"view_not_selected": len(not_selected), "metadata_duplicate_rows": 1,
-                                  "split_duplicate_rows": 1, "chexpert_duplicate_rows": 1}
+    assert config["excluded"] == {"view_not_selected": len(not_selected), "metadata_row_duplicate": 1,
+                                  "split_row_duplicate": 1, "chexpert_row_duplicate": 1}
     assert config["counts"]["total"] == {"read": len(views) - len(not_selected), "written": len(written),
                                          "rejected": len(rejected)}
     # Every metadata row: one record or exclusion per id, the identical copy counted, the conflicting one

@@ -1,7 +1,7 @@
 """MIMIC-CXR-JPG's metadata, split and CheXpert tables joined per image, duplicates sorted out.
 
 A row repeated exactly (every cell equal) is kept once and counted in the manifest's ``excluded``
-as ``<table>_duplicate_rows``. Rows that share a key (metadata and split: ``dicom_id``; CheXpert:
+as ``<table>_row_duplicate``. Rows that share a key (metadata and split: ``dicom_id``; CheXpert:
 ``subject_id, study_id``) but differ are a conflict: the image they describe is kept as one record
 that the row stage rejects (``metadata_conflict`` / ``split_conflict`` / ``chexpert_conflict``),
 naming the columns that differ. Every metadata ``dicom_id`` thus becomes exactly one record, or
@@ -60,7 +60,7 @@ def join_tables(metadata: pl.DataFrame, split: pl.DataFrame, labels: pl.DataFram
     splits = distinct(split.select("dicom_id", "study_id", "subject_id", "split"), ["dicom_id"], "split")
     chexpert = distinct(labels.select("subject_id", "study_id", *label_names), ["subject_id", "study_id"],
                         "chexpert")
-    excluded = {f"{name}_duplicate_rows": d.duplicates
+    excluded = {f"{name}_row_duplicate": d.duplicates
                 for name, d in (("metadata", meta), ("split", splits), ("chexpert", chexpert)) if d.duplicates}
     images = meta.first(["dicom_id"])
     if views:  # an image is selected when any of its rows names a selected view (a conflict is still rejected)

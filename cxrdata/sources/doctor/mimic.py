@@ -46,7 +46,7 @@ def table_row_findings(root: Path) -> list[Finding]:
         rows = distinct(frame, key, table)
         if rows.duplicates:
             detail = (f"{rows.duplicates:,} extra row(s) repeating another exactly; the build keeps one of each "
-                      f"(counted as {table}_duplicate_rows)")
+                      f"(counted as {table}_row_duplicate)")
             findings.append(Finding("warning", path.name, detail, DUPLICATES_FIX))
         if rows.conflicts:
             detail = (f"{len(rows.conflicts):,} key(s) with differing rows; the build rejects their images "
