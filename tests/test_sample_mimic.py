@@ -21,7 +21,7 @@ from cxrdata.sample import bundled
 from cxrdata.sample.chest import anatomy_boxes, region_names, render_chest, render_lateral
 from cxrdata.sample.mimic import MimicSample, write_mimic_sample
 from cxrdata.sample.mscxr import DEID_PREFIX
-from cxrdata.sample.reports import STYLES, ReportPlan, compose_report, phrases, pick_finding
+from cxrdata.sample.reports import LAYOUTS, STYLES, ReportPlan, compose_report, phrases, pick_finding
 
 # Headers exactly as FORMATS.md writes them.
 METADATA_HEADER = (
@@ -229,17 +229,54 @@ def test_report_layout(sample: MimicSample) -> None:
         lines = text.split("\n")
         assert lines[-1] == "" and lines[-2] != " ", study  # ends with one newline, no trailing blank line
         titles = [k for k, line in enumerate(lines) if line.strip() in ("FINAL REPORT", "FINAL ADDENDUM")]
-        if lines[0].strip() == "FINAL ADDENDUM":
+        preliminary = 0  # WET READ / PFI lines above the final report: their text is indented by two spaces
+        if lines[0].startswith(" WET READ: "):
+            preliminary = titles[0] - 1
+            assert lines[preliminary] == " " + "_" * 78 and lines[titles[0]] == TITLE
+            headings = (" WET READ", " PROVISIONAL")
+            assert all(line[:2] == "  " or line.startswith(headings) for line in lines[:preliminary])
+        elif lines[0].strip() == "FINAL ADDENDUM":
             assert lines[0] == " " * 33 + "FINAL ADDENDUM"
             assert lines[titles[1] - 1] == " " + "_" * 78 and lines[titles[1]] == TITLE
         else:
             assert lines[0] == TITLE and titles == [0]
         for k, line in enumerate(lines[:-1]):
-            if k in titles:
+            if k in titles or k < preliminary:
                 continue
             assert len(line) <= 79, (study, line)
             assert line == " " or (line[0] == " " and line[1] != " "), (study, line)
         assert "___" in text
+    wrapped_gap = [line for text in reports.values() for line in text.split("\n") if line.endswith(". ")]
+    assert wrapped_gap, "no line broken at a two-space sentence gap (real reports keep one trailing space)"
+
+
+def test_sample_writes_each_real_report_layout(sample: MimicSample) -> None:
+    """FORMATS.md 1.5: each real layout is in the default sample, once, as the real files have it."""
+    assert set(sample.layouts) == {"crlf", "custom_span", *LAYOUTS}
+    data = {p.stem[1:]: p.read_bytes() for p in (sample.root / "files").rglob("s*.txt")}
+    text = {study: raw.decode().replace("\r\n", "\n") for study, raw in data.items()}
+
+    def of(layout: str) -> str:
+        return text[str(sample.layouts[layout])]
+
+    assert [s for s, raw in data.items() if b"\r" in raw] == [str(sample.layouts["crlf"])]
+    crlf = data[str(sample.layouts["crlf"])]
+    assert crlf.count(b"\n") == crlf.count(b"\r\n") and not SECTION.findall(of("crlf"))
+    assert all(raw.endswith(b"\n") and not raw.endswith(b" \n \n") for raw in data.values())
+    assert (sample.root / "files/p17/p17069955/s51410602.txt").is_file()  # a custom_indices study: [47, 320]
+    assert of("custom_span")[47:320].startswith("No acute") and of("custom_span")[319] == "."
+    assert (sample.root / "files/p11/p11984647/s59067458.txt").is_file()  # custom_section_names: recommendations
+    assert "\n RECOMMENDATION(S):  " in of("custom_section")
+    title_line = r"\n HISTORY:  .*\n \n CHEST, (SINGLE AP PORTABLE|PA AND LATERAL) VIEWS?\.\n \n COMPARISON:  "
+    assert re.search(title_line, of("title_line"), re.DOTALL)
+    study_header = r"\n (PA AND LATERAL|PORTABLE AP|FRONTAL AND LATERAL) VIEWS? OF THE CHEST:  \S"
+    assert re.search(study_header, of("inline_header"))
+    assert "\n NDICATION:  " in of("ndication") and "IMPRESSION" not in of("ndication")
+    assert "\n CONCUSION: \n" in of("concusion") and "\n COINCLUSION: \n" in of("coinclusion")
+    assert "\n CLINICAL INFORMATION & QUESTIONS TO BE ANSWERED:  " in of("clinical_questions")
+    assert of("wet_read").startswith(" WET READ: ___ ___ ___ 9:14 AM\n  ")
+    assert "\n WET READ VERSION #1 " in of("wet_read")
+    assert "\n PROVISIONAL FINDINGS IMPRESSION (PFI): ___" in of("pfi")
 
 
 def test_report_styles_cover_the_parser_cases(sample: MimicSample) -> None:
@@ -387,15 +424,20 @@ def test_findings_are_drawn_inside_their_box_only(pathology: str, region: str) -
 def test_report_text_rules_hold_for_many_plans() -> None:
     rng = np.random.default_rng(11)
     known = {h for names in phrases()["headers"].values() for h in names}
+    layouts = phrases()["layouts"]
+    layout_headers = {"HISTORY", "NDICATION", "CONCUSION", "COINCLUSION", *layouts["study_headers"].values(),
+                      *layouts["custom_section_headers"].values()}
+    styles = (*STYLES, *(s for s in LAYOUTS if s not in ("wet_read", "pfi")))  # those start with a WET READ
     for k in range(60):
         names = [str(p) for p in rng.choice(sorted(EIGHT), int(rng.integers(0, 3)), replace=False)]
-        plan = ReportPlan("CHEST (PORTABLE AP)", "Single frontal view of the chest", STYLES[k % len(STYLES)],
+        plan = ReportPlan("CHEST (PORTABLE AP)", "Single frontal view of the chest", styles[k % len(styles)],
                           positives=[pick_finding(rng, p) for p in names[:1]],
-                          uncertain=[pick_finding(rng, p) for p in names[1:]], devices=k % 2)
+                          uncertain=[pick_finding(rng, p) for p in names[1:]], devices=k % 2,
+                          conclusion_header="RECOMMENDATION(S)")
         report = compose_report(rng, plan)
         lines = report.text.split("\n")[:-1]
         assert all(len(line) <= 79 for line in lines)
-        assert set(SECTION.findall(report.text)) <= known  # no sentence looks like a section header
+        assert set(SECTION.findall(report.text)) <= known | layout_headers  # no sentence looks like a header
         titles = ("FINAL REPORT", "FINAL ADDENDUM")
         assert all(line == " " or line.strip() in titles or line[1] != " " for line in lines)
         assert {p: v for p, v in report.labels.items() if v != 0.0 and p in EIGHT} == {

@@ -4,7 +4,9 @@ Layout, names and value quirks follow FORMATS.md sections 1-2: ``files/pXX/pXXXX
 holding ``<dicom_id>.jpg``, reports beside the study folders, the gzip CSVs (StudyTime without its
 leading zero), the 2.1.0 test-set labels, IMAGE_FILENAMES, checksums, and MS-CXR 0.1 / 1.1.0 under
 ``ms-cxr/``. Each study's labels come from the sentences of its report; each MS-CXR box frames the
-finding drawn in the image. The default sample carries four deliberate defects (see
+finding drawn in the image. The real report layouts of FORMATS.md 1.5 (CRLF, WET READ, typo headers,
+the official per-study rules, ...) are each placed on one study (:mod:`cxrdata.sample.mimic_layouts`).
+The default sample carries four deliberate defects (see
 :class:`MimicSample`) so that a build shows its rejects; ``defects=False`` gives a clean tree.
 """
 
@@ -29,6 +31,8 @@ from cxrdata.boxes import Box, from_xyxy_pixels
 from cxrdata.imaging.raster import encode
 from cxrdata.sample import tables
 from cxrdata.sample.chest import ChestLayout, frame_regions, render_chest, render_lateral
+from cxrdata.sample.mimic_layouts import place_layouts
+from cxrdata.sample.mimic_table_defects import add_table_defects
 from cxrdata.sample.mscxr import MscxrBox, write_mscxr
 from cxrdata.sample.reports import STYLES, Finding, ReportPlan, compose_report, pick_finding
 
@@ -61,6 +65,8 @@ class MimicSample:
     frontal_images: int  # ViewPosition PA or AP
     lateral_images: int  # ViewPosition LATERAL, LL or empty
     reports: int  # report .txt files written
+    layouts: dict[str, int]  # real report layout (sample.mimic_layouts) -> the study_id that has it
+    table_defects: dict[str, str]  # table defect (sample.mimic_table_defects) -> its dicom_id or study_id
     single_pathology_studies: int  # exactly one of the 8 pathologies labelled 1.0 in the CheXpert file
     image_sizes: dict[str, tuple[int, int]]  # dicom_id -> (width, height) = (Columns, Rows)
     full_size: tuple[str, ...]  # dicom_ids written at full resolution
@@ -104,9 +110,12 @@ class _Study:
     frame_boxes: list[list[Box]]  # per positive finding, its boxes in chest-frame coordinates
     labels: dict[str, float]
     report: str
+    plan: ReportPlan
+    report_state: dict  # the random stream's state when the report was composed (a layout reuses its sentences)
     study_id: int = 0
     split: str = ""
     mscxr_split: str = ""
+    line_end: str = "\n"  # "\r\n": the report as a Windows unzip writes it
 
     @property
     def folder(self) -> str:
@@ -207,6 +216,7 @@ def _study(rng: Rng, subject: int, date: dt.date, kind: Kind, style: str, earlie
     resolved = [f for f in earlier if f.pathology not in {*kind[0], *kind[1]} and rng.random() < 0.6]
     devices = int(rng.integers(1, 3)) if rng.random() < exam.get("devices", 0.0) else 0
     plan = ReportPlan(exam["name"], exam["technique"], style, positives, uncertain, resolved, devices)
+    report_state = rng.bit_generator.state
     report = compose_report(rng, plan)
     enlarged = "Cardiomegaly" in kind[0]
     jitter = {"Cardiomegaly": 0.0}  # the heart box is the drawn enlarged heart's box
@@ -219,7 +229,8 @@ def _study(rng: Rng, subject: int, date: dt.date, kind: Kind, style: str, earlie
         subject_id=subject, date=int(date.strftime("%Y%m%d")), time=_time(rng), exam=exam,
         orientation=str(_pick(rng, exam["orientation"])), style=style,
         images=[_Image(_dicom_id(rng), str(v)) for v in views],
-        positives=positives, frame_boxes=frame_boxes, labels=report.labels, report=report.text,
+        positives=positives, frame_boxes=frame_boxes, labels=report.labels, report=report.text, plan=plan,
+        report_state=report_state,
     )
 
 
@@ -330,7 +341,8 @@ def _choose_defects(rng: Rng, studies: list[_Study], avoid: set[str]) -> _Defect
     defects.missing_split = take(pool)[1].dicom_id
     quiet = [(s, s.images[0]) for s in studies
              if s.style == "standard" and not {im.dicom_id for im in s.images} & avoid]
-    defects.missing_report = take(quiet or [(s, s.images[0]) for s in studies])[0].study_id
+    plain = [(s, s.images[0]) for s in studies if s.style in STYLES and s.line_end == "\n"]  # no layout lost
+    defects.missing_report = take(quiet or plain or [(s, s.images[0]) for s in studies])[0].study_id
     return defects
 
 
@@ -369,8 +381,10 @@ def _label(value: float | None) -> str:
     return "" if value is None else f"{value:.1f}"
 
 
-def _write_tables(root: Path, studies: list[_Study], missing_split: str | None) -> list[Path]:
-    """Metadata, split, CheXpert, NegBio, 2.1.0 test labels, IMAGE_FILENAMES, README, LICENSE."""
+def _write_tables(root: Path, studies: list[_Study], found: _Defects,
+                  defects: np.random.Generator | None) -> tuple[list[Path], dict[str, str]]:
+    """Metadata, split, CheXpert, NegBio, 2.1.0 test labels, IMAGE_FILENAMES, README, LICENSE, and the
+    table defects placed (when ``defects`` is a random stream: :mod:`mimic_table_defects`)."""
     cfg = config()
     by_study = sorted(studies, key=lambda s: (s.subject_id, s.study_id))
     images = [(s, im) for s in by_study for im in sorted(s.images, key=lambda im: im.dicom_id)]
@@ -381,43 +395,55 @@ def _write_tables(root: Path, studies: list[_Study], missing_split: str | None) 
         for s, im in images
     ]
     split = [(im.dicom_id, s.study_id, s.subject_id, s.split)
-             for s, im in images if im.dicom_id != missing_split]
+             for s, im in images if im.dicom_id != found.missing_split]
     labels = [(s.subject_id, s.study_id, *(_label(s.labels.get(n)) for n in cfg["labels"])) for s in by_study]
     test = sorted(row[1:] for row, s in zip(labels, by_study, strict=True) if s.split == "test")
     renamed = cfg["test_set_renames"]
     names = ("IMAGE_FILENAMES", "README", "LICENSE.txt")
     texts = ("".join(f"{s.folder}/{im.dicom_id}.jpg\n" for s, im in images), cfg["readme"], cfg["license"])
+    negbio = list(labels)
+    placed = {}
+    if defects is not None:
+        avoid = {d for d in (found.truncated, found.corrupt, found.missing_split) if d}
+        avoid |= {im.dicom_id for s in studies if s.study_id == found.missing_report for im in s.images}
+        placed = add_table_defects(defects, metadata, split, labels, cfg["labels"], avoid)
     return [
         tables.write_csv(root / METADATA, cfg["metadata_columns"], metadata),
         tables.write_csv(root / SPLIT, cfg["split_columns"], split),
         tables.write_csv(root / CHEXPERT, ["subject_id", "study_id", *cfg["labels"]], labels),
-        tables.write_csv(root / NEGBIO, ["subject_id", "study_id", *cfg["labels"]], labels),
+        tables.write_csv(root / NEGBIO, ["subject_id", "study_id", *cfg["labels"]], negbio),
         tables.write_csv(root / TEST_LABELS, ["study_id", *(renamed.get(n, n) for n in cfg["labels"])], test),
         *(tables.write(root / name, text.encode()) for name, text in zip(names, texts, strict=True)),
-    ]
+    ], placed
 
 
 def write_mimic_sample(
-    out: Path | str, subjects: int = 12, seed: int = 0, full_size_images: int = 3, defects: bool = True
+    out: Path | str, subjects: int = 12, seed: int = 0, full_size_images: int = 3, defects: bool = True,
+    table_defects: bool = False,
 ) -> MimicSample:
     """Write a synthetic MIMIC-CXR-JPG tree (+ reports, + MS-CXR under ``ms-cxr/``) into ``out``.
 
     ``full_size_images`` images get a real full-resolution size (MS-CXR images first); the rest are
     small (long side 320-640 px) to keep tests fast. With ``defects`` one JPEG is truncated, one is
-    random bytes, one study has no report and one image is missing from the split CSV.
+    random bytes, one study has no report and one image is missing from the split CSV. With
+    ``table_defects`` the CSVs also carry duplicated, conflicting and invalid rows
+    (:mod:`cxrdata.sample.mimic_table_defects`; ``MimicSample.table_defects`` says where).
     """
     if subjects < 1:
         raise ValueError("subjects must be at least 1")
     root = Path(out)
     rng = np.random.default_rng(seed)
     studies = _plan(rng, subjects)
+    layouts = place_layouts(studies, seed)
     mscxr, full = _choose_images(rng, studies, full_size_images)
     _sizes(rng, studies, full)
     boxes = _place_findings(studies, mscxr)
     found = _choose_defects(rng, studies, mscxr | {im.dicom_id for im in full}) if defects else _Defects()
 
-    files = _write_tables(root, studies, found.missing_split) + _write_images(root, studies, seed)
-    reports = [tables.write(root / f"{s.folder}.txt", s.report.encode())
+    table_rng = np.random.default_rng([seed, 6]) if table_defects else None
+    files, placed = _write_tables(root, studies, found, table_rng)
+    files += _write_images(root, studies, seed)
+    reports = [tables.write(root / f"{s.folder}.txt", s.report.replace("\n", s.line_end).encode())
                for s in studies if s.study_id != found.missing_report]
     tables.write_sha256sums(root, files)
     written = write_mscxr(root, boxes, config()["mscxr_categories"], defects=defects)
@@ -427,7 +453,7 @@ def write_mimic_sample(
         root=root, seed=seed, subjects=subjects, studies=len(studies), images=len(images),
         frontal_images=sum(im.view in FRONTAL for im in images),
         lateral_images=sum(im.view not in FRONTAL for im in images),
-        reports=len(reports),
+        reports=len(reports), layouts=layouts, table_defects=placed,
         single_pathology_studies=sum(_positives(s) == 1 for s in studies),
         image_sizes={im.dicom_id: (im.width, im.height) for im in images},
         full_size=tuple(im.dicom_id for im in full),

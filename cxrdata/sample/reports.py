@@ -2,8 +2,13 @@
 
 Layout (FORMATS.md 1.5): a centred ``FINAL REPORT`` title, every other line indented by one space,
 blank lines written as a single space, lines wrapped at 79 characters, sentences separated by two
-spaces, PHI as ``___``. Styles cover what the MIT-LCP section parser meets: misspelled headers, no
-FINDINGS, no headers at all, FINDINGS AND IMPRESSION, and an addendum on top. Labels are derived from
+spaces (a line broken at such a gap keeps one trailing space), PHI as ``___``. The random
+:data:`STYLES` cover what the MIT-LCP section parser meets: misspelled headers, no FINDINGS, no
+headers at all, FINDINGS AND IMPRESSION, and an addendum on top. The :data:`LAYOUTS` are the rarer
+real layouts the sample places once each: a title line without colon, an inline header naming the
+study, the ``NDICATION`` / ``CONCUSION`` / ``COINCLUSION`` typos, ``CLINICAL INFORMATION & QUESTIONS
+TO BE ANSWERED``, WET READ and PFI blocks before the final report, and the two kinds of studies with
+official per-study rules (:func:`compose_span_report` for a character span). Labels are derived from
 the sentences actually written, so a report never contradicts its CheXpert row. Every phrase is in
 ``report_phrases.yaml``.
 """
@@ -25,6 +30,9 @@ TITLE_INDENT = 33
 Rng = np.random.Generator
 T = TypeVar("T")
 STYLES = ("standard", "variant_headers", "no_findings", "no_headers", "findings_and_impression", "addendum")
+LAYOUTS = ("title_line", "inline_header", "ndication", "concusion", "coinclusion", "clinical_questions", "wet_read",
+           "pfi", "custom_section")
+UNDERSCORES = "_" * (WIDTH - 1)  # the line between an addendum or a wet read and the final report
 
 
 @cache
@@ -55,6 +63,7 @@ class ReportPlan:
     uncertain: Sequence[Finding] = ()
     resolved: Sequence[Finding] = ()
     devices: int = 0
+    conclusion_header: str = ""  # style custom_section: the header the conclusion is written under
 
 
 @dataclass(frozen=True)
@@ -148,8 +157,15 @@ def _body(rng: Rng, plan: ReportPlan) -> tuple[list[str], list[str], dict[str, f
     return sentences, impression, labels
 
 
-def _wrap(text: str) -> list[str]:
-    return textwrap.wrap(text, WIDTH - 1, break_long_words=False, break_on_hyphens=False) or [""]
+def _wrap(text: str, width: int = WIDTH - 1) -> list[str]:
+    """Lines of at most ``width``; a break at a two-space sentence gap keeps one space at the line's end."""
+    lines = textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False) or [""]
+    out, end = [], 0
+    for line in lines:
+        end = text.index(line, end) + len(line)
+        gap = text.startswith("  ", end) and len(line) < width
+        out.append(line + " " if gap else line)
+    return out
 
 
 def _inline(header: str, text: str) -> list[str]:
@@ -198,6 +214,41 @@ def _lines(rng: Rng, plan: ReportPlan, findings: list[str], impression: list[str
     return lines
 
 
+def _layout_lines(rng: Rng, plan: ReportPlan, findings: list[str], impression: list[str]) -> list[str]:
+    """The final report's lines for one of :data:`LAYOUTS`."""
+    p, lay = phrases(), phrases()["layouts"]
+    findings_text, impression_text = "  ".join(findings), _impression_text(rng, impression)
+    both = "  ".join(findings + impression)
+    indication, comparison = _choice(rng, p["indications"]), _choice(rng, p["comparisons"])
+    if plan.style == "title_line":
+        return [*_inline("HISTORY", indication), lay["title_lines"][plan.exam], "", *_inline("COMPARISON", comparison),
+                *_wrap(findings_text), "", *_wrap(impression_text)]
+    indication_header = {"ndication": "NDICATION", "clinical_questions": lay["clinical_questions"]}
+    if plan.style == "ndication":
+        indication = lay["ndication_indication"]
+    lines = _inline("EXAMINATION", plan.exam) + _inline(indication_header.get(plan.style, "INDICATION"), indication)
+    lines += _inline("TECHNIQUE", plan.technique) + _inline("COMPARISON", comparison)
+    if plan.style == "inline_header":
+        study_header = lay["study_headers"][plan.exam]
+        return lines + _inline(study_header, findings_text) + _section("IMPRESSION", [impression_text])
+    if plan.style == "ndication":
+        return lines + _section("FINDINGS", [both])
+    if plan.style == "custom_section":
+        if not plan.conclusion_header:
+            raise ValueError("style custom_section needs the plan's conclusion_header")
+        return lines + _inline(plan.conclusion_header, both)
+    conclusion = plan.style.upper() if plan.style in ("concusion", "coinclusion") else "IMPRESSION"
+    return lines + _section("FINDINGS", [findings_text]) + _section(conclusion, [impression_text])
+
+
+def _preliminary(plan: ReportPlan, impression: list[str]) -> list[str]:
+    """WET READ / PFI block above the final report: heading lines, text indented by two spaces, underscores."""
+    lines = []
+    for heading in phrases()["layouts"][plan.style]:
+        lines += [f" {heading}", *(f"  {line}" for line in _wrap("  ".join(impression), WIDTH - 2))]
+    return [*lines, f" {UNDERSCORES}"]
+
+
 def _render(title: str, lines: list[str]) -> list[str]:
     while lines and not lines[-1]:
         lines = lines[:-1]
@@ -206,12 +257,30 @@ def _render(title: str, lines: list[str]) -> list[str]:
 
 def compose_report(rng: Rng, plan: ReportPlan) -> Report:
     """The ``.txt`` content of one study's report and the labels its sentences imply."""
-    if plan.style not in STYLES:
-        raise ValueError(f"unknown report style {plan.style!r}; known: {STYLES}")
+    if plan.style not in STYLES + LAYOUTS:
+        raise ValueError(f"unknown report style {plan.style!r}; known: {STYLES + LAYOUTS}")
     p = phrases()
     findings, impression, labels = _body(rng, plan)
-    out = _render(p["title"], _lines(rng, plan, findings, impression))
+    build = _layout_lines if plan.style in LAYOUTS else _lines
+    out = _render(p["title"], build(rng, plan, findings, impression))
     if plan.style == "addendum":
-        top = [*_inline(_header(rng, "addendum", False), _choice(rng, p["addenda"])), "_" * (WIDTH - 1)]
+        top = [*_inline(_header(rng, "addendum", False), _choice(rng, p["addenda"])), UNDERSCORES]
         out = _render(p["addendum_title"], top) + out
+    if plan.style in ("wet_read", "pfi"):
+        out = _preliminary(plan, impression) + out
     return Report("\n".join(out) + "\n", labels)
+
+
+def compose_span_report(span: tuple[int, int]) -> Report:
+    """A report whose conclusion is exactly ``text[start:end]`` (an official per-study span rule)."""
+    p, lay = phrases(), phrases()["layouts"]["custom_span"]
+    lines = _wrap("  ".join(lay["sentences"]))
+    text = "\n".join(_render(p["title"], [*lines, "", *lay["after"]])) + "\n"
+    start, end = span
+    if text[start:end] != "\n ".join(lines).rstrip():
+        raise ValueError(f"layouts.custom_span.sentences do not fill the span {span} exactly")
+    denials = {n["text"]: n["labels"] for n in p["negations"]}
+    labels = {label: 0.0 for s in lay["sentences"] for label in denials.get(s, ())}
+    if any(s in p["normal_impressions"] for s in lay["sentences"]):
+        labels["No Finding"] = 1.0
+    return Report(text, labels)

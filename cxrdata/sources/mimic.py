@@ -2,19 +2,20 @@
 
 Quirks handled here: the 2.1.0 release keeps the ``2.0.0`` CSV names; StudyTime is a float that
 lost its leading zero (``80556.875`` is 08:05:56.875); the split is spelled ``validate``; CheXpert
-cells are 1 / 0 / -1 / empty (= not mentioned); reports live beside the study folders
-(``files/pXX/pXXXXXXXX/sXXXXXXXX.txt``), possibly in another tree (``--reports-root``).
+cells are 1 / 0 / -1 / empty (= not mentioned), anything else rejects the image, and a study without
+a CheXpert row gets null labels and a note; duplicated rows are handled in :mod:`mimic_tables`;
+reports live beside the study folders (``files/pXX/pXXXXXXXX/sXXXXXXXX.txt``), possibly in another
+tree (``--reports-root``), and are sectioned by :mod:`cxrdata.text.sections`.
 """
 
 from __future__ import annotations
 
+import codecs
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
-
-import polars as pl
 
 from cxrdata.errors import CxrdataError, Rejected
 from cxrdata.io.schema import load_schema
@@ -22,7 +23,8 @@ from cxrdata.pipeline.image_stage import JpegImageStage
 from cxrdata.pipeline.stage import Record, RecordStage, Stage
 from cxrdata.sources.base import InputFile, canonical_split
 from cxrdata.sources.csvfiles import find_file, read_text_csv, require_columns
-from cxrdata.text.sections import report_sections
+from cxrdata.sources.mimic_tables import CONFLICT, HAS_LABELS, join_tables
+from cxrdata.text.sections import report_sections, universal_newlines
 
 METADATA = ("mimic-cxr-2.0.0-metadata.csv.gz", "mimic-cxr-2.0.0-metadata.csv")
 SPLIT = ("mimic-cxr-2.0.0-split.csv.gz", "mimic-cxr-2.0.0-split.csv")
@@ -31,7 +33,9 @@ METADATA_COLUMNS = ("dicom_id", "subject_id", "study_id", "PerformedProcedureSte
                     "Rows", "Columns", "StudyDate", "StudyTime", "PatientOrientationCodeSequence_CodeMeaning")
 SPLIT_COLUMNS = ("dicom_id", "study_id", "subject_id", "split")
 FRONTAL_VIEWS = ("PA", "AP")
-DICOM_ID = re.compile(r"^[0-9a-f]{8}(-[0-9a-f]{8}){4}$")
+DICOM_ID = re.compile(r"[0-9a-f]{8}(-[0-9a-f]{8}){4}")  # fullmatch: nothing else can name a path
+DIGITS = re.compile(r"[0-9]+")
+LABEL_VALUES = (1.0, 0.0, -1.0, None)
 
 
 def chexpert_labels() -> list[str]:
@@ -57,17 +61,35 @@ def parse_study_datetime(date: str | None, time: str | None) -> datetime | None:
 
 
 def _int(value: str | None, reason: str, what: str) -> int:
-    try:
-        return int(str(value))
-    except ValueError:
-        raise Rejected(reason, f"{what} {value!r} is not an integer") from None
+    if value is None or not DIGITS.fullmatch(value):
+        raise Rejected(reason, f"{what} {value!r} is not an integer")
+    return int(value)
 
 
-def _float_or_none(value: str | None) -> float | None:
-    try:
-        return float(value) if value not in (None, "") else None
-    except ValueError:
+def metadata_size(raw: dict[str, Any], record: Record) -> tuple[int, int] | None:
+    """(Columns, Rows) of the metadata; cells that are not positive integers are noted, never guessed."""
+    columns, rows = raw.get("Columns"), raw.get("Rows")
+    if columns is None and rows is None:
         return None
+    if not all(v and DIGITS.fullmatch(v) and int(v) > 0 for v in (columns, rows)):
+        record.setdefault("_notes", []).append("metadata_size_invalid")  # the decoded image's size is used
+        return None
+    return int(str(columns)), int(str(rows))
+
+
+def chexpert_values(raw: dict[str, Any], study_id: int) -> dict[str, float | None]:
+    """The study's 14 labels; a cell other than 1.0 / 0.0 / -1.0 / empty rejects the image."""
+    values = {}
+    for label in chexpert_labels():
+        cell = raw.get(label)
+        try:
+            value = None if cell is None else float(cell)
+        except ValueError:
+            value = float("nan")
+        if value not in LABEL_VALUES:
+            raise Rejected("chexpert_invalid", f"study {study_id}: {label} is {cell!r}, not 1.0, 0.0, -1.0 or empty")
+        values[label] = value
+    return values
 
 
 @dataclass
@@ -75,17 +97,19 @@ class MimicRowStage(RecordStage):
     """Validates one joined metadata row and derives ids, paths, datetime and labels."""
 
     name: ClassVar[str] = "mimic-row"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     root: Path = Path()
     reports_root: Path = Path()
 
     def process(self, record: Record) -> Record:
         raw = record.pop("_raw")
         dicom_id = raw["dicom_id"] or ""
-        if not DICOM_ID.match(dicom_id):
+        if not DICOM_ID.fullmatch(dicom_id):
             raise Rejected("bad_id", f"dicom_id {dicom_id!r} is not 5 groups of 8 hex digits")
         subject_id = _int(raw["subject_id"], "bad_id", "subject_id")
         study_id = _int(raw["study_id"], "bad_id", "study_id")
+        if raw[CONFLICT]:
+            raise Rejected(*raw[CONFLICT])
         if record["split"] is None:
             if raw.get("split_raw") is None:
                 raise Rejected("split_missing", f"{dicom_id} is not in the split file")
@@ -94,26 +118,49 @@ class MimicRowStage(RecordStage):
         when = parse_study_datetime(raw["StudyDate"], raw["StudyTime"])
         if when is None and raw["StudyDate"]:
             record.setdefault("_notes", []).append("bad_study_datetime")
-        columns, rows = _float_or_none(raw["Columns"]), _float_or_none(raw["Rows"])
+        chexpert = chexpert_values(raw, study_id) if raw[HAS_LABELS] else None
+        if chexpert is None:
+            record.setdefault("_notes", []).append("chexpert_row_missing")
         record.update(
             dicom_id=dicom_id, subject_id=subject_id, study_id=study_id,
             view_position=raw["ViewPosition"], patient_orientation=raw["PatientOrientationCodeSequence_CodeMeaning"],
             study_datetime=when, procedure=raw["PerformedProcedureStepDescription"],
             image_path=f"{folder}/{dicom_id}.jpg",
-            chexpert={label: _float_or_none(raw.get(label)) for label in chexpert_labels()},
+            chexpert=chexpert,
             _image_file=str(self.root / folder / f"{dicom_id}.jpg"),
             _report_file=str(self.reports_root / f"{folder}.txt"),
-            _original_size=(int(columns), int(rows)) if columns and rows else None,
+            _original_size=metadata_size(raw, record),
         )
         return record
 
 
+def decode_report(data: bytes) -> tuple[str, list[str]]:
+    """The report's text as upstream reads it (UTF-8, CRLF/CR as LF), without a byte-order mark, and notes.
+
+    Notes: ``report_not_utf8`` (undecodable bytes replaced by U+FFFD), ``report_bom`` (a UTF-8 BOM
+    removed), ``report_crlf`` (Windows or old-Mac line ends converted: a copy that went through a
+    Windows unzip). None of them changes the sections.
+    """
+    notes = []
+    if data.startswith(codecs.BOM_UTF8):
+        notes.append("report_bom")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = data.decode("utf-8-sig", errors="replace")
+        notes.append("report_not_utf8")
+    if "\r" in text:
+        text = universal_newlines(text)
+        notes.append("report_crlf")
+    return text, notes
+
+
 @dataclass
 class ReportStage(RecordStage):
-    """Reads the study's report and splits it into sections (MIT-LCP's rules)."""
+    """Reads the study's report and splits it into sections (MIT-LCP's rules, per-study rules included)."""
 
     name: ClassVar[str] = "report"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
 
     def process(self, record: Record) -> Record:
         path = Path(record["_report_file"])
@@ -123,12 +170,12 @@ class ReportStage(RecordStage):
             raise Rejected("report_missing", f"{path} does not exist") from None
         except OSError as exc:
             raise Rejected("report_unreadable", f"{path}: {exc.strerror or exc}") from None
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            text = data.decode("utf-8", errors="replace")
-            record.setdefault("_notes", []).append("report_not_utf8")
-        sections = report_sections(text)
+        text, notes = decode_report(data)
+        sections = report_sections(text, f"s{record['study_id']}")
+        if sections.custom_rule:
+            notes.append(f"report_custom_rule_{sections.custom_rule}")
+        if notes:
+            record.setdefault("_notes", []).extend(notes)
         record.update(findings=sections.findings, impression=sections.impression,
                       last_paragraph=sections.last_paragraph, report=text)
         return record
@@ -175,23 +222,14 @@ class MimicSource:
         return {"path": 50_000}.get(self.image_format, 400 if self.image_size == 0 else 4_000)
 
     def records(self) -> list[Record]:
-        metadata = read_text_csv(find_file(self.root, METADATA, "metadata"))
-        split = read_text_csv(find_file(self.root, SPLIT, "split")).select(
-            "dicom_id", pl.col("split").alias("split_raw")).unique("dicom_id", keep="first")
-        labels = read_text_csv(find_file(self.root, CHEXPERT, "chexpert")).select(
-            "subject_id", "study_id", *chexpert_labels()).unique(["subject_id", "study_id"], keep="first")
-        if self.views:
-            kept = metadata.filter(pl.col("ViewPosition").is_in(list(self.views)))
-            if excluded := metadata.height - kept.height:
-                self.excluded["view_not_selected"] = excluded
-            metadata = kept
-        joined = (metadata.join(split, on="dicom_id", how="left")
-                  .join(labels, on=["subject_id", "study_id"], how="left")
-                  .sort(["subject_id", "study_id", "dicom_id"], nulls_last=True))
+        joined = join_tables(read_text_csv(find_file(self.root, METADATA, "metadata")),
+                             read_text_csv(find_file(self.root, SPLIT, "split")),
+                             read_text_csv(find_file(self.root, CHEXPERT, "chexpert")), chexpert_labels(), self.views)
+        self.excluded.update(joined.excluded)
         return [
             {"id": row["dicom_id"] or "", "split": canonical_split(row["split_raw"]),
              "_partition": row["subject_id"], "_raw": row}
-            for row in joined.iter_rows(named=True)
+            for row in joined.rows
         ]
 
     def stages(self) -> list[Stage]:

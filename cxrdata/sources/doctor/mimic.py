@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
+
 from cxrdata.errors import CxrdataError
 from cxrdata.imaging.raster import decode_jpeg
 from cxrdata.sources import mimic
 from cxrdata.sources.csvfiles import find_file, read_text_csv, require_columns
 from cxrdata.sources.doctor.findings import SAMPLE_DECODES, Finding, decode_findings, official
+from cxrdata.sources.mimic_tables import distinct
 
 REPORTS_FIX = "unzip mimic-cxr-reports.zip (MIMIC-CXR project) into --root, or pass --reports-root"
 GET = "download it from the MIMIC-CXR-JPG project on PhysioNet into --root"
 REDOWNLOAD = "re-download {path} from PhysioNet (compare with SHA256SUMS.txt)"
+DUPLICATES_FIX = "nothing to do unless the copy was edited; compare with SHA256SUMS.txt"
+REDOWNLOAD_TABLE = "re-download the file from PhysioNet (compare with SHA256SUMS.txt)"
 OPTIONAL = ("mimic-cxr-2.0.0-negbio.csv.gz", "mimic-cxr-2.1.0-test-set-labeled.csv", "IMAGE_FILENAMES")
 
 
@@ -30,6 +35,34 @@ def _csv_finding(root: Path, names: tuple[str, ...], what: str, columns: tuple[s
     return Finding("ok", path.name, f"{rows:,} rows, columns as expected"), path
 
 
+def table_row_findings(root: Path) -> list[Finding]:
+    """Duplicated, conflicting and invalid rows of the three tables, as the build will treat them."""
+    tables = {"metadata": (mimic.METADATA, ["dicom_id"]), "split": (mimic.SPLIT, ["dicom_id"]),
+              "chexpert": (mimic.CHEXPERT, ["subject_id", "study_id"])}
+    findings = []
+    for table, (names, key) in tables.items():
+        path = find_file(root, names, table)
+        frame = read_text_csv(path)
+        rows = distinct(frame, key, table)
+        if rows.duplicates:
+            detail = (f"{rows.duplicates:,} extra row(s) repeating another exactly; the build keeps one of each "
+                      f"(counted as {table}_row_duplicate)")
+            findings.append(Finding("warning", path.name, detail, DUPLICATES_FIX))
+        if rows.conflicts:
+            detail = (f"{len(rows.conflicts):,} key(s) with differing rows; the build rejects their images "
+                      f"({table}_conflict); first: {next(iter(rows.conflicts.values()))}")
+            findings.append(Finding("error", path.name, detail, REDOWNLOAD_TABLE))
+        if table == "chexpert":
+            cells = frame.select(mimic.chexpert_labels()).unpivot()
+            number = pl.col("value").str.strip_chars().cast(pl.Float64, strict=False)  # as the build reads a cell
+            bad = cells.filter(pl.col("value").is_not_null() & ~number.is_in([1.0, 0.0, -1.0]).fill_null(False))
+            if bad.height:
+                detail = (f"{bad.height:,} label cell(s) not 1.0, 0.0, -1.0 or empty (first: {bad['variable'][0]} = "
+                          f"{bad['value'][0]!r}); the build rejects those studies' images (chexpert_invalid)")
+                findings.append(Finding("error", path.name, detail, REDOWNLOAD_TABLE))
+    return findings
+
+
 def image_paths(root: Path, meta_path: Path) -> tuple[list[Finding], list[str], list[Path]]:
     """Findings about the metadata's ids, the study folders and the image path of every valid row."""
     findings = []
@@ -38,7 +71,12 @@ def image_paths(root: Path, meta_path: Path) -> tuple[list[Finding], list[str], 
     if bad := int((~valid).sum()):
         findings.append(Finding("error", meta_path.name, f"{bad} rows with a non-numeric subject_id or study_id",
                                 "the file is corrupt: re-download it"))
-    frame = frame.filter(valid)
+    named = frame["dicom_id"].str.contains(f"^{mimic.DICOM_ID.pattern}$").fill_null(False)
+    if bad := int((valid & ~named).sum()):  # never look outside the root for them
+        detail = (f"{bad} rows whose dicom_id is not 5 groups of 8 hex digits (first: "
+                  f"{frame.filter(valid & ~named)['dicom_id'][0]!r}); the build rejects them (bad_id)")
+        findings.append(Finding("error", meta_path.name, detail, "the file is corrupt: re-download it"))
+    frame = frame.filter(valid & named)
     folders = [mimic.study_folder(int(s), int(t)) for s, t in zip(frame["subject_id"], frame["study_id"], strict=True)]
     images = [root / folder / f"{d}.jpg" for folder, d in zip(folders, frame["dicom_id"], strict=True)]
     return findings, folders, images
@@ -63,6 +101,7 @@ def diagnose_mimic(root: Path, reports_root: Path | None = None, sample: int = S
         findings.append(Finding("ok" if present else "warning", optional, detail, "" if present else GET))
     if meta_path is None:
         return findings
+    findings += table_row_findings(root) if all(f.level != "error" for f in findings[:3]) else []
     id_findings, folders, images = image_paths(root, meta_path)
     findings += id_findings
     missing_images = [p for p in images if not p.is_file()]
