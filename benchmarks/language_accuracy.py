@@ -27,8 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-import cxrdata  # noqa: E402
 from language_corpus import CORPUS_DIR, DROP_REASONS, PATHS, Case, load_cases, outcome  # noqa: E402
+
+import cxrdata  # noqa: E402
 
 ISSUE_CLASS = re.compile(r"(?:report_)?(c\d)(?:_|$)")
 

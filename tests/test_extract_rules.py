@@ -67,7 +67,7 @@ def test_spans_index_radgraph_style_tokens() -> None:
 
 def test_protocol_and_batch_order() -> None:
     extractor: Extractor = RULES
-    assert (extractor.name, extractor.version) == ("rules", "1")
+    assert (extractor.name, extractor.version) == ("rules", "2")
     batch = ["No pneumothorax.", "Left base atelectasis.", "Bilateral effusions."]
     assert extractor.extract(batch) == [RULES.extract_one(s) for s in batch]
     assert extractor.extract([]) == []
@@ -155,5 +155,5 @@ def test_cache_under_several_processes(tmp_path: Path) -> None:
     cache = ExtractionCache(path)
     assert cache.count() == 200
     assert sum(misses) >= 200
-    got = cache.get_many("rules", "1", [sentence_key("Left lower lobe opacity number 7.")])
+    got = cache.get_many("rules", "2", [sentence_key("Left lower lobe opacity number 7.")])
     assert list(got.values()) == [RULES.extract_one("Left lower lobe opacity number 7.")]

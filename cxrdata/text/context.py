@@ -11,7 +11,9 @@ re-implemented here with all phrases kept as data in ``context_rules.yaml``:
 - a forward trigger modifies targets after it, a backward one targets before it, a bidirectional one both,
   until a ``terminate`` phrase or a trigger of another category;
 - a target in a negated scope is ``negated`` (negated beats uncertain), else in an uncertain scope it is
-  ``uncertain``, else ``positive``.
+  ``uncertain``, else ``positive``;
+- a trigger inside the target phrase modifies it whatever its direction (the Cardiomegaly phrase
+  "the heart is not enlarged" is negated by its own "not").
 """
 
 from __future__ import annotations
@@ -146,7 +148,9 @@ class ConText:
         for i, trigger in enumerate(triggers):
             if trigger.category == "terminate" or trigger.category in covering:
                 continue
-            if trigger.end <= start and trigger.direction in ("forward", "bidirectional"):
+            if start < trigger.start and trigger.end <= end:
+                covering.add(trigger.category)
+            elif trigger.end <= start and trigger.direction in ("forward", "bidirectional"):
                 between = triggers[i + 1 :]
                 if not any(t.start < start and _stops(t, trigger) for t in between):
                     covering.add(trigger.category)
