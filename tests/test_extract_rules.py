@@ -47,6 +47,14 @@ def entities(sentence: str) -> list[tuple[str, str]]:
         ("Possible right middle lobe pneumonia.", [("right middle lobe", ANAT_U)]),
         # lexicon-based: any side + lung-structure word is anatomy
         ("The patient is on the left side of the bed in the hospital.", [("left side", ANAT_DP)]),
+        # issue 13: a side after the finding, position modifiers, "CP angle", view words stay in the run
+        ("Moderate effusions bilaterally.", [("bilaterally", ANAT_DP)]),
+        ("Small pleural effusions are present bilaterally.", [("pleural", ANAT_DP), ("bilaterally", ANAT_DP)]),
+        ("Left effusion and right PICC.", [("Left", ANAT_DP)]),
+        ("Right medial basilar atelectasis.", [("Right medial basilar", ANAT_DP)]),
+        ("Blunting of the left CP angle.", [("left CP angle", ANAT_DP)]),
+        ("Pneumothorax seen on the left lateral decubitus film.", [("left lateral", ANAT_DP)]),
+        ("Opacity posterior to the heart.", [("posterior", ANAT_DP), ("heart", ANAT_DP)]),
         # nothing to extract
         ("Right PICC line in place.", []),
         ("No acute cardiopulmonary process.", []),
