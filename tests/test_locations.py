@@ -248,6 +248,10 @@ def test_groups_without_positions_are_kept() -> None:
         ("left posterior costophrenic sulcus", "Atelectasis", ("left costophrenic",)),
         ("left CP angle", "Pleural Effusion", ("left costophrenic",)),
         ("mid to lower left lung", "Lung Opacity", ("left middle", "left lower")),
+        ("RLL", "Pneumonia", ("right lower",)),  # lobe abbreviations
+        ("RML and LLL", "Lung Opacity", ("left lower", "right middle")),
+        ("RLL > LLL", "Lung Opacity", ("bilateral lower",)),
+        ("bilat", "Pleural Effusion", ("bilateral",)),
     ],
 )
 def test_units_of_issue_13(phrase: str, pathology: str, expected: tuple[str, ...]) -> None:

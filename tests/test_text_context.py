@@ -75,6 +75,13 @@ CASES = [
     ("A hazy opacity in the right upper lobe may be present.", "opacity", UNCERTAIN),
     ("No pneumothorax, and the small right effusion is unchanged.", "effusion", POSITIVE),
     ("No focal consolidation, effusion, and pneumothorax.", "pneumothorax", NEGATED),
+    # a "?" hedges the word after it, or the one before it at the end of a clause; a spaced dash ends scopes
+    ("Left base opacity ? atelectasis", "atelectasis", UNCERTAIN),
+    ("Left base opacity ? atelectasis", "opacity", POSITIVE),
+    ("Pneumonia?", "pneumonia", UNCERTAIN),
+    ("Right basilar opacity - atelectasis vs aspiration.", "opacity", POSITIVE),
+    ("Right basilar opacity - atelectasis vs aspiration.", "atelectasis", UNCERTAIN),
+    ("No right-sided effusion.", "effusion", NEGATED),
 ]
 
 

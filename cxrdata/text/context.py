@@ -34,6 +34,7 @@ UNCERTAIN: Certainty = "uncertain"
 _PUNCT_ONLY = re.compile(r"[\\;?.,:!]+")
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _LITERAL_HEAD = re.compile(r"[a-z]+|\\?[^\w\s\\]")
+_ENDS_IN_LOOKAHEAD = re.compile(r"\(\?[=!][^()]*\)$")
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,8 @@ def expand_leading_group(fragment: str) -> list[str]:
 
 def _compile(fragment: str) -> re.Pattern[str]:
     body = fragment.replace(" ?", r"\s*").replace(" ", r"\s+")
-    return re.compile(body if _PUNCT_ONLY.fullmatch(fragment) else rf"{body}(?!\w)")
+    bounded = _PUNCT_ONLY.fullmatch(fragment) or _ENDS_IN_LOOKAHEAD.search(fragment)
+    return re.compile(body if bounded else rf"{body}(?!\w)")
 
 
 class ConText:
