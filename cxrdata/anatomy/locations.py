@@ -468,11 +468,11 @@ def sentence_locations(
 ) -> tuple[str, ...]:
     """The merged location terms of one sentence for one pathology (see the module docstring).
 
-    ``mentions`` are the character spans of the pathology's mentions (words of ``exclude_words`` inside
-    an ``exclude`` span are not locations; by default the mentions); with ``findings`` (spans of every
-    pathology term in the sentence) only the anatomy attached to a mention is used, otherwise all of the
-    sentence's anatomy. With ``mentions`` (a sentence that mentions the pathology), a pathology with a
-    ``default`` location in ``location_rules.yaml`` gets it when no anatomy locates it.
+    ``mentions`` are the character spans of the pathology's usable mentions (their ``exclude_words`` are
+    not locations); with ``findings`` (spans of every pathology term in the sentence) only the anatomy
+    attached to a mention is used, otherwise all of the sentence's anatomy. With ``mentions`` (a sentence
+    that mentions the pathology), a pathology with a ``default`` location in ``location_rules.yaml`` gets
+    it when no anatomy locates it.
     """
     return locate_sentence(sentence, entities, pathology, mentions, mentions, exclude_words, findings)
 
