@@ -102,8 +102,8 @@ def test_every_single_pathology_image_is_written_or_rejected(mimic_sample, ldm):
         "not_single_pathology": mimic_sample.frontal_images - len(expected),
     }
     assert len({(r["subject_id"], r["study_id"]) for r in written.values()}) <= mimic_sample.single_pathology_studies
-    assert manifest["options"]["extractor"] == "rules@1" and manifest["options"]["lut"] is None
-    assert "locate@1:rules@1:lut=none:findings+impression/last_paragraph:uncertain=0" in manifest["stages"]
+    assert manifest["options"]["extractor"] == "rules@2" and manifest["options"]["lut"] is None
+    assert "locate@2:rules@2:lut=none:findings+impression/last_paragraph:uncertain=0" in manifest["stages"]
 
 
 def test_rows_carry_the_study_pathology_and_its_located_sentences(mimic_sample, ldm):
@@ -113,7 +113,7 @@ def test_rows_carry_the_study_pathology_and_its_located_sentences(mimic_sample, 
     for dicom_id, row in read_records(out, CONFIG).items():
         assert row["id"] == row["dicom_id"] == dicom_id
         assert row["pathology"] == expected[dicom_id]
-        assert row["extractor"] == "rules@1"
+        assert row["extractor"] == "rules@2"
         assert row["gaussians"] is None and row["lut_grid"] is None
         assert row["locations"] and set(row["locations"]) <= terms
         assert row["prompt"] == " <and> ".join(row["locations"]) + " " + row["pathology"].lower()
@@ -139,7 +139,7 @@ def test_loads_with_datasets(ldm):
     features = ds["train"].features
     assert isinstance(features["image"], datasets.Image)
     row = ds["train"][0]
-    assert row["extractor"] == "rules@1" and row["prompt"].endswith(row["pathology"].lower())
+    assert row["extractor"] == "rules@2" and row["prompt"].endswith(row["pathology"].lower())
 
 
 def test_gaussians_from_the_lut(mimic_sample, tmp_path):
@@ -158,7 +158,7 @@ def test_gaussians_from_the_lut(mimic_sample, tmp_path):
 def test_a_second_build_reuses_the_extraction_cache(mimic_sample, ldm, tmp_path, monkeypatch):
     out, _ = ldm
     cache = out / "cache" / "extract.sqlite"
-    assert ExtractionCache(cache).count("rules", "1") > 0
+    assert ExtractionCache(cache).count("rules", "2") > 0
     calls: list[int] = []
     original = RuleExtractor.extract
     monkeypatch.setattr(RuleExtractor, "extract", lambda self, s: calls.append(len(s)) or original(self, s))
@@ -242,7 +242,7 @@ def test_radgraph_runs_end_to_end_and_everything_is_accounted(mimic_sample, tiny
     assert counts["total"] == {"read": len(expected), "written": len(written), "rejected": len(rejected)}
     labels = {r["extractor"] for r in written.values()}
     assert len(labels) <= 1 and all(label.startswith("radgraph-xl@radgraph-0.1.18+") for label in labels)
-    assert any(s.startswith("locate@1:radgraph-xl@") for s in manifest["stages"])
+    assert any(s.startswith("locate@2:radgraph-xl@") for s in manifest["stages"])
     cache = ExtractionCache(out / "cache" / "extract.sqlite")
     assert cache.count("radgraph-xl") > 0 and cache.count("rules") == 0
 

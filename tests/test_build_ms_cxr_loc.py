@@ -74,7 +74,7 @@ def test_prompts_boxes_and_gaussians(loc):
     for row in rows:
         source = groups[(row["dicom_id"], row["pathology"], row["phrase"])]
         assert row["prompt"] == " <and> ".join(row["locations"]) + " " + row["pathology"].lower()
-        assert row["extractor"] == "rules@1"
+        assert row["extractor"] == "rules@2"
         assert row["gaussians"] == [lut.params(t).tolist() for t in row["locations"]] and row["lut_grid"] == 512
         assert len(row["boxes"]) == len(source)
         for box, cell in zip(row["boxes"], source, strict=True):

@@ -47,6 +47,14 @@ def entities(sentence: str) -> list[tuple[str, str]]:
         ("Possible right middle lobe pneumonia.", [("right middle lobe", ANAT_U)]),
         # lexicon-based: any side + lung-structure word is anatomy
         ("The patient is on the left side of the bed in the hospital.", [("left side", ANAT_DP)]),
+        # issue 13: a side after the finding, position modifiers, "CP angle", view words stay in the run
+        ("Moderate effusions bilaterally.", [("bilaterally", ANAT_DP)]),
+        ("Small pleural effusions are present bilaterally.", [("pleural", ANAT_DP), ("bilaterally", ANAT_DP)]),
+        ("Left effusion and right PICC.", [("Left", ANAT_DP)]),
+        ("Right medial basilar atelectasis.", [("Right medial basilar", ANAT_DP)]),
+        ("Blunting of the left CP angle.", [("left CP angle", ANAT_DP)]),
+        ("Pneumothorax seen on the left lateral decubitus film.", [("left lateral", ANAT_DP)]),
+        ("Opacity posterior to the heart.", [("posterior", ANAT_DP), ("heart", ANAT_DP)]),
         # nothing to extract
         ("Right PICC line in place.", []),
         ("No acute cardiopulmonary process.", []),
@@ -67,7 +75,7 @@ def test_spans_index_radgraph_style_tokens() -> None:
 
 def test_protocol_and_batch_order() -> None:
     extractor: Extractor = RULES
-    assert (extractor.name, extractor.version) == ("rules", "1")
+    assert (extractor.name, extractor.version) == ("rules", "2")
     batch = ["No pneumothorax.", "Left base atelectasis.", "Bilateral effusions."]
     assert extractor.extract(batch) == [RULES.extract_one(s) for s in batch]
     assert extractor.extract([]) == []
@@ -155,5 +163,5 @@ def test_cache_under_several_processes(tmp_path: Path) -> None:
     cache = ExtractionCache(path)
     assert cache.count() == 200
     assert sum(misses) >= 200
-    got = cache.get_many("rules", "1", [sentence_key("Left lower lobe opacity number 7.")])
+    got = cache.get_many("rules", "2", [sentence_key("Left lower lobe opacity number 7.")])
     assert list(got.values()) == [RULES.extract_one("Left lower lobe opacity number 7.")]

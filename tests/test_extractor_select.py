@@ -34,13 +34,13 @@ def fake_radgraph_cache(root: Path) -> Path:
 def test_rules_when_asked() -> None:
     selection = select_extractor("rules")
     assert isinstance(selection.extractor, RuleExtractor)
-    assert selection.label == "rules@1"
+    assert selection.label == "rules@2"
     assert isinstance(make_extractor("rules"), RuleExtractor)
 
 
 def test_auto_falls_back_to_rules_without_weights(tmp_path: Path) -> None:
     selection = select_extractor("auto", tmp_path)
-    assert selection.label == "rules@1"
+    assert selection.label == "rules@2"
     assert str(tmp_path) in selection.reason
     assert list(tmp_path.iterdir()) == []  # nothing created in the cache
 
@@ -62,7 +62,7 @@ def test_auto_without_the_radgraph_package(tmp_path: Path, monkeypatch: pytest.M
 
     monkeypatch.setattr(radgraph, "radgraph_version", not_installed)
     selection = select_extractor("auto", fake_radgraph_cache(tmp_path))
-    assert selection.label == "rules@1" and "not installed" in selection.reason
+    assert selection.label == "rules@2" and "not installed" in selection.reason
 
 
 def test_radgraph_without_weights_names_the_missing_files(tmp_path: Path) -> None:
@@ -77,7 +77,7 @@ def test_radgraph_without_weights_names_the_missing_files(tmp_path: Path) -> Non
 def test_stage_declares_its_resources() -> None:
     stage = ReportLocateStage(extractor=RuleExtractor())
     assert stage.resources == Resources(cpus=1.0, gpus=0.0, batch_size=64)
-    assert stage.fingerprint().startswith("locate@1:rules@1:lut=none:")
+    assert stage.fingerprint().startswith("locate@2:rules@2:lut=none:")
 
 
 def test_bundled_recipes() -> None:

@@ -11,6 +11,7 @@ from cxrdata.anatomy.locations import (
     filter_for_pathology,
     finalize,
     merge_bilateral,
+    not_finding_anatomy,
     order_locations,
     phrase_locations,
     report_locations,
@@ -226,3 +227,140 @@ def test_anatomy_attached_to_the_target_finding(sentence: str, target: str, expe
 def test_groups_without_positions_are_kept() -> None:
     groups = [Group(("left", "base"))]
     assert attached_groups("Left base atelectasis.", groups, [(10, 21)], [(10, 21)]) == groups
+
+
+# -- issue 13: units, groups, anatomy that does not locate a finding, attachment --------------------------
+
+
+@pytest.mark.parametrize(
+    ("phrase", "pathology", "expected"),
+    [
+        ("right upper and left lower lobes", "Pneumonia", ("left lower", "right upper")),  # not cross-multiplied
+        ("left apical and right basilar", "Lung Opacity", ("left apical", "right base")),
+        ("right midlung and left basilar", "Lung Opacity", ("left base", "right middle")),
+        ("right upper , right middle and left lower lobe", "Lung Opacity",
+         ("left lower", "right upper", "right middle")),
+        ("left and right upper lobes", "Pneumonia", ("bilateral upper",)),  # a bare side still shares the zone
+        ("basilar", "Atelectasis", ("bibasilar",)),
+        ("basal", "Atelectasis", ("bibasilar",)),
+        ("base", "Atelectasis", ()),  # a singular "base" without side stays unknown
+        ("right medial basilar", "Atelectasis", ("right base",)),
+        ("left posterior costophrenic sulcus", "Atelectasis", ("left costophrenic",)),
+        ("left CP angle", "Pleural Effusion", ("left costophrenic",)),
+        ("mid to lower left lung", "Lung Opacity", ("left middle", "left lower")),
+        ("RLL", "Pneumonia", ("right lower",)),  # lobe abbreviations
+        ("RML and LLL", "Lung Opacity", ("left lower", "right middle")),
+        ("RLL > LLL", "Lung Opacity", ("bilateral lower",)),
+        ("bilat", "Pleural Effusion", ("bilateral",)),
+    ],
+)
+def test_units_of_issue_13(phrase: str, pathology: str, expected: tuple[str, ...]) -> None:
+    assert finalize(phrase_locations(words(phrase)), pathology) == expected
+
+
+def test_bilateral_is_dropped_beside_specific_terms_of_both_sides() -> None:
+    assert merge_bilateral(["bilateral", "left lower", "right upper"]) == ("left lower", "right upper")
+    assert merge_bilateral(["bilateral", "left lower"]) == ("left lower", "bilateral")
+
+
+@pytest.mark.parametrize(
+    ("sentence", "indices", "reason"),
+    [
+        ("Right-sided pneumothorax, seen on the left lateral decubitus film.", (8,), "view"),
+        ("Opacity at the right base compared to the left.", (8,), "comparison"),
+        ("Consolidation is denser than on the left.", (6,), "comparison"),
+        ("Left lower lobe pneumonia, lungs otherwise clear.", (5,), "normal"),
+        ("Clear lungs with mild bibasilar atelectasis.", (1,), "normal"),
+        ("Right lower lobe pneumonia, no left effusion.", (6,), "negated"),
+        ("Right lower lobe pneumonia, no left effusion.", (0, 1, 2), None),
+    ],
+)
+def test_anatomy_that_does_not_locate_a_finding(sentence: str, indices: tuple[int, ...], reason: str | None) -> None:
+    (group,) = entity_groups(sentence, radgraph_style(sentence, *indices))
+    assert not_finding_anatomy(sentence, group) == reason
+
+
+def test_phrases_become_one_anatomy_word() -> None:
+    sentence = "Opacity posterior to the heart."
+    groups = entity_groups(sentence, radgraph_style(sentence, 1, 4))
+    assert groups == [Group(("retrocardiac",), 1, 4)]
+    assert sentence_locations(sentence, radgraph_style(sentence, 4), "Lung Opacity") == ("left lower",)
+    # without anatomy in the phrase nothing is made up
+    assert entity_groups(sentence, []) == []
+
+
+def test_a_comma_then_a_new_noun_phrase_splits_groups() -> None:
+    sentence = "In comparison with the left, the right costophrenic angle is blunted by effusion."
+    groups = entity_groups(sentence, radgraph_style(sentence, 4, 7, 8, 9))
+    assert [g.words for g in groups] == [("left",), ("right", "costophrenic", "angle")]
+    sentence = "Right upper, right middle and left lower lobe opacities."
+    assert len(entity_groups(sentence, radgraph_style(sentence, 0, 1, 3, 4, 6, 7, 8))) == 1
+
+
+@pytest.mark.parametrize(
+    ("sentence", "target", "expected"),
+    [
+        # anatomy of a non-target finding or a device is not given to the target
+        ("Collapse of the left upper lobe with left apical pleural thickening.", "Collapse", ("left upper",)),
+        ("Right upper lobe pneumonia and a left lower lobe nodule.", "pneumonia", ("right upper",)),
+        ("Left lower lobe pneumonia in the setting of a left PICC.", "pneumonia", ("left lower",)),
+        # a side right after a finding is that finding's
+        ("Moderate effusions bilaterally with small atelectasis.", "effusions", ("bilateral",)),
+        # no anatomy of its own: borrowed only through a link word
+        ("Small left effusion with adjacent atelectasis.", "atelectasis", ("left",)),
+        ("Small left effusion and atelectasis.", "atelectasis", ()),
+    ],
+)
+def test_attachment_with_other_findings(sentence: str, target: str, expected: tuple[str, ...]) -> None:
+    entities = RuleExtractor().extract_one(sentence)
+    got = sentence_locations(sentence, entities, "Lung Opacity", spans(sentence, target), (), finding_spans(sentence))
+    assert got == expected
+
+
+@pytest.mark.parametrize(
+    ("sentence", "target", "expected"),
+    [
+        ("Minimal basilar atelectasis on the left.", "atelectasis", ("left base",)),
+        ("Small right pneumothorax at the apex.", "pneumothorax", ("right apical",)),
+        ("Basilar atelectasis, left greater than right.", "atelectasis", ("bibasilar",)),
+        ("Basilar opacity in the left lung.", "opacity", ("left base",)),
+    ],
+)
+def test_a_side_said_apart_goes_to_the_unsided_zone(sentence: str, target: str, expected: tuple[str, ...]) -> None:
+    entities = RuleExtractor().extract_one(sentence)
+    assert sentence_locations(sentence, entities, "Atelectasis", spans(sentence, target), (),
+                              finding_spans(sentence)) == expected
+
+
+def test_a_bare_organ_plural_is_weak() -> None:
+    sentence = "Lungs show airspace disease in the left lower lobe."
+    entities = radgraph_style(sentence, 0, 6, 7, 8)
+    assert sentence_locations(sentence, entities, "Lung Opacity") == ("left lower",)
+    sentence = "Diffuse opacities throughout the lungs."
+    assert sentence_locations(sentence, radgraph_style(sentence, 4), "Lung Opacity") == ("bilateral",)
+    assert sentence_locations(sentence, radgraph_style(sentence, 4), "Edema") == ("pulmonary",)
+
+
+def test_cardiomegaly_without_anatomy_is_located_at_the_heart() -> None:
+    sentence = "Severe cardiomegaly."
+    mention = spans(sentence, "cardiomegaly")
+    assert sentence_locations(sentence, [], "Cardiomegaly", mention) == ("cardiomegaly",)
+    assert sentence_locations(sentence, [], "Cardiomegaly") == ()  # only for a sentence that mentions it
+    assert sentence_locations("Edema.", [], "Edema", [(0, 5)]) == ()  # no default for other pathologies
+
+
+def test_word_lists_must_hold_words(monkeypatch: pytest.MonkeyPatch) -> None:
+    import yaml
+
+    from cxrdata.anatomy import locations as module
+
+    data = yaml.safe_load("prepositions: [in, on]")  # YAML 1.1 reads a bare `on` as true
+    monkeypatch.setattr(module.yaml, "safe_load", lambda _text: data)
+    module.rules.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="prepositions"):
+            module.rules()
+    finally:
+        monkeypatch.undo()
+        module.rules.cache_clear()
+    assert "on" in module.rules()["prepositions"]

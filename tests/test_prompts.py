@@ -6,6 +6,7 @@ expected prompt (or drop reason) for each hand-written text.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from cxrdata_testing import SAMPLE_REPORT as SAMPLE
 
@@ -199,3 +200,58 @@ def test_build_prompt_order_and_joining() -> None:
 def test_build_prompt_rejects_bad_input(locs: list[str], pathology: str) -> None:
     with pytest.raises(ValueError):
         build_prompt(locs, pathology)
+
+
+# Every location phrase of the sample report vocabulary (cxrdata/sample/report_phrases.yaml) and the
+# location term it must give; "right perihilar" has no zone of its own, so it is the bare side.
+SAMPLE_TERMS = {
+    "left lower lobe": "left lower", "right lower lobe": "right lower", "right middle lobe": "right middle",
+    "right mid lung": "right middle", "left mid lung": "left middle", "right upper lobe": "right upper",
+    "left upper lobe": "left upper", "lingula": "lingular", "left base": "left base", "right base": "right base",
+    "bibasilar": "bibasilar", "both bases": "bibasilar", "right perihilar": "right", "right apex": "right apical",
+    "left apex": "left apical", "right": "right", "left": "left", "bilateral": "bilateral",
+    "right costophrenic angle": "right costophrenic", "left costophrenic angle": "left costophrenic",
+    "right pneumothorax": "right", "left pneumothorax": "left", "pulmonary": "pulmonary", "perihilar": "pulmonary",
+    "heart": "cardiomegaly",
+}
+
+
+def sample_sentences(kinds: tuple[str, ...]):
+    """(pathology, location, sentence) for every location and template of the sample vocabulary, a few
+    term / size draws each."""
+    from cxrdata.sample.reports import phrases, pick_finding
+
+    for pathology, spec in phrases()["pathologies"].items():
+        for location in spec["locations"]:
+            for seed in range(4):
+                finding = pick_finding(np.random.default_rng(seed), pathology, location)
+                for kind in kinds:
+                    for template in spec[kind]:
+                        text = template.format(**finding.words)
+                        yield pathology, location, text[:1].upper() + text[1:]
+
+
+def test_every_positive_sample_sentence_gets_its_location() -> None:
+    """The sample writes "effusions are present bilaterally", "basilar" sides, "cardiomegaly is present":
+    each positive or impression sentence it can write gives exactly its location (its impression
+    "Findings concerning for ..." is a hedge in every ConText rule set, so it stays uncertain)."""
+    wrong = []
+    for pathology, location, sentence in sample_sentences(("positive", "impression")):
+        result = locate_report({"findings": sentence}, pathology, EXTRACTOR)
+        expected = build_prompt([SAMPLE_TERMS[location]], pathology)
+        if "concerning for" in sentence:
+            expected = None
+        if result.prompt != expected:
+            wrong.append((sentence, pathology, result.prompt or result.drop_reason, expected))
+    assert wrong == []
+
+
+def test_every_hedged_or_resolved_sample_sentence_is_dropped() -> None:
+    wrong = []
+    for pathology, _location, sentence in sample_sentences(("uncertain", "resolved")):
+        if "has improved" in sentence:  # the sample's "resolved" Cardiomegaly template: improved is not gone
+            continue
+        result = locate_report({"findings": sentence}, pathology, EXTRACTOR)
+        if result.drop_reason not in ("uncertain", "negated"):
+            wrong.append((sentence, pathology, result.prompt or result.drop_reason))
+    assert wrong == []

@@ -57,6 +57,31 @@ CASES = [
     ("Moderate cardiomegaly.", "cardiomegaly", POSITIVE),
     # word boundaries: "cannot" does not contain the trigger "not", "know" not "no"
     ("Nodular opacity, known left effusion.", "effusion", POSITIVE),
+    # issue 13: the "clear of" family and other phrasings of the ConText rule sets
+    ("The lungs are clear of focal consolidation, effusion or pneumothorax.", "pneumothorax", NEGATED),
+    ("Right lower lobe pneumonia; the lungs are otherwise clear of consolidation.", "consolidation", NEGATED),
+    ("Right lower lobe pneumonia; the lungs are otherwise clear of consolidation.", "pneumonia", POSITIVE),
+    ("Lack of consolidation.", "consolidation", NEGATED),
+    ("Pneumonia is unlikely.", "pneumonia", NEGATED),
+    ("Linear opacity, unlikely to represent pneumonia.", "pneumonia", NEGATED),
+    ("Linear opacity, unlikely to represent pneumonia.", "opacity", POSITIVE),
+    ("The study is negative for acute pneumonia.", "pneumonia", NEGATED),
+    ("The frontal view fails to demonstrate a pneumothorax.", "pneumothorax", NEGATED),
+    ("The small right apical pneumothorax has disappeared.", "pneumothorax", NEGATED),
+    ("Left lower lobe consolidation has largely cleared.", "consolidation", NEGATED),
+    ("Doubtful left basilar pneumonia.", "pneumonia", UNCERTAIN),
+    ("Suggestion of a small left effusion.", "effusion", UNCERTAIN),
+    ("Pneumothorax, if any, is tiny.", "pneumothorax", UNCERTAIN),
+    ("A hazy opacity in the right upper lobe may be present.", "opacity", UNCERTAIN),
+    ("No pneumothorax, and the small right effusion is unchanged.", "effusion", POSITIVE),
+    ("No focal consolidation, effusion, and pneumothorax.", "pneumothorax", NEGATED),
+    # a "?" hedges the word after it, or the one before it at the end of a clause; a spaced dash ends scopes
+    ("Left base opacity ? atelectasis", "atelectasis", UNCERTAIN),
+    ("Left base opacity ? atelectasis", "opacity", POSITIVE),
+    ("Pneumonia?", "pneumonia", UNCERTAIN),
+    ("Right basilar opacity - atelectasis vs aspiration.", "opacity", POSITIVE),
+    ("Right basilar opacity - atelectasis vs aspiration.", "atelectasis", UNCERTAIN),
+    ("No right-sided effusion.", "effusion", NEGATED),
 ]
 
 
@@ -86,3 +111,10 @@ def test_expand_leading_group() -> None:
 def test_rule_must_start_with_a_literal() -> None:
     with pytest.raises(ValueError):
         ConText({"negated": {"forward": ["\\w+ not"]}})
+
+
+def test_a_trigger_inside_the_target_modifies_it() -> None:
+    sentence = "The heart is not enlarged."
+    assert default_context().certainty(sentence, 4, len(sentence) - 1) == NEGATED
+    sentence = "The heart is probably enlarged."
+    assert default_context().certainty(sentence, 4, len(sentence) - 1) == UNCERTAIN

@@ -11,6 +11,7 @@ from cxrdata.text.mentions import (
     mention_status,
     mentions_any_pathology,
     pathology_terms,
+    usable_mentions,
 )
 
 
@@ -56,6 +57,9 @@ def test_positive_mentions(sentence: str, pathology: str) -> None:
         ("Right lower lobe opacity may represent pneumonia.", "Pneumonia"),
         ("Pneumonia cannot be excluded.", "Pneumonia"),
         ("Effusion has resolved.", "Pleural Effusion"),
+        ("The heart is not enlarged.", "Cardiomegaly"),  # the mention's own "not"
+        ("The heart does not appear enlarged.", "Cardiomegaly"),
+        ("Cardiac silhouette is no longer enlarged.", "Cardiomegaly"),
     ],
 )
 def test_not_positive(sentence: str, pathology: str) -> None:
@@ -88,3 +92,12 @@ def test_mention_spans() -> None:
 def test_mentions_any_pathology() -> None:
     assert mentions_any_pathology("small effusion")
     assert not mentions_any_pathology("PICC line tip")
+
+
+def test_usable_mentions_are_the_ones_that_locate() -> None:
+    sentence = "There is a small left effusion and a possible small right effusion."
+    mentions = find_mentions(sentence, "Pleural Effusion")
+    assert [(m.text, m.certainty) for m in usable_mentions(mentions)] == [("effusion", "positive")]
+    assert len(usable_mentions(mentions, include_uncertain=True)) == 2
+    sentence = "Right lower lobe opacity, not pneumonia."
+    assert usable_mentions(find_mentions(sentence, "Pneumonia")) == []  # own name negated: synonyms vetoed

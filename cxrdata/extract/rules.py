@@ -4,10 +4,14 @@ Anatomy phrases are maximal runs of lexicon words (``location_rules.yaml``: side
 structures and other structures; a hyphen may join them, "mid-lung", "right-sided"). A run of side words
 alone ("right") is kept only when it modifies a finding ("right pneumothorax", "right and small left
 effusions": a pathology term within the next five tokens, not past a device word such as "PICC"),
-follows "on/in/at/to the" ("effusion on the left"), or is joined by connector words to other anatomy
-("left greater than right basilar"). Each phrase's certainty comes from the ConText rules: ANAT-DP when
-positive, ANAT-DA when negated ("no left effusion") and ANAT-U when uncertain. Token spans index
-:func:`cxrdata.text.tokens.tokenize` (RadGraph-XL's tokenisation).
+follows "on/in/at/to the" ("effusion on the left"), follows a finding in the same clause ("effusions are
+present bilaterally": a pathology term within the four tokens before it, the side not followed by a
+device), or is joined by connector words to other anatomy ("left greater than right basilar"). Position
+modifiers (medial, lateral, posterior, ...) are part of the lexicon, so they do not break a run. Each
+phrase's certainty comes from the ConText rules: ANAT-DP when positive, ANAT-DA when negated ("no left
+effusion") and ANAT-U when uncertain. Token spans index :func:`cxrdata.text.tokens.tokenize`
+(RadGraph-XL's tokenisation). Version 2: the lexicon and side rules of issue 13 (the extraction cache
+is keyed by name and version, so entities of version 1 are never reused).
 """
 
 from __future__ import annotations
@@ -25,13 +29,15 @@ ANAT_U = "ANAT-U"  # anatomy in an uncertain context
 _PREPOSITIONS = frozenset({"on", "in", "at", "to", "within", "involving"})
 _LABELS = {NEGATED: ANAT_DA, UNCERTAIN: ANAT_U}
 _WINDOW = 5  # tokens after a bare side word in which a finding makes it a location
+_BACK_WINDOW = 4  # tokens before a bare side word in which a finding makes it a location
+_CLAUSE_ENDS = frozenset({".", ",", ";", ":"})
 
 
 class RuleExtractor:
     """Lexicon-and-pattern anatomy extraction implementing :class:`cxrdata.extract.base.Extractor`."""
 
     name = "rules"
-    version = "1"
+    version = "2"
 
     def __init__(self) -> None:
         self._words = anatomy_words()
@@ -85,10 +91,23 @@ class RuleExtractor:
             return True
         if self._linked(tokens, last + 1, 1) or self._linked(tokens, first - 1, -1):
             return True
+        if self._after_finding(sentence, tokens, first, last):
+            return True
         window = tokens[last + 1 : last + 1 + _WINDOW]
         for i, token in enumerate(window):
             if token.text.lower() in self._devices:
                 window = window[:i]
+                break
+        return bool(window) and mentions_any_pathology(sentence[window[0].start : window[-1].end])
+
+    def _after_finding(self, sentence: str, tokens: list[Token], first: int, last: int) -> bool:
+        """Whether a finding comes shortly before the side word in its clause ("effusions bilaterally")."""
+        if last + 1 < len(tokens) and tokens[last + 1].text.lower() in self._devices:
+            return False
+        window = tokens[max(0, first - _BACK_WINDOW) : first]
+        for i in range(len(window) - 1, -1, -1):
+            if window[i].text in _CLAUSE_ENDS:
+                window = window[i + 1 :]
                 break
         return bool(window) and mentions_any_pathology(sentence[window[0].start : window[-1].end])
 

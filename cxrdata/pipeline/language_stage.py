@@ -77,7 +77,7 @@ class LocateStage(Stage):
     """
 
     name: ClassVar[str] = "locate"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: the location mapper of issue 13
 
     extractor: Extractor = field(default_factory=RuleExtractor)
     extraction_cache: Path | None = None

@@ -11,7 +11,9 @@ re-implemented here with all phrases kept as data in ``context_rules.yaml``:
 - a forward trigger modifies targets after it, a backward one targets before it, a bidirectional one both,
   until a ``terminate`` phrase or a trigger of another category;
 - a target in a negated scope is ``negated`` (negated beats uncertain), else in an uncertain scope it is
-  ``uncertain``, else ``positive``.
+  ``uncertain``, else ``positive``;
+- a trigger inside the target phrase modifies it whatever its direction (the Cardiomegaly phrase
+  "the heart is not enlarged" is negated by its own "not").
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ UNCERTAIN: Certainty = "uncertain"
 _PUNCT_ONLY = re.compile(r"[\\;?.,:!]+")
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _LITERAL_HEAD = re.compile(r"[a-z]+|\\?[^\w\s\\]")
+_ENDS_IN_LOOKAHEAD = re.compile(r"\(\?[=!][^()]*\)$")
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,8 @@ def expand_leading_group(fragment: str) -> list[str]:
 
 def _compile(fragment: str) -> re.Pattern[str]:
     body = fragment.replace(" ?", r"\s*").replace(" ", r"\s+")
-    return re.compile(body if _PUNCT_ONLY.fullmatch(fragment) else rf"{body}(?!\w)")
+    bounded = _PUNCT_ONLY.fullmatch(fragment) or _ENDS_IN_LOOKAHEAD.search(fragment)
+    return re.compile(body if bounded else rf"{body}(?!\w)")
 
 
 class ConText:
@@ -146,7 +150,9 @@ class ConText:
         for i, trigger in enumerate(triggers):
             if trigger.category == "terminate" or trigger.category in covering:
                 continue
-            if trigger.end <= start and trigger.direction in ("forward", "bidirectional"):
+            if start < trigger.start and trigger.end <= end:
+                covering.add(trigger.category)
+            elif trigger.end <= start and trigger.direction in ("forward", "bidirectional"):
                 between = triggers[i + 1 :]
                 if not any(t.start < start and _stops(t, trigger) for t in between):
                     covering.add(trigger.category)

@@ -6,7 +6,7 @@ all candidate sentences, so a RadGraph-XL or cached extractor sees them together
 For each report: split the findings and impression sections into sentences (the last paragraph when the
 report has neither), keep the sentences that positively mention the pathology (:mod:`.mentions`), extract
 anatomy entities, map the ANAT-DP ones attached to the pathology's mention to location terms per
-sentence (:func:`cxrdata.anatomy.locations.sentence_locations`), then merge over the report.
+sentence (:func:`cxrdata.anatomy.locations.locate_sentence`), then merge over the report.
 A report without locations gets a drop reason:
 
 - ``no_sentence``: no sentence mentions the pathology;
@@ -19,8 +19,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 
-from cxrdata.anatomy.locations import report_locations, sentence_locations
+from cxrdata.anatomy.locations import locate_sentence, report_locations
 from cxrdata.extract.base import Entity, Extractor
 from cxrdata.targets.prompts import build_prompt
 from cxrdata.text.context import NEGATED, POSITIVE, UNCERTAIN
@@ -31,6 +32,7 @@ from cxrdata.text.mentions import (
     mention_status,
     mentions_pathology,
     pathology_terms,
+    usable_mentions,
 )
 from cxrdata.text.sections import ReportSections
 from cxrdata.text.sentences import split_sentences
@@ -78,11 +80,13 @@ class ReportLocations:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A sentence that positively mentions the pathology, with all its mentions."""
+    """A sentence that positively mentions the pathology, with all its mentions and the usable ones
+    (:func:`cxrdata.text.mentions.usable_mentions`: those whose anatomy locates it)."""
 
     section: str
     sentence: str
     mentions: tuple[Mention, ...]
+    usable: tuple[Mention, ...] = ()
 
 
 def _get(sections: Sections, name: str) -> str | None:
@@ -114,7 +118,8 @@ def candidates(
             status = mention_status(mentions, include_uncertain=include_uncertain)
             statuses.add(status)
             if status == POSITIVE:
-                kept.append(Candidate(name, sentence, tuple(mentions)))
+                usable = usable_mentions(mentions, include_uncertain=include_uncertain)
+                kept.append(Candidate(name, sentence, tuple(mentions), tuple(usable)))
     if kept:
         return kept, None
     if not statuses:
@@ -142,12 +147,11 @@ def locate_reports(
         if reason is not None:
             results.append(ReportLocations(pathology, (), (), reason))
             continue
-        not_location = pathology_terms()[pathology].get("not_location_words", [])
         located = []
         for c in kept:
-            spans = [(m.start, m.end) for m in c.mentions]
+            spans = [(m.start, m.end) for m in (c.usable or c.mentions)]
             found = finding_spans(c.sentence)
-            terms = sentence_locations(c.sentence, entities[c.sentence], pathology, spans, not_location, found)
+            terms = locate_sentence(c.sentence, entities[c.sentence], pathology, spans, found, _name_words(), found)
             located.append(
                 LocatedSentence(
                     c.section, c.sentence, terms, tuple(entities[c.sentence]), extractor.name, extractor.version
@@ -156,6 +160,13 @@ def locate_reports(
         merged = report_locations((s.locations for s in located), pathology)
         results.append(ReportLocations(pathology, merged, tuple(located), None if merged else NO_LOCATION))
     return results
+
+
+@cache
+def _name_words() -> frozenset[str]:
+    """Anatomy words of pathology names ("pleural" of "pleural effusion"): never a location inside any
+    pathology's mention, whichever pathology is located ("left pleural effusion with adjacent atelectasis")."""
+    return frozenset(w for terms in pathology_terms().values() for w in terms.get("not_location_words", []))
 
 
 def locate_report(

@@ -114,17 +114,23 @@ def find_mentions(
     ]
 
 
+def usable_mentions(mentions: list[Mention], *, include_uncertain: bool = False) -> list[Mention]:
+    """The mentions that make a sentence count: positive ones (and uncertain ones with
+    ``include_uncertain``); when one of the pathology's own names is not accepted, only its names count.
+    They are also the mentions whose anatomy locates the pathology ("small left effusion and a possible
+    right effusion" is located on the left)."""
+    accepted = {POSITIVE, UNCERTAIN} if include_uncertain else {POSITIVE}
+    names = [m for m in mentions if not m.synonym]
+    if any(m.certainty not in accepted for m in names):
+        return [m for m in names if m.certainty in accepted]
+    return [m for m in mentions if m.certainty in accepted]
+
+
 def mention_status(mentions: list[Mention], *, include_uncertain: bool = False) -> str:
     """``positive``, ``negated``, ``uncertain`` or ``absent`` for a sentence's mentions of one pathology."""
     if not mentions:
         return ABSENT
-    accepted = {POSITIVE, UNCERTAIN} if include_uncertain else {POSITIVE}
-    names = [m for m in mentions if not m.synonym]
-    if any(m.certainty not in accepted for m in names):
-        usable = [m for m in names if m.certainty in accepted]
-    else:
-        usable = [m for m in mentions if m.certainty in accepted]
-    if usable:
+    if usable_mentions(mentions, include_uncertain=include_uncertain):
         return POSITIVE
     return NEGATED if any(m.certainty == NEGATED for m in mentions) else UNCERTAIN
 
