@@ -46,7 +46,7 @@ def prepared(lofi_tiny_run: TinyRun):
 def test_cli_run_writes_checkpoint_metrics_tensorboard(lofi_tiny_run: TinyRun) -> None:
     run = lofi_tiny_run.run
     assert "mimic 21 rows, ms-cxr 16 rows" in lofi_tiny_run.output
-    assert "optional, not found: padchest-gr" in lofi_tiny_run.output
+    assert "optional, not found: padchest-gr-lofi-regions or padchest-gr" in lofi_tiny_run.output
     assert latest_checkpoint(run).name == f"step-{STEPS:07d}.pt"
     rows = read_metrics(run)
     assert [int(r["step"]) for r in rows] == list(range(1, STEPS + 1))
@@ -58,6 +58,63 @@ def test_cli_run_writes_checkpoint_metrics_tensorboard(lofi_tiny_run: TinyRun) -
     config = json.loads((run / "config.json").read_text())
     assert config["tiny"] and config["weights"]["llm"] == "weights/llm"
     assert config["recipe"]["targets"]["box_format"] == "lofi"
+
+
+@pytest.fixture(scope="module")
+def lofi_region_outs(mimic_sample, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """`build ms-cxr|padchest-gr --recipe lofi-regions` of the samples, each into its own OUT (as a user does)."""
+    from cxrdata.sample.padchest_gr import write_padchest_gr_sample
+
+    base = tmp_path_factory.mktemp("lofi-region-outs")
+    padchest = write_padchest_gr_sample(base / "padchest-gr", studies=8, seed=0)
+    outs = {"lofi-ms-cxr": base / "lofi-ms-cxr", "lofi-padchest-gr": base / "lofi-padchest-gr"}
+    for args in (["ms-cxr", "--root", str(mimic_sample.mscxr_csv["1.1.0"].parent), "--mimic-root",
+                  str(mimic_sample.root), "--out", str(outs["lofi-ms-cxr"])],
+                 ["padchest-gr", "--root", str(padchest.root), "--out", str(outs["lofi-padchest-gr"])]):
+        result = CliRunner().invoke(main, ["build", *args, "--recipe", "lofi-regions", "--image-size", "128",
+                                           "--workers", "1", "--quiet"])
+        assert result.exit_code == 0, result.output
+    return outs
+
+
+def test_region_data_built_for_lofi_trains_the_location_loss(lofi_shards: Path, lofi_region_outs: dict[str, Path],
+                                                              tmp_path: Path) -> None:
+    """`train lofi --data mimic --data lofi-ms-cxr --data lofi-padchest-gr` finds the `*-lofi-regions` configs."""
+    mimic = lofi_shards / "data" / "mimic"  # the mimic config alone: its OUT also holds a plain ms-cxr
+    run = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", "lofi", "--tiny", "--data", str(mimic),
+                                       "--data", str(lofi_region_outs["lofi-ms-cxr"]),
+                                       "--data", str(lofi_region_outs["lofi-padchest-gr"]),
+                                       "--run", str(run), "--max-steps", "3", "--quiet", "--device", "cpu"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    folder = lofi_region_outs["lofi-padchest-gr"] / "data" / "padchest-gr-lofi-regions"
+    padchest_rows = sum(pq.read_metadata(f).num_rows for f in folder.glob("train-*.parquet"))
+    assert f"mimic 21 rows, ms-cxr-lofi-regions 16 rows, padchest-gr-lofi-regions {padchest_rows} rows" \
+        in result.output and padchest_rows > 0
+    assert "optional, not found" not in result.output
+    rows = read_metrics(run)
+    assert [int(r["step"]) for r in rows] == [1, 2, 3]
+    assert all(r["location"] > 0.5 for r in rows), rows  # a token cross-entropy of a tiny random LM: ~ln(vocab)
+
+
+def test_a_loss_without_data_refuses_to_start(lofi_shards: Path, lofi_region_outs: dict[str, Path],
+                                              tmp_path: Path) -> None:
+    mimic = lofi_shards / "data" / "mimic"
+    result = CliRunner().invoke(main, ["train", "lofi", "--tiny", "--data", str(mimic), "--run", str(tmp_path / "a"),
+                                       "--max-steps", "1", "--quiet", "--device", "cpu"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    [line] = [x for x in result.output.splitlines() if x.startswith("error:")]
+    assert line.startswith("error: loss 'location' has weight 1 but no train rows of task 'regions': looked for "
+                           "ms-cxr-lofi-regions or ms-cxr; padchest-gr-lofi-regions or padchest-gr under ")
+    assert "--recipe lofi-regions" in line and not list((tmp_path / "a").glob("weights/*"))
+    # ... and the report losses need report rows just as much
+    recipe = load_lofi_recipe("lofi-tiny")
+    recipe["data"]["sources"] = [s for s in recipe["data"]["sources"] if s["task"] == "regions"]
+    with pytest.raises(CxrdataError, match=r"loss 'sigmoid' has weight 1 but no train rows of task 'report'"):
+        prepare(recipe, [lofi_region_outs["lofi-ms-cxr"]], {}, CPU)
+    recipe["loss"].update(sigmoid=0.0, caption=0.0)
+    with pytest.raises(CxrdataError, match="--vision PATH is required"):  # past the data checks
+        prepare(recipe, [lofi_region_outs["lofi-ms-cxr"]], {}, CPU)
 
 
 def test_resume_continues_exactly(lofi_tiny_run: TinyRun, tmp_path: Path) -> None:

@@ -101,9 +101,44 @@ def check_recipe(doc: Any, where: str = "recipe") -> dict[str, Any]:
     for src in sources:
         if not isinstance(src, dict) or not {"config", "task"} <= set(src) or set(src) - SOURCE_KEYS:
             raise fail(f"a data source needs 'config' and 'task' (optional: weight, optional, one_reader): {src!r}")
+        names = src["config"]
+        if not (isinstance(names, str) or (isinstance(names, list) and names
+                                            and all(isinstance(n, str) for n in names))):
+            raise fail(f"data source config must be a name or a list of names (first found wins): {names!r}")
         if src["task"] not in ("report", "regions"):
-            raise fail(f"data source {src['config']!r}: task must be 'report' or 'regions'")
+            raise fail(f"data source {names!r}: task must be 'report' or 'regions'")
     return doc
+
+
+# Which task's rows feed each loss: a loss with a non-zero weight and no rows is an error before training.
+LOSS_TASKS = {"sigmoid": "report", "caption": "report", "location": "regions"}
+
+
+def source_candidates(raw: Mapping[str, Any]) -> list[str]:
+    """The config names a recipe source accepts, in order (``config: name`` or ``config: [name, ...]``)."""
+    return [raw["config"]] if isinstance(raw["config"], str) else list(raw["config"])
+
+
+def resolve_source(data: Sequence[Path], raw: Mapping[str, Any]) -> str | None:
+    """The first of a source's config names built under one of ``data`` (None when none is)."""
+    from cxrdata.train.common import find_config_dir
+
+    return next((name for name in source_candidates(raw) if find_config_dir(data, name) is not None), None)
+
+
+def check_losses_have_data(recipe: Mapping[str, Any], sources: Sequence[Any], data: Sequence[Path]) -> None:
+    """One line when a loss with a non-zero weight would train on nothing (instead of logging 0.0 forever)."""
+    for loss, task in LOSS_TASKS.items():
+        weight = float(recipe["loss"][loss])
+        if not weight or any(len(s) for s in sources if s.spec.task == task):
+            continue
+        wanted = [" or ".join(source_candidates(raw)) for raw in recipe["data"]["sources"] if raw["task"] == task]
+        build = {"regions": "`cxrdata build ms-cxr|padchest-gr|vindr|imagenome --recipe lofi-regions`",
+                 "report": "`cxrdata build mimic`"}[task]
+        raise CxrdataError(
+            f"loss {loss!r} has weight {weight:g} but no {recipe['data']['split']} rows of task {task!r}: looked for "
+            f"{'; '.join(wanted) or 'no source of that task'} under {', '.join(map(str, data))}; build them with "
+            f"{build} and pass that OUT with --data, or set loss.{loss}: 0 in a recipe")
 
 
 @dataclass
@@ -260,7 +295,7 @@ class Prepared:
 def prepare(recipe: dict[str, Any], data: Sequence[Path], weights: Mapping[str, Path] | None, device: Any,
             tiny_folder: Path | None = None) -> tuple[Prepared, dict[str, Path]]:
     """Load the sources, write tiny weights when asked (``tiny_folder``), build the model and the data pipeline."""
-    from cxrdata.train.common import find_config_dir, seed_everything
+    from cxrdata.train.common import seed_everything
     from cxrdata.train.lofi_data import Collator, LofiExamples, MixPlan, SourceSpec, load_source
     from cxrdata.train.lofi_model import model_folder, write_tiny_weights
 
@@ -268,16 +303,18 @@ def prepare(recipe: dict[str, Any], data: Sequence[Path], weights: Mapping[str, 
     split, seed = recipe["data"]["split"], recipe["train"]["seed"]
     sources, missing = [], []
     for raw in recipe["data"]["sources"]:
-        spec = SourceSpec(**raw)
-        if find_config_dir(data, spec.config) is None:
-            if spec.optional:
-                missing.append(spec.config)
+        found = resolve_source(data, raw)
+        if found is None:
+            names = " or ".join(source_candidates(raw))
+            if raw.get("optional"):
+                missing.append(names)
                 continue
-            raise CxrdataError(f"no shards of config {spec.config!r} under {', '.join(map(str, data))} "
-                               f"(the recipe needs it for task {spec.task!r}; build it with `cxrdata build`)")
-        sources.append(load_source(data, spec, split, targets))
+            raise CxrdataError(f"no shards of config {names} under {', '.join(map(str, data))} "
+                               f"(the recipe needs it for task {raw['task']!r}; build it with `cxrdata build`)")
+        sources.append(load_source(data, SourceSpec(**{**raw, "config": found}), split, targets))
     if not any(len(s) for s in sources):
         raise CxrdataError(f"no usable {split} rows in {', '.join(s.spec.config for s in sources) or 'any source'}")
+    check_losses_have_data(recipe, sources, data)
     if tiny_folder is not None:
         texts = [t for s in sources for t in s.texts] + [r["phrase"] for s in sources for rs in s.regions for r in rs]
         texts += [targets.report_prompt, 'Detect all instances of "".', "Describe the regions: [[0,1000]]",
