@@ -18,6 +18,8 @@ from lofi_testing import (  # noqa: F401 - fixtures
     lofi_shards_fixture,
     lofi_tiny_run_fixture,
     one_thread_fixture,
+    run_torchrun,
+    torchrun_example,
 )
 
 from cxrdata.cli import main
@@ -388,3 +390,27 @@ def test_predicted_boxes_file(lofi_tiny_run: TinyRun, tmp_path: Path, monkeypatc
             assert scores[r["id"]]["miou"] == 0.0
         else:
             assert scores[r["id"]]["miou"] > 0.9
+
+
+@pytest.mark.slow
+def test_the_help_examples_torchrun_runs_two_cpu_processes(lofi_tiny_run: TinyRun, tmp_path: Path) -> None:
+    """`train lofi --help`'s torchrun example on the CPU, 2 gloo processes, --tiny: the global batch of 8 is split
+    4 + 4, both ranks run both steps, rank 0 alone writes the run (once), and it resumes like a one-process run."""
+    run = tmp_path / "ddp"
+    argv = torchrun_example("train lofi", {"N": "2", "OUT": str(lofi_tiny_run.data), "RUN": str(run)})
+    assert "--run" not in argv and "--standalone" in argv and argv[-4:] == ["--vision", "SIGLIP", "--llm", "LLM"]
+    done = run_torchrun([*argv[:-4], "--tiny", "--max-steps", "2", "--device", "cpu"], tmp_path)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out
+    assert "Traceback" not in out and "ambiguous option" not in out
+    assert "rank 0 of 2: steps 0..2 done" in out and "rank 1 of 2: steps 0..2 done" in out
+    assert out.count("sources: mimic 21 rows, ms-cxr 16 rows") == 1  # the summary: rank 0 only
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["step-0000002.pt"]
+    assert [int(r["step"]) for r in read_metrics(run)] == [1, 2]
+    assert json.loads((run / "config.json").read_text())["tiny"] is True
+    ckpt = load_checkpoint(run / "checkpoints" / "step-0000002.pt")
+    straight = load_checkpoint(lofi_tiny_run.run / "checkpoints" / "step-0000002.pt")  # one process, same batches
+    assert ckpt["model"].keys() == straight["model"].keys() and ckpt["scheduler"]["last_epoch"] == 2
+    # Step 1 starts from the same weights on the same global batch: the sigmoid loss, over the embeddings gathered
+    # from both ranks, is the one-process value (the captioning losses are per-rank token means, not comparable).
+    assert read_metrics(run)[0]["sigmoid"] == pytest.approx(read_metrics(lofi_tiny_run.run)[0]["sigmoid"], abs=1e-5)
