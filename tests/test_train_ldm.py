@@ -522,3 +522,80 @@ def test_the_help_examples_torchrun_runs_two_cpu_processes(tmp_path: Path):
     torch.testing.assert_close(w_ddp, w_one, rtol=0, atol=1e-6)
     torch.testing.assert_close(opt_ddp["exp_avg"], opt_one["exp_avg"], rtol=0, atol=1e-7)
     assert opt_one["exp_avg"].abs().max() > 0
+
+
+# --- what the LDM is fed: the ldm-prompts build stores the shortest side at 512 ---------------------------------
+
+
+def test_ldm_prompts_store_the_shortest_side_and_the_vae_gets_512_original_pixels(mimic_sample, tmp_path: Path,
+                                                                                    monkeypatch: pytest.MonkeyPatch):
+    """The chest X-ray LDM was trained on crops whose shortest side is 512 (the bundle's preprocessing resizes the
+    short side to 512, its training centre-crops 512 x 512): ldm-prompts stores that, and `train ldm` feeds the VAE
+    that crop unresampled, so each side of it holds >= 512 original pixels."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from cxrdata.anatomy.lut import build_lut, imagenome_regions, write_lut
+    from cxrdata.train.ldm import image_tensor, model_crop
+
+    out = tmp_path / "ldm-out"
+    result = CliRunner().invoke(main, ["build", "mimic", "--root", str(mimic_sample.root), "--recipe", "ldm-prompts",
+                                       "--extractor", "rules", "--out", str(out), "--workers", "1", "--quiet"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())["configs"]["ldm-prompts"]
+    assert manifest["options"]["image_fit"] == "shortest" and manifest["options"]["image_size"] == 512
+    assert any(stage.endswith(":fit=shortest") for stage in manifest["stages"])
+    files = sorted((out / "data" / "ldm-prompts").glob("train-*.parquet"))
+    table = pa.concat_tables([pq.read_table(f) for f in files])
+    rows = table.to_pylist()
+    large = []
+    for row in rows:
+        image = Image.open(io.BytesIO(row["image"]["bytes"]))
+        assert image.size == (row["image_width"], row["image_height"])
+        ow, oh = row["original_width"], row["original_height"]
+        if min(ow, oh) <= 512:  # never enlarged
+            assert image.size == (ow, oh)
+            continue
+        scale = 512 / min(ow, oh)
+        assert (min(image.size), max(image.size)) == (512, round(max(ow, oh) * scale))
+        crop = model_crop(image, "center_crop")
+        assert crop.shape == (512, 512)
+        assert min(ow, oh) / min(image.size) * crop.shape[0] >= 512  # original pixels per side of the crop
+        assert torch.equal(image_tensor(image, 512, "center_crop")[0], torch.from_numpy(crop.astype(np.float32) / 255))
+        large.append(row)
+    assert len(large) >= 2, "the sample's full-size MIMIC images (2544 x 3056) are among the ldm-prompts rows"
+    assert {(r["original_width"], r["original_height"]) for r in large} >= {(2544, 3056), (3056, 2544)}
+
+    # `train ldm` at the real recipe's 512 px on those rows: what reaches the VAE is exactly that crop.
+    shard = tmp_path / "large" / "data" / "ldm-prompts" / "train-00000-of-00001.parquet"
+    shard.parent.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(large, schema=table.schema), shard)
+    write_lut(build_lut([(name, (0.2, 0.3, 0.5, 0.6)) for name in imagenome_regions()]), tmp_path / "lut.json")
+    recipe = tmp_path / "at512.yaml"
+    recipe.write_text(f"base: {TINY}\ndata:\n  image_size: {load_ldm_recipe()['data']['image_size']}\n"
+                      "train:\n  steps_per_sample: 1\n  timestep_batch: 1\n")
+    fed = []
+    encode = FrozenLDM.encode_images
+
+    def watched(self, images):  # records what the VAE gets, then encodes it as always
+        fed.append(images.clone())
+        return encode(self, images)
+
+    monkeypatch.setattr(FrozenLDM, "encode_images", watched)
+    train_ldm([tmp_path / "large"], tmp_path / "run", ldm=None, clip=None, tiny=True, recipe=recipe, lut=tmp_path /
+              "lut.json", max_steps=1, device="cpu", log=lambda _m: None)
+    [images] = fed
+    assert images.shape == (1, 1, 512, 512)
+    crops = {r["id"]: torch.from_numpy(model_crop(Image.open(io.BytesIO(r["image"]["bytes"])), "center_crop")
+                                       .astype(np.float32) / 255) for r in large}
+    assert any(torch.equal(images[0, 0], c) for c in crops.values())
+
+
+def test_recipe_image_fit_is_checked(tmp_path: Path):
+    from cxrdata.sources.recipes import load_recipe
+
+    assert load_recipe("ldm-prompts").image_fit == "shortest" and load_recipe("ms-cxr-loc").image_fit == "longest"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("dataset: mimic\noutput: ldm-prompts\nimage:\n  size: 512\n  fit: short\n")
+    with pytest.raises(CxrdataError, match=r"'image.fit' must be one of longest, shortest, got 'short'"):
+        load_recipe(bad)

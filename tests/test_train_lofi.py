@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -321,6 +322,81 @@ def test_shards_without_the_needed_columns_are_refused(tmp_path: Path) -> None:
     recipe["data"]["sources"] = [{"config": "ms-cxr", "task": "regions"}]
     with pytest.raises(CxrdataError, match=r"needs 'regions', or 'boxes' \+ 'phrase'"):
         prepare(recipe, [tmp_path / "out"], {}, CPU)
+
+
+def _mimic_copy(lofi_shards: Path, out: Path, change=None) -> Path:
+    """The sample's mimic train split as one shard under ``out`` (``change(rows)`` edits the rows first)."""
+    files = sorted((lofi_shards / "data" / "mimic").glob("train-*.parquet"))
+    table = pa.concat_tables([pq.read_table(f) for f in files])
+    rows = table.to_pylist()
+    if change is not None:
+        change(rows)
+    folder = out / "data" / "mimic"
+    folder.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), folder / "train-00000-of-00001.parquet")
+    return out
+
+
+def _train_cli(tmp_path: Path, *args: str):
+    result = CliRunner().invoke(main, ["train", "lofi", "--tiny", "--max-steps", "1", "--quiet", "--device", "cpu",
+                                       "--run", str(tmp_path / f"run{len(list(tmp_path.iterdir()))}"), *args])
+    assert "Traceback" not in result.output, result.output
+    errors = [x for x in result.output.splitlines() if x.startswith("error:")]
+    return result, (errors[0] if errors else None)
+
+
+def test_damaged_shards_are_one_line_or_counted_skips(lofi_shards: Path, tmp_path: Path) -> None:
+    """Zero rows / a truncated shard / undecodable image bytes: one line, exit 2. Null images: counted skips."""
+    ms_cxr = ["--data", str(lofi_shards / "data" / "ms-cxr")]
+    zero = _mimic_copy(lofi_shards, tmp_path / "zero", lambda rows: rows.clear())
+    result, line = _train_cli(tmp_path, "--data", str(zero), *ms_cxr)
+    assert result.exit_code == 2 and line.startswith(
+        "error: loss 'sigmoid' has weight 1 but no train rows of task 'report': looked for mimic (0 usable rows) ")
+    truncated = _mimic_copy(lofi_shards, tmp_path / "truncated")
+    [shard] = (truncated / "data" / "mimic").glob("*.parquet")
+    shard.write_bytes(shard.read_bytes()[:-100])
+    result, line = _train_cli(tmp_path, "--data", str(truncated), *ms_cxr)
+    assert result.exit_code == 2 and line.startswith(f"error: shard {shard} is not a readable Parquet file")
+    assert "truncated or damaged; rebuild that output" in line
+
+    def null_every_third(rows: list[dict]) -> None:
+        for k, row in enumerate(rows):
+            if k % 3 == 0:
+                row["image"] = None
+
+    nulls = _mimic_copy(lofi_shards, tmp_path / "nulls", null_every_third)
+    result, line = _train_cli(tmp_path, "--data", str(nulls), *ms_cxr)
+    assert result.exit_code == 0 and line is None, result.output
+    assert "sources: mimic 14 rows (7 no_image left out), ms-cxr 16 rows" in result.output
+
+    def garble(rows: list[dict]) -> None:
+        for row in rows:
+            row["image"] = {"bytes": b"\xff\xd8 not a JPEG", "path": row["image"]["path"]}
+
+    garbled = _mimic_copy(lofi_shards, tmp_path / "garbled", garble)
+    result, line = _train_cli(tmp_path, "--data", str(garbled), *ms_cxr)
+    assert result.exit_code == 2 and re.fullmatch(r"error: record \S+ of mimic: its image does not decode \(.*\); "
+                                                  r"rebuild that output", line), line
+
+
+def test_llm_folders_without_a_usable_tokenizer_are_one_line(lofi_tiny_run: TinyRun, tmp_path: Path) -> None:
+    import shutil
+
+    weights = lofi_tiny_run.run / "weights"
+    llm = tmp_path / "llm"
+    llm.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(weights / "llm" / name, llm / name)
+    base = ["--data", str(lofi_tiny_run.data), "--vision", str(weights / "siglip"), "--llm", str(llm)]
+    result = CliRunner().invoke(main, ["train", "lofi", "--run", str(tmp_path / "a"), "--max-steps", "1", *base])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"error: --llm {llm}: no tokenizer files (none of tokenizer.json, tokenizer.model, spiece.model" \
+        in result.output
+    shutil.copy(weights / "llm" / "tokenizer_config.json", llm)
+    (llm / "tokenizer.json").write_text("{")  # cut short
+    result = CliRunner().invoke(main, ["train", "lofi", "--run", str(tmp_path / "b"), "--max-steps", "1", *base])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"error: --llm {llm}: its tokenizer does not load (" in result.output
 
 
 def test_recipe_keys_are_checked() -> None:

@@ -4,7 +4,8 @@ One code path (:class:`ImageStage`) stores every kind of source in the three mod
 (``--image-format`` / ``--image-size``); a subclass only knows how to check and decode its format:
 
 - ``jpeg`` or ``png`` with ``max_side > 0``: decoded to display-ready 8-bit (air dark), shrunk so
-  the longest side is ``max_side`` (aspect kept, never enlarged) and re-encoded;
+  the longest side is ``max_side`` (aspect kept, never enlarged) and re-encoded; with ``fit="shortest"``
+  the shortest side is ``max_side`` instead (the LDM recipes: the model was trained on such images);
 - ``max_side == 0``: full size. A JPEG source in ``jpeg`` mode keeps its original bytes, untouched
   (still checked to decode). DICOM and 16-bit PNG are not displayable formats, so they are stored
   as full-size lossless 8-bit PNG whatever the format asked for (except ``path``);
@@ -30,10 +31,11 @@ from cxrdata.errors import Rejected
 from cxrdata.imaging.dicom import decode_dicom, safe_header
 from cxrdata.imaging.dicom_syntax import infer_transfer_syntax
 from cxrdata.imaging.png16 import decode_png16
-from cxrdata.imaging.raster import Raster, decode_jpeg, encode, jpeg_size, resize_longest_side
+from cxrdata.imaging.raster import Raster, decode_jpeg, encode, jpeg_size, resize_longest_side, resize_shortest_side
 from cxrdata.pipeline.stage import Record, RecordStage, Resources
 
 IMAGE_FORMATS = ("jpeg", "png", "path")
+IMAGE_FITS = {"longest": resize_longest_side, "shortest": resize_shortest_side}  # the side that becomes max_side
 _SUFFIX = {"jpeg": ".jpg", "png": ".png"}
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _LOOKS_LIKE_DICOM = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "Modality", "Rows", "PixelData")
@@ -61,13 +63,27 @@ class ImageStage(RecordStage):
     max_side: int = 512
     image_format: str = "jpeg"
     quality: int = 95
+    fit: str = "longest"  # the side that becomes max_side: longest | shortest (never enlarged either way)
 
     def __post_init__(self) -> None:
         if self.image_format not in IMAGE_FORMATS:
             raise ValueError(f"image format must be one of {IMAGE_FORMATS}, not {self.image_format!r}")
+        if self.fit not in IMAGE_FITS:
+            raise ValueError(f"image fit must be one of {tuple(IMAGE_FITS)}, not {self.fit!r}")
 
     def fingerprint(self) -> str:
-        return f"{self.name}@{self.version}:{self.image_format}:{self.max_side}:q{self.quality}"
+        fit = "" if self.fit == "longest" else f":fit={self.fit}"  # unchanged for the builds made before `fit`
+        return f"{self.name}@{self.version}:{self.image_format}:{self.max_side}:q{self.quality}{fit}"
+
+    def decode_side(self, width: int | None = None, height: int | None = None) -> int:
+        """The longest side a decoder may shrink to before :meth:`store` resizes: ``max_side`` (fit longest), or
+        with fit shortest the longest side that keeps the short side at ``max_side`` (0, full size, when the
+        size is not known before decoding)."""
+        if self.fit == "longest" or not self.max_side:
+            return self.max_side
+        if not width or not height:
+            return 0
+        return -(-self.max_side * max(width, height) // min(width, height))
 
     def probe(self, path: Path, record: Record) -> tuple[int, int]:
         """(width, height) from the file's header after checking it is whole (``path`` mode)."""
@@ -80,7 +96,7 @@ class ImageStage(RecordStage):
     def store(self, path: Path, record: Record) -> Stored:
         """Decode, shrink and re-encode (full-size lossless PNG when ``max_side`` is 0)."""
         raster = self.decode(path, record)
-        pixels = resize_longest_side(raster.pixels, self.max_side)
+        pixels = IMAGE_FITS[self.fit](raster.pixels, self.max_side)
         fmt = "png" if self.max_side == 0 else self.image_format
         cell = {"bytes": encode(pixels, fmt, self.quality), "path": path.stem + _SUFFIX[fmt]}
         return cell, (pixels.shape[1], pixels.shape[0]), (raster.original_width, raster.original_height)
@@ -113,7 +129,8 @@ class JpegImageStage(ImageStage):
         return size
 
     def decode(self, path: Path, record: Record) -> Raster:
-        return decode_jpeg(read_file(path), max_side=self.max_side)
+        data = read_file(path)
+        return decode_jpeg(data, max_side=self.decode_side(*jpeg_size(data)))
 
     def store(self, path: Path, record: Record) -> Stored:
         if self.max_side or self.image_format != "jpeg":
@@ -147,7 +164,7 @@ class DicomImageStage(ImageStage):
         return int(ds.Columns), int(ds.Rows)
 
     def decode(self, path: Path, record: Record) -> Raster:
-        image = decode_dicom(read_file(path), max_side=self.max_side)
+        image = decode_dicom(read_file(path), max_side=self.decode_side())
         if image.syntax_inferred:
             record.setdefault("_notes", []).append("dicom_transfer_syntax_inferred")
         record["_dicom_header"] = image.header
@@ -204,4 +221,4 @@ class Png16ImageStage(ImageStage):
         return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
     def decode(self, path: Path, record: Record) -> Raster:
-        return decode_png16(read_file(path), max_side=self.max_side)
+        return decode_png16(read_file(path), max_side=self.decode_side())
