@@ -44,8 +44,6 @@ from cxrdata.train.ldm_attention import AttentionRecorder
 from cxrdata.train.ldm_model import FrozenLDM, build_autoencoder, build_unet, write_clip_tokenizer, write_random_assets
 
 PAPER_SAMPLES = 6480
-TINY_CLIP = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
-             "projection_dim": 32}
 SD21_CLIP = {"vocab_size": 49408, "hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 23,
              "num_attention_heads": 16, "hidden_act": "gelu", "projection_dim": 512}
 PROMPT = "left lower pneumonia"
@@ -193,7 +191,8 @@ def main() -> None:
     if device.type == "cuda":
         results["gpu"] = torch.cuda.get_device_name(device)
     with tempfile.TemporaryDirectory() as tmp:
-        results["tiny"] = end_to_end(TINY_RECIPE, TINY_CLIP, args.tiny_steps, 2, args.device, Path(tmp) / "tiny")
+        tiny_clip = load_ldm_recipe(TINY_RECIPE)["tiny"]["clip"]
+        results["tiny"] = end_to_end(TINY_RECIPE, tiny_clip, args.tiny_steps, 2, args.device, Path(tmp) / "tiny")
         print("tiny:", json.dumps(results["tiny"]), flush=True)
         if args.e2e or (device.type == "cuda" and not args.no_real):
             results["real_e2e"] = end_to_end(RECIPE, SD21_CLIP, 4, 2, args.device, Path(tmp) / "real")

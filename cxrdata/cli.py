@@ -712,8 +712,12 @@ def train_group() -> None:
 def train_lofi_cmd(data: tuple[Path, ...], run: Path, recipe: str | None, vision: Path | None, text: Path | None,
                    llm: Path | None, tiny: bool, max_steps: int | None, resume: bool, device: str, seed: int | None,
                    quiet: bool) -> None:
-    """LoFi: sigmoid + report captioning + location-aware captioning (SPEC "Trainers"). Several GPUs (DDP):
-    torchrun --nproc_per_node N -m cxrdata.cli train lofi --run-dir RUN ..."""
+    """LoFi: sigmoid + report captioning + location-aware captioning (SPEC "Trainers").
+
+    \b
+    Several GPUs (torch DDP; the global batch is split over the processes):
+      torchrun --standalone --nproc_per_node N -m cxrdata.cli train lofi --data OUT --run-dir RUN
+        --vision SIGLIP --llm LLM"""
     from cxrdata.train.lofi import TrainOptions, train_lofi
 
     result = train_lofi(TrainOptions(data=list(data), run=run, recipe=recipe, vision=vision, text=text, llm=llm,
@@ -721,8 +725,11 @@ def train_lofi_cmd(data: tuple[Path, ...], run: Path, recipe: str | None, vision
                                      quiet=quiet))
     if not result.is_main:
         return
-    used = ", ".join(f"{k} {v} rows" + (f" ({result.left_out[k]} left out)" if result.left_out[k] else "")
-                     for k, v in result.sources.items())
+    def left_out(config: str) -> str:
+        counts = result.left_out[config]
+        return f" ({', '.join(f'{n} {why}' for why, n in sorted(counts.items()))} left out)" if counts else ""
+
+    used = ", ".join(f"{k} {v} rows{left_out(k)}" for k, v in result.sources.items())
     console.print(f"sources: {used}" + (f"; optional, not found: {', '.join(result.missing_optional)}"
                                          if result.missing_optional else ""))
     last = f"{result.losses[-1]:.4f}" if result.losses else "n/a"
@@ -785,15 +792,18 @@ def predict_lofi_boxes(run: Path, data: tuple[Path, ...], config: str, split: st
 @train_group.command("ldm")
 @click.option("--data", "data", type=click.Path(path_type=Path), multiple=True, required=True,
               help="A build OUT holding the ldm-prompts config (repeatable).")
-@click.option("--run", "--out", "run", type=click.Path(path_type=Path), required=True,
-              help="Run folder (run.json, checkpoints, metrics, embeddings.safetensors).")
-@click.option("--ldm", type=click.Path(path_type=Path), required=True,
+@click.option("--run", "--out", "--run-dir", "run", type=click.Path(path_type=Path), required=True,
+              help="Run folder (run.json, checkpoints, metrics, embeddings.safetensors); under torchrun spell it "
+                   "--out or --run-dir (torchrun claims --run).")
+@click.option("--ldm", type=click.Path(path_type=Path), default=None,
               help="MONAI bundle cxr_image_synthesis_latent_diffusion_model (models/autoencoder.pth, "
-                   "models/diffusion_model.pth).")
-@click.option("--clip", type=click.Path(path_type=Path), required=True,
-              help="Local CLIP text encoder + tokenizer (transformers; text_encoder/ + tokenizer/ of SD 2.1 too).")
+                   "models/diffusion_model.pth); required unless --tiny.")
+@click.option("--clip", type=click.Path(path_type=Path), default=None,
+              help="Local CLIP text encoder + tokenizer (transformers; text_encoder/ + tokenizer/ of SD 2.1 too); "
+                   "required unless --tiny.")
 @click.option("--recipe", default=None, help="ldm-prompt-tuning (default), ldm-prompt-tuning-tiny or a YAML file.")
-@click.option("--tiny", is_flag=True, help="The tiny recipe (CPU tests; give --ldm/--clip tiny random assets).")
+@click.option("--tiny", is_flag=True, help="The tiny recipe; without --ldm/--clip, tiny random-weight ones are "
+                                           "written to RUN/weights (CPU tests, no weights needed).")
 @click.option("--lut", type=click.Path(path_type=Path), default=None,
               help="Gaussian LUT for shards built without --lut (Gaussians from each row's locations).")
 @click.option("--config", default=None, help="Config to read (default: the recipe's, ldm-prompts).")
@@ -804,19 +814,25 @@ def predict_lofi_boxes(run: Path, data: tuple[Path, ...], config: str, split: st
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
 @click.option("--quiet", is_flag=True, help="No per-step lines.")
 @friendly_errors
-def train_ldm_cmd(data: tuple[Path, ...], run: Path, ldm: Path, clip: Path, recipe: str | None, tiny: bool,
-                  lut: Path | None, config: str | None, split: str | None, max_steps: int | None, resume: bool,
-                  seed: int | None, device: str, quiet: bool) -> None:
+def train_ldm_cmd(data: tuple[Path, ...], run: Path, ldm: Path | None, clip: Path | None, recipe: str | None,
+                  tiny: bool, lut: Path | None, config: str | None, split: str | None, max_steps: int | None,
+                  resume: bool, seed: int | None, device: str, quiet: bool) -> None:
     """Anatomy prompt tuning of the frozen chest X-ray LDM (seed 003): only the location-token embeddings
-    learn. Several GPUs: torchrun --nproc_per_node N -m cxrdata.cli train ldm ..."""
+    learn.
+
+    \b
+    Several GPUs (torch DDP; each process takes the recipe's batch size):
+      torchrun --standalone --nproc_per_node N -m cxrdata.cli train ldm --data OUT --out RUN
+        --ldm BUNDLE --clip CLIP"""
     from cxrdata.train.ldm import RECIPE, TINY_RECIPE, train_ldm
 
     if tiny and recipe is not None:
         raise CxrdataError("give --tiny or --recipe, not both")
     path = train_ldm(list(data), run, ldm=ldm, clip=clip, recipe=recipe or (TINY_RECIPE if tiny else RECIPE),
                      lut=lut, max_steps=max_steps, resume=resume, device=device, config=config, split=split,
-                     seed=seed, log=(lambda _m: None) if quiet else console.print)
-    console.print(f"tuned embeddings: {path}")
+                     seed=seed, tiny=tiny, log=(lambda _m: None) if quiet else console.print)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 writes the run
+        console.print(f"tuned embeddings: {path}")
 
 
 @main.group("heatmaps")

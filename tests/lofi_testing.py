@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,3 +80,21 @@ def lofi_tiny_run_fixture(lofi_shards: Path, tmp_path_factory: pytest.TempPathFa
     assert result.exit_code == 0, result.output + repr(result.exception)
     _ONCE[key] = TinyRun(run, lofi_shards, result.output)
     return _ONCE[key]  # type: ignore[return-value]
+
+
+def torchrun_example(command: str, values: Mapping[str, str]) -> list[str]:
+    """The ``torchrun`` example of ``cxrdata <command> --help`` as an argv, its placeholders replaced by ``values``
+    (N, OUT, RUN, ...), run with this interpreter's torchrun (the same parser as the ``torchrun`` script)."""
+    result = CliRunner().invoke(main, [*command.split(), "--help"], terminal_width=200)
+    lines = result.output.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.strip().startswith("torchrun "))
+    text = " ".join(line.strip() for line in lines[first:lines.index("", first)])
+    argv = [values.get(word, word) for word in shlex.split(text)]
+    return [sys.executable, "-m", "torch.distributed.run", *argv[1:]]
+
+
+def run_torchrun(argv: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    """Run a torchrun argv on the CPU (gloo), this checkout first on the path; its output is returned."""
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)

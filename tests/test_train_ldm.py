@@ -47,9 +47,6 @@ from cxrdata.train.ldm_losses import (  # noqa: E402
 from cxrdata.train.ldm_model import FrozenLDM, build_unet, load_clip, write_random_assets  # noqa: E402
 
 TINY = "ldm-prompt-tuning-tiny"
-# A tiny CLIPTextModel (the test's own configuration; vocabulary from the written tokenizer).
-TINY_CLIP = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
-             "projection_dim": 32}
 ROWS = [  # (prompt, locations, pathology, gaussians per location on the 512 grid)
     ("left lower pneumonia", ["left lower"], "Pneumonia", [[[360.0, 380.0, 40.0, 50.0]]]),
     ("bilateral pleural <and> cardiomegaly pleural effusion", ["bilateral pleural", "cardiomegaly"],
@@ -101,7 +98,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     cfg = load_ldm_recipe(TINY)
-    return write_random_assets(tmp_path_factory.mktemp("ldm-assets"), cfg["model"], TINY_CLIP)
+    return write_random_assets(tmp_path_factory.mktemp("ldm-assets"), cfg["model"], cfg["tiny"]["clip"])
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +125,9 @@ def test_recipes_hold_the_bundle_and_paper_settings():
     assert full["model"]["scheduler"]["prediction_type"] == "v_prediction"
     assert full["attention"] == {"layers": [4, 5, 6, 7], "steps": [30, 60], "trajectory": "inversion",
                                  "early_exit": True}
+    # heatmaps: the `attn2` indices of the published heatmap code (vios-s/ldm-phrase-grounding, sampler.py)
+    assert (full["heatmap"]["layers"], full["heatmap"]["steps"]) == ([3, 4, 6, 7], [30, 60])
+    assert full["loss"]["prior_scale"] == "peak" and "tiny" not in full and tiny["tiny"]["clip"]["hidden_size"] == 32
     assert (full["loss"]["alpha"], full["loss"]["epsilon"], full["train"]["lr"]) == (0.1, 1e-5, 1e-4)
     assert tiny["model"]["unet"]["channels"] == [32, 64, 64] and tiny["model"]["unet"]["cross_attention_dim"] == 32
     assert tiny["model"]["scheduler"] == full["model"]["scheduler"]
@@ -390,7 +390,7 @@ def test_resume_continues_exactly_and_heatmaps_feed_eval_grounding(assets, shard
     arr = np.load(heat / "dcm0_1.npy")
     assert arr.dtype == np.float32 and arr.shape == (64, 64) and arr.min() == 0.0 and arr.max() == 1.0
     summary = json.loads((heat / "heatmaps.json").read_text())
-    assert summary["written"] == 3 and summary["layers"] == [4, 5, 6, 7]
+    assert summary["written"] == 3 and summary["layers"] == [3, 4, 6, 7] and summary["skipped_no_image"] == []
     rerun = runner.invoke(main, ["heatmaps", "ldm", "--run", str(straight), "--data", str(test_out), "--out",
                                  str(heat)], catch_exceptions=False)
     assert "0 heatmaps" in rerun.output and "3 already there" in rerun.output
@@ -404,3 +404,198 @@ def test_resume_continues_exactly_and_heatmaps_feed_eval_grounding(assets, shard
                                   "--resamples", "50", "--out", str(tmp_path / "g.csv")], catch_exceptions=False)
     assert scored.exit_code == 0, scored.output
     assert (tmp_path / "g.csv").is_file()
+
+
+# --- tiny assets, damaged shards, several processes --------------------------------------------------------------
+
+
+def test_tiny_needs_no_weight_folders_and_heatmaps_find_them(shards, tmp_path: Path):
+    """`train ldm --tiny` writes random-weight assets in the real formats to RUN/weights/ (like `train lofi --tiny`);
+    the run records them, so `heatmaps ldm --run RUN` needs no --ldm/--clip either."""
+    runner = CliRunner()
+    run = tmp_path / "run"
+    args = ["train", "ldm", "--tiny", "--data", str(shards), "--out", str(run), "--device", "cpu", "--quiet"]
+    result = runner.invoke(main, [*args, "--max-steps", "1"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    files = sorted(str(p.relative_to(run / "weights")) for p in (run / "weights").rglob("*") if p.is_file())
+    assert {"bundle/models/autoencoder.pth", "bundle/models/diffusion_model.pth", "clip/text_encoder/config.json",
+            "clip/tokenizer/vocab.json", "clip/tokenizer/merges.txt"} <= set(files)
+    inputs = json.loads((run / "run.json").read_text())["inputs"]
+    assert inputs["ldm"] == str((run / "weights" / "bundle").resolve()) and inputs["tiny_assets"] is True
+    before = (run / "weights" / "bundle" / "models" / "diffusion_model.pth").stat().st_mtime_ns
+    result = runner.invoke(main, [*args, "--max-steps", "2", "--resume"])
+    assert result.exit_code == 0, result.output
+    assert (run / "weights" / "bundle" / "models" / "diffusion_model.pth").stat().st_mtime_ns == before  # reused
+    assert [int(r["step"]) for r in common.read_metrics(run)] == [1, 2]
+    heat = tmp_path / "heat"
+    result = runner.invoke(main, ["heatmaps", "ldm", "--run", str(run), "--data", str(shards), "--out", str(heat)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in heat.glob("*.npy")) == ["d0.npy", "d1.npy"]
+    half = runner.invoke(main, ["train", "ldm", "--data", str(shards), "--out", str(tmp_path / "r2"),
+                                "--ldm", str(run / "weights" / "bundle")])
+    assert half.exit_code == 2 and "needs --ldm (the MONAI bundle folder) and --clip" in half.output
+
+
+def _null_images(out: Path, ids: set[str]) -> None:
+    """Rewrite the ldm-prompts shard with the image cell of ``ids`` set to null."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    [path] = (out / "data" / "ldm-prompts").glob("train-*.parquet")
+    table = pq.read_table(path)
+    rows = table.to_pylist()
+    for row in rows:
+        if row["id"] in ids:
+            row["image"] = None
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), path)
+
+
+def test_damaged_shards_are_one_line_or_counted_skips(assets, tmp_path: Path):
+    """Zero rows / a truncated shard / every image null: one error line (exit 2, no traceback). Some images null:
+    those rows are skipped and counted (run.json, log line, heatmaps.json), the others train."""
+    import pyarrow.parquet as pq
+
+    def cli(data: Path, run: str, *extra: str) -> Any:
+        return CliRunner().invoke(main, ["train", "ldm", "--data", str(data), "--out", str(tmp_path / run), "--ldm",
+                                         str(assets[0]), "--clip", str(assets[1]), "--recipe", TINY, "--device", "cpu",
+                                         "--max-steps", "1", *extra])
+
+    zero = write_ldm_prompts(tmp_path / "zero", ROWS[:1])
+    [path] = (zero / "data" / "ldm-prompts").glob("*.parquet")
+    pq.write_table(pq.read_table(path).slice(0, 0), path)
+    truncated = write_ldm_prompts(tmp_path / "truncated", ROWS[:2])
+    [path] = (truncated / "data" / "ldm-prompts").glob("*.parquet")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    no_images = write_ldm_prompts(tmp_path / "no-images", ROWS[:2])
+    _null_images(no_images, {"d0", "d1"})
+    for data, message in ((zero, "config 'ldm-prompts' split 'train' has no rows"),
+                          (truncated, f"shard {path} is not a readable Parquet file"),
+                          (no_images, "config 'ldm-prompts' split 'train' has no rows with an image (2 rows, every "
+                                      "image cell null or empty)")):
+        result = cli(data, f"run-{data.name}")
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        [line] = [x for x in result.output.splitlines() if x.startswith("error:")]
+        assert line.startswith(f"error: {message}"), result.output
+        assert not (tmp_path / f"run-{data.name}").exists()
+
+    some = write_ldm_prompts(tmp_path / "some", ROWS)
+    _null_images(some, {"d1"})
+    result = cli(some, "some-run")
+    assert result.exit_code == 0, result.output
+    assert "train ldm: 2 rows of ldm-prompts/train (1 without an image skipped)" in result.output
+    inputs = json.loads((tmp_path / "some-run" / "run.json").read_text())["inputs"]
+    assert (inputs["rows"], inputs["skipped_no_image"]) == (2, 1)
+    heat = tmp_path / "heat"
+    result = CliRunner().invoke(main, ["heatmaps", "ldm", "--run", str(tmp_path / "some-run"), "--data", str(some),
+                                       "--out", str(heat)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in heat.glob("*.npy")) == ["d0.npy", "d2.npy"]
+    assert json.loads((heat / "heatmaps.json").read_text())["skipped_no_image"] == ["d1"]
+
+
+@pytest.mark.slow
+def test_the_help_examples_torchrun_runs_two_cpu_processes(tmp_path: Path):
+    """`train ldm --help`'s torchrun example, on the CPU with 2 gloo processes and --tiny: both ranks run every step,
+    rank 0 alone writes the run, and the result equals one process with the global batch (2 x batch 1 = batch 2)."""
+    from lofi_testing import run_torchrun, torchrun_example
+
+    shards = write_ldm_prompts(tmp_path / "shards", ROWS)
+    run = tmp_path / "ddp"
+    argv = torchrun_example("train ldm", {"N": "2", "OUT": str(shards), "RUN": str(run)})
+    assert "--run" not in argv and "--standalone" in argv and argv[-4:] == ["--ldm", "BUNDLE", "--clip", "CLIP"]
+    done = run_torchrun([*argv[:-4], "--tiny", "--max-steps", "2", "--device", "cpu"], tmp_path)  # --tiny: own assets
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out
+    assert "Traceback" not in out and "ambiguous option" not in out
+    for rank in (0, 1):
+        assert f"rank {rank} of 2, steps 0..2" in out and f"rank {rank} of 2: steps 0..2 done" in out
+    assert out.count("tuned embeddings:") == 1 and out.count("wrote ") == 1  # rank 0 writes, once
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["step-0000002.pt"]
+    assert [int(r["step"]) for r in common.read_metrics(run)] == [1, 2]
+
+    single = tmp_path / "single"
+    recipe = tmp_path / "batch2.yaml"
+    recipe.write_text(f"base: {TINY}\ntrain:\n  batch_size: 2\n")
+    train_ldm([shards], single, ldm=run / "weights" / "bundle", clip=run / "weights" / "clip", recipe=recipe,
+              max_steps=2, device="cpu", log=lambda _m: None)
+    (w_ddp, opt_ddp), (w_one, opt_one) = _trainable(run), _trainable(single)
+    torch.testing.assert_close(w_ddp, w_one, rtol=0, atol=1e-6)
+    torch.testing.assert_close(opt_ddp["exp_avg"], opt_one["exp_avg"], rtol=0, atol=1e-7)
+    assert opt_one["exp_avg"].abs().max() > 0
+
+
+# --- what the LDM is fed: the ldm-prompts build stores the shortest side at 512 ---------------------------------
+
+
+def test_ldm_prompts_store_the_shortest_side_and_the_vae_gets_512_original_pixels(mimic_sample, tmp_path: Path,
+                                                                                    monkeypatch: pytest.MonkeyPatch):
+    """The chest X-ray LDM was trained on crops whose shortest side is 512 (the bundle's preprocessing resizes the
+    short side to 512, its training centre-crops 512 x 512): ldm-prompts stores that, and `train ldm` feeds the VAE
+    that crop unresampled, so each side of it holds >= 512 original pixels."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from cxrdata.anatomy.lut import build_lut, imagenome_regions, write_lut
+    from cxrdata.train.ldm import image_tensor, model_crop
+
+    out = tmp_path / "ldm-out"
+    result = CliRunner().invoke(main, ["build", "mimic", "--root", str(mimic_sample.root), "--recipe", "ldm-prompts",
+                                       "--extractor", "rules", "--out", str(out), "--workers", "1", "--quiet"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())["configs"]["ldm-prompts"]
+    assert manifest["options"]["image_fit"] == "shortest" and manifest["options"]["image_size"] == 512
+    assert any(stage.endswith(":fit=shortest") for stage in manifest["stages"])
+    files = sorted((out / "data" / "ldm-prompts").glob("train-*.parquet"))
+    table = pa.concat_tables([pq.read_table(f) for f in files])
+    rows = table.to_pylist()
+    large = []
+    for row in rows:
+        image = Image.open(io.BytesIO(row["image"]["bytes"]))
+        assert image.size == (row["image_width"], row["image_height"])
+        ow, oh = row["original_width"], row["original_height"]
+        if min(ow, oh) <= 512:  # never enlarged
+            assert image.size == (ow, oh)
+            continue
+        scale = 512 / min(ow, oh)
+        assert (min(image.size), max(image.size)) == (512, round(max(ow, oh) * scale))
+        crop = model_crop(image, "center_crop")
+        assert crop.shape == (512, 512)
+        assert min(ow, oh) / min(image.size) * crop.shape[0] >= 512  # original pixels per side of the crop
+        assert torch.equal(image_tensor(image, 512, "center_crop")[0], torch.from_numpy(crop.astype(np.float32) / 255))
+        large.append(row)
+    assert len(large) >= 2, "the sample's full-size MIMIC images (2544 x 3056) are among the ldm-prompts rows"
+    assert {(r["original_width"], r["original_height"]) for r in large} >= {(2544, 3056), (3056, 2544)}
+
+    # `train ldm` at the real recipe's 512 px on those rows: what reaches the VAE is exactly that crop.
+    shard = tmp_path / "large" / "data" / "ldm-prompts" / "train-00000-of-00001.parquet"
+    shard.parent.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(large, schema=table.schema), shard)
+    write_lut(build_lut([(name, (0.2, 0.3, 0.5, 0.6)) for name in imagenome_regions()]), tmp_path / "lut.json")
+    recipe = tmp_path / "at512.yaml"
+    recipe.write_text(f"base: {TINY}\ndata:\n  image_size: {load_ldm_recipe()['data']['image_size']}\n"
+                      "train:\n  steps_per_sample: 1\n  timestep_batch: 1\n")
+    fed = []
+    encode = FrozenLDM.encode_images
+
+    def watched(self, images):  # records what the VAE gets, then encodes it as always
+        fed.append(images.clone())
+        return encode(self, images)
+
+    monkeypatch.setattr(FrozenLDM, "encode_images", watched)
+    train_ldm([tmp_path / "large"], tmp_path / "run", ldm=None, clip=None, tiny=True, recipe=recipe, lut=tmp_path /
+              "lut.json", max_steps=1, device="cpu", log=lambda _m: None)
+    [images] = fed
+    assert images.shape == (1, 1, 512, 512)
+    crops = {r["id"]: torch.from_numpy(model_crop(Image.open(io.BytesIO(r["image"]["bytes"])), "center_crop")
+                                       .astype(np.float32) / 255) for r in large}
+    assert any(torch.equal(images[0, 0], c) for c in crops.values())
+
+
+def test_recipe_image_fit_is_checked(tmp_path: Path):
+    from cxrdata.sources.recipes import load_recipe
+
+    assert load_recipe("ldm-prompts").image_fit == "shortest" and load_recipe("ms-cxr-loc").image_fit == "longest"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("dataset: mimic\noutput: ldm-prompts\nimage:\n  size: 512\n  fit: short\n")
+    with pytest.raises(CxrdataError, match=r"'image.fit' must be one of longest, shortest, got 'short'"):
+        load_recipe(bad)

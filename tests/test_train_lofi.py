@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,8 @@ from lofi_testing import (  # noqa: F401 - fixtures
     lofi_shards_fixture,
     lofi_tiny_run_fixture,
     one_thread_fixture,
+    run_torchrun,
+    torchrun_example,
 )
 
 from cxrdata.cli import main
@@ -46,7 +49,7 @@ def prepared(lofi_tiny_run: TinyRun):
 def test_cli_run_writes_checkpoint_metrics_tensorboard(lofi_tiny_run: TinyRun) -> None:
     run = lofi_tiny_run.run
     assert "mimic 21 rows, ms-cxr 16 rows" in lofi_tiny_run.output
-    assert "optional, not found: padchest-gr" in lofi_tiny_run.output
+    assert "optional, not found: padchest-gr-lofi-regions or padchest-gr" in lofi_tiny_run.output
     assert latest_checkpoint(run).name == f"step-{STEPS:07d}.pt"
     rows = read_metrics(run)
     assert [int(r["step"]) for r in rows] == list(range(1, STEPS + 1))
@@ -58,6 +61,63 @@ def test_cli_run_writes_checkpoint_metrics_tensorboard(lofi_tiny_run: TinyRun) -
     config = json.loads((run / "config.json").read_text())
     assert config["tiny"] and config["weights"]["llm"] == "weights/llm"
     assert config["recipe"]["targets"]["box_format"] == "lofi"
+
+
+@pytest.fixture(scope="module")
+def lofi_region_outs(mimic_sample, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """`build ms-cxr|padchest-gr --recipe lofi-regions` of the samples, each into its own OUT (as a user does)."""
+    from cxrdata.sample.padchest_gr import write_padchest_gr_sample
+
+    base = tmp_path_factory.mktemp("lofi-region-outs")
+    padchest = write_padchest_gr_sample(base / "padchest-gr", studies=8, seed=0)
+    outs = {"lofi-ms-cxr": base / "lofi-ms-cxr", "lofi-padchest-gr": base / "lofi-padchest-gr"}
+    for args in (["ms-cxr", "--root", str(mimic_sample.mscxr_csv["1.1.0"].parent), "--mimic-root",
+                  str(mimic_sample.root), "--out", str(outs["lofi-ms-cxr"])],
+                 ["padchest-gr", "--root", str(padchest.root), "--out", str(outs["lofi-padchest-gr"])]):
+        result = CliRunner().invoke(main, ["build", *args, "--recipe", "lofi-regions", "--image-size", "128",
+                                           "--workers", "1", "--quiet"])
+        assert result.exit_code == 0, result.output
+    return outs
+
+
+def test_region_data_built_for_lofi_trains_the_location_loss(lofi_shards: Path, lofi_region_outs: dict[str, Path],
+                                                              tmp_path: Path) -> None:
+    """`train lofi --data mimic --data lofi-ms-cxr --data lofi-padchest-gr` finds the `*-lofi-regions` configs."""
+    mimic = lofi_shards / "data" / "mimic"  # the mimic config alone: its OUT also holds a plain ms-cxr
+    run = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", "lofi", "--tiny", "--data", str(mimic),
+                                       "--data", str(lofi_region_outs["lofi-ms-cxr"]),
+                                       "--data", str(lofi_region_outs["lofi-padchest-gr"]),
+                                       "--run", str(run), "--max-steps", "3", "--quiet", "--device", "cpu"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    folder = lofi_region_outs["lofi-padchest-gr"] / "data" / "padchest-gr-lofi-regions"
+    padchest_rows = sum(pq.read_metadata(f).num_rows for f in folder.glob("train-*.parquet"))
+    assert f"mimic 21 rows, ms-cxr-lofi-regions 16 rows, padchest-gr-lofi-regions {padchest_rows} rows" \
+        in result.output and padchest_rows > 0
+    assert "optional, not found" not in result.output
+    rows = read_metrics(run)
+    assert [int(r["step"]) for r in rows] == [1, 2, 3]
+    assert all(r["location"] > 0.5 for r in rows), rows  # a token cross-entropy of a tiny random LM: ~ln(vocab)
+
+
+def test_a_loss_without_data_refuses_to_start(lofi_shards: Path, lofi_region_outs: dict[str, Path],
+                                              tmp_path: Path) -> None:
+    mimic = lofi_shards / "data" / "mimic"
+    result = CliRunner().invoke(main, ["train", "lofi", "--tiny", "--data", str(mimic), "--run", str(tmp_path / "a"),
+                                       "--max-steps", "1", "--quiet", "--device", "cpu"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    [line] = [x for x in result.output.splitlines() if x.startswith("error:")]
+    assert line.startswith("error: loss 'location' has weight 1 but no train rows of task 'regions': looked for "
+                           "ms-cxr-lofi-regions or ms-cxr; padchest-gr-lofi-regions or padchest-gr under ")
+    assert "--recipe lofi-regions" in line and not list((tmp_path / "a").glob("weights/*"))
+    # ... and the report losses need report rows just as much
+    recipe = load_lofi_recipe("lofi-tiny")
+    recipe["data"]["sources"] = [s for s in recipe["data"]["sources"] if s["task"] == "regions"]
+    with pytest.raises(CxrdataError, match=r"loss 'sigmoid' has weight 1 but no train rows of task 'report'"):
+        prepare(recipe, [lofi_region_outs["lofi-ms-cxr"]], {}, CPU)
+    recipe["loss"].update(sigmoid=0.0, caption=0.0)
+    with pytest.raises(CxrdataError, match="--vision PATH is required"):  # past the data checks
+        prepare(recipe, [lofi_region_outs["lofi-ms-cxr"]], {}, CPU)
 
 
 def test_resume_continues_exactly(lofi_tiny_run: TinyRun, tmp_path: Path) -> None:
@@ -264,6 +324,81 @@ def test_shards_without_the_needed_columns_are_refused(tmp_path: Path) -> None:
         prepare(recipe, [tmp_path / "out"], {}, CPU)
 
 
+def _mimic_copy(lofi_shards: Path, out: Path, change=None) -> Path:
+    """The sample's mimic train split as one shard under ``out`` (``change(rows)`` edits the rows first)."""
+    files = sorted((lofi_shards / "data" / "mimic").glob("train-*.parquet"))
+    table = pa.concat_tables([pq.read_table(f) for f in files])
+    rows = table.to_pylist()
+    if change is not None:
+        change(rows)
+    folder = out / "data" / "mimic"
+    folder.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), folder / "train-00000-of-00001.parquet")
+    return out
+
+
+def _train_cli(tmp_path: Path, *args: str):
+    result = CliRunner().invoke(main, ["train", "lofi", "--tiny", "--max-steps", "1", "--quiet", "--device", "cpu",
+                                       "--run", str(tmp_path / f"run{len(list(tmp_path.iterdir()))}"), *args])
+    assert "Traceback" not in result.output, result.output
+    errors = [x for x in result.output.splitlines() if x.startswith("error:")]
+    return result, (errors[0] if errors else None)
+
+
+def test_damaged_shards_are_one_line_or_counted_skips(lofi_shards: Path, tmp_path: Path) -> None:
+    """Zero rows / a truncated shard / undecodable image bytes: one line, exit 2. Null images: counted skips."""
+    ms_cxr = ["--data", str(lofi_shards / "data" / "ms-cxr")]
+    zero = _mimic_copy(lofi_shards, tmp_path / "zero", lambda rows: rows.clear())
+    result, line = _train_cli(tmp_path, "--data", str(zero), *ms_cxr)
+    assert result.exit_code == 2 and line.startswith(
+        "error: loss 'sigmoid' has weight 1 but no train rows of task 'report': looked for mimic (0 usable rows) ")
+    truncated = _mimic_copy(lofi_shards, tmp_path / "truncated")
+    [shard] = (truncated / "data" / "mimic").glob("*.parquet")
+    shard.write_bytes(shard.read_bytes()[:-100])
+    result, line = _train_cli(tmp_path, "--data", str(truncated), *ms_cxr)
+    assert result.exit_code == 2 and line.startswith(f"error: shard {shard} is not a readable Parquet file")
+    assert "truncated or damaged; rebuild that output" in line
+
+    def null_every_third(rows: list[dict]) -> None:
+        for k, row in enumerate(rows):
+            if k % 3 == 0:
+                row["image"] = None
+
+    nulls = _mimic_copy(lofi_shards, tmp_path / "nulls", null_every_third)
+    result, line = _train_cli(tmp_path, "--data", str(nulls), *ms_cxr)
+    assert result.exit_code == 0 and line is None, result.output
+    assert "sources: mimic 14 rows (7 no_image left out), ms-cxr 16 rows" in result.output
+
+    def garble(rows: list[dict]) -> None:
+        for row in rows:
+            row["image"] = {"bytes": b"\xff\xd8 not a JPEG", "path": row["image"]["path"]}
+
+    garbled = _mimic_copy(lofi_shards, tmp_path / "garbled", garble)
+    result, line = _train_cli(tmp_path, "--data", str(garbled), *ms_cxr)
+    assert result.exit_code == 2 and re.fullmatch(r"error: record \S+ of mimic: its image does not decode \(.*\); "
+                                                  r"rebuild that output", line), line
+
+
+def test_llm_folders_without_a_usable_tokenizer_are_one_line(lofi_tiny_run: TinyRun, tmp_path: Path) -> None:
+    import shutil
+
+    weights = lofi_tiny_run.run / "weights"
+    llm = tmp_path / "llm"
+    llm.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(weights / "llm" / name, llm / name)
+    base = ["--data", str(lofi_tiny_run.data), "--vision", str(weights / "siglip"), "--llm", str(llm)]
+    result = CliRunner().invoke(main, ["train", "lofi", "--run", str(tmp_path / "a"), "--max-steps", "1", *base])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"error: --llm {llm}: no tokenizer files (none of tokenizer.json, tokenizer.model, spiece.model" \
+        in result.output
+    shutil.copy(weights / "llm" / "tokenizer_config.json", llm)
+    (llm / "tokenizer.json").write_text("{")  # cut short
+    result = CliRunner().invoke(main, ["train", "lofi", "--run", str(tmp_path / "b"), "--max-steps", "1", *base])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"error: --llm {llm}: its tokenizer does not load (" in result.output
+
+
 def test_recipe_keys_are_checked() -> None:
     recipe = load_lofi_recipe("lofi")
     assert recipe["optim"]["lr"] == 3e-4 and recipe["optim"]["weight_decay"] == 0.01
@@ -331,3 +466,27 @@ def test_predicted_boxes_file(lofi_tiny_run: TinyRun, tmp_path: Path, monkeypatc
             assert scores[r["id"]]["miou"] == 0.0
         else:
             assert scores[r["id"]]["miou"] > 0.9
+
+
+@pytest.mark.slow
+def test_the_help_examples_torchrun_runs_two_cpu_processes(lofi_tiny_run: TinyRun, tmp_path: Path) -> None:
+    """`train lofi --help`'s torchrun example on the CPU, 2 gloo processes, --tiny: the global batch of 8 is split
+    4 + 4, both ranks run both steps, rank 0 alone writes the run (once), and it resumes like a one-process run."""
+    run = tmp_path / "ddp"
+    argv = torchrun_example("train lofi", {"N": "2", "OUT": str(lofi_tiny_run.data), "RUN": str(run)})
+    assert "--run" not in argv and "--standalone" in argv and argv[-4:] == ["--vision", "SIGLIP", "--llm", "LLM"]
+    done = run_torchrun([*argv[:-4], "--tiny", "--max-steps", "2", "--device", "cpu"], tmp_path)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out
+    assert "Traceback" not in out and "ambiguous option" not in out
+    assert "rank 0 of 2: steps 0..2 done" in out and "rank 1 of 2: steps 0..2 done" in out
+    assert out.count("sources: mimic 21 rows, ms-cxr 16 rows") == 1  # the summary: rank 0 only
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["step-0000002.pt"]
+    assert [int(r["step"]) for r in read_metrics(run)] == [1, 2]
+    assert json.loads((run / "config.json").read_text())["tiny"] is True
+    ckpt = load_checkpoint(run / "checkpoints" / "step-0000002.pt")
+    straight = load_checkpoint(lofi_tiny_run.run / "checkpoints" / "step-0000002.pt")  # one process, same batches
+    assert ckpt["model"].keys() == straight["model"].keys() and ckpt["scheduler"]["last_epoch"] == 2
+    # Step 1 starts from the same weights on the same global batch: the sigmoid loss, over the embeddings gathered
+    # from both ranks, is the one-process value (the captioning losses are per-rank token means, not comparable).
+    assert read_metrics(run)[0]["sigmoid"] == pytest.approx(read_metrics(lofi_tiny_run.run)[0]["sigmoid"], abs=1e-5)

@@ -1,7 +1,8 @@
 """``cxrdata eval retrieval``: image->text and text->image Recall@K of a trained LoFi run over one split.
 
 Candidates: every image of the split that has a report text (``report_sections`` of the run's recipe, else its
-fallback), and one text per study (all images of a study share its report; without ``study_id`` one per record).
+fallback) and a stored image (a null image cell is left out), and one text per study (all images of a study
+share its report; without ``study_id`` one per record).
 Image->text: a query image hits at K when its study's text ranks in the top K of all texts. Text->image: a
 query text hits when any image of its study ranks in the top K of all images. Similarities are cosines of the
 SigLIP embeddings (the pooled image embedding and the text tower's). Ties rank by candidate order (stable sort).
@@ -68,7 +69,7 @@ class RetrievalReport:
     config: str
     split: str
     result: RetrievalResult
-    left_out: int  # rows without a report text
+    left_out: int  # rows without a report text or without an image
 
 
 def _embed(model: Any, batches: Sequence[Any], fn: str, device: Any) -> NDArray[np.float32]:
@@ -87,10 +88,9 @@ def _embed(model: Any, batches: Sequence[Any], fn: str, device: Any) -> NDArray[
 def evaluate_retrieval(run: str | Path, data: Sequence[str | Path], split: str = "test", config: str = "mimic",
                        batch_size: int = 32, device: str = "auto", limit: int | None = None) -> RetrievalReport:
     """Embed the split's images and report texts with the run's SigLIP towers and score both directions."""
-    import pyarrow.parquet as pq
     import torch
 
-    from cxrdata.train.common import find_config_dir, load_shards
+    from cxrdata.train.common import config_columns, find_config_dir, load_shards, rows_with_image
     from cxrdata.train.lofi import _targets, load_run
     from cxrdata.train.lofi_data import pixel_tensor, report_text
 
@@ -101,7 +101,7 @@ def evaluate_retrieval(run: str | Path, data: Sequence[str | Path], split: str =
     loaded = load_run(run, device)
     model, recipe = loaded.model, loaded.recipe
     targets, m = _targets(recipe), recipe["model"]
-    names = pq.read_schema(sorted(folder.glob("*.parquet"))[0]).names
+    names = config_columns(folder)
     text_cols = [c for c in (*targets.report_sections, *targets.report_fallback) if c in names]
     if not text_cols:
         raise CxrdataError(f"config {config!r} has no report text column ({', '.join(targets.report_sections)})")
@@ -109,9 +109,9 @@ def evaluate_retrieval(run: str | Path, data: Sequence[str | Path], split: str =
     ds = load_shards(data, config, split, ["id", "image", *text_cols, *group_col])
     meta = ds.select_columns(["id", *text_cols, *group_col]).to_list()
     keep, image_groups, texts = [], [], {}
-    for i, row in enumerate(meta[: limit or len(meta)]):
+    for i, (row, has_image) in enumerate(zip(meta[: limit or len(meta)], rows_with_image(ds), strict=False)):
         text = report_text(row, targets)
-        if not text:
+        if not text or not has_image:
             continue
         group = str(row["study_id"]) if group_col else str(row["id"])
         keep.append(i)
@@ -150,7 +150,7 @@ def report_lines(report: RetrievalReport) -> list[str]:
         + fmt(f"R@{k} {100 * v:.1f}" for k, v in r.image_to_text.items()),
         f"text->image over {r.n_images} candidate images ({r.n_texts} text queries): "
         + fmt(f"R@{k} {100 * v:.1f}" for k, v in r.text_to_image.items()),
-        f"({report.left_out} rows without a report text left out; LoFi reports R@1 13.9 / 11.9 on the full "
+        f"({report.left_out} rows without a report text or an image left out; LoFi reports R@1 13.9 / 11.9 on the full "
         "MIMIC-CXR test split)",
     ]
 

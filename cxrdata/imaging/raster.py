@@ -117,6 +117,18 @@ def resize_longest_side(pixels: np.ndarray, max_side: int) -> np.ndarray:
     return cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
 
 
+def resize_shortest_side(pixels: np.ndarray, min_side: int) -> np.ndarray:
+    """Shrink so that the shortest side is ``min_side`` (aspect kept, never enlarged), e.g. what a model trained on
+    centre crops of "shortest side = N" images needs. The longest side is ``round(longest · min_side / shortest)``;
+    :func:`resize_longest_side` then shrinks to it and the shortest side comes out as ``min_side`` exactly (its
+    rounding error is below half a pixel)."""
+    height, width = pixels.shape[:2]
+    shortest, longest = min(height, width), max(height, width)
+    if min_side <= 0 or shortest <= min_side:
+        return pixels
+    return resize_longest_side(pixels, round(longest * min_side / shortest))
+
+
 def _exact_block(width: int, height: int, size: tuple[int, int]) -> int:
     """Largest integer ≥ 2 dividing both sides with the reduced image still ≥ ``size``; else 1."""
     for factor in range(min(width // size[0], height // size[1]), 1, -1):

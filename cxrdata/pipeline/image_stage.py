@@ -4,7 +4,8 @@ One code path (:class:`ImageStage`) stores every kind of source in the three mod
 (``--image-format`` / ``--image-size``); a subclass only knows how to check and decode its format:
 
 - ``jpeg`` or ``png`` with ``max_side > 0``: decoded to display-ready 8-bit (air dark), shrunk so
-  the longest side is ``max_side`` (aspect kept, never enlarged) and re-encoded;
+  the longest side is ``max_side`` (aspect kept, never enlarged) and re-encoded; with ``fit="shortest"``
+  the shortest side is ``max_side`` instead (the LDM recipes: the model was trained on such images);
 - ``max_side == 0``: full size. A JPEG source in ``jpeg`` mode keeps its original bytes, untouched
   (still checked to decode). DICOM and 16-bit PNG are not displayable formats, so they are stored
   as full-size lossless 8-bit PNG whatever the format asked for (except ``path``);
@@ -45,11 +46,13 @@ from cxrdata.imaging.raster import (
     ends_with_eoi,
     jpeg_size,
     resize_longest_side,
+    resize_shortest_side,
 )
 from cxrdata.io.schema import TableSchema, image_columns_as_paths
 from cxrdata.pipeline.stage import Record, RecordStage, Resources, Stage
 
 IMAGE_FORMATS = ("jpeg", "png", "path")
+IMAGE_FITS = {"longest": resize_longest_side, "shortest": resize_shortest_side}  # the side that becomes max_side
 _SUFFIX = {"jpeg": ".jpg", "png": ".png"}
 _LOOKS_LIKE_DICOM = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "Modality", "Rows", "PixelData")
 _HEAD = 64 * 1024  # first read of a header (grown while the header is not complete)
@@ -99,13 +102,25 @@ class ImageStage(RecordStage):
     image_format: str = "jpeg"
     quality: int = 95
     max_pixels: int = MAX_PIXELS
+    fit: str = "longest"  # the side that becomes max_side: longest | shortest (never enlarged either way)
 
     def __post_init__(self) -> None:
         if self.image_format not in IMAGE_FORMATS:
             raise ValueError(f"image format must be one of {IMAGE_FORMATS}, not {self.image_format!r}")
+        if self.fit not in IMAGE_FITS:
+            raise ValueError(f"image fit must be one of {tuple(IMAGE_FITS)}, not {self.fit!r}")
 
     def fingerprint(self) -> str:
-        return f"{self.name}@{self.version}:{self.image_format}:{self.max_side}:q{self.quality}:max{self.max_pixels}"
+        fit = "" if self.fit == "longest" else f":fit={self.fit}"
+        return (f"{self.name}@{self.version}:{self.image_format}:{self.max_side}:q{self.quality}"
+                f":max{self.max_pixels}{fit}")
+
+    def decode_side(self, width: int, height: int) -> int:
+        """The longest side a decoder may shrink to before :meth:`store` resizes: ``max_side`` (fit longest),
+        or with fit shortest the longest side that keeps the short side at ``max_side``."""
+        if self.fit == "longest" or not self.max_side:
+            return self.max_side
+        return -(-self.max_side * max(width, height) // min(width, height))
 
     @property
     def stores_path_strings(self) -> bool:
@@ -123,7 +138,7 @@ class ImageStage(RecordStage):
     def store(self, path: Path, record: Record) -> Stored:
         """Decode, shrink and re-encode (full-size lossless PNG when ``max_side`` is 0)."""
         raster = self.decode(path, record)
-        pixels = resize_longest_side(raster.pixels, self.max_side)
+        pixels = IMAGE_FITS[self.fit](raster.pixels, self.max_side)
         fmt = "png" if self.max_side == 0 else self.image_format
         cell = {"bytes": encode(pixels, fmt, self.quality), "path": path.stem + _SUFFIX[fmt]}
         return cell, (pixels.shape[1], pixels.shape[0]), (raster.original_width, raster.original_height)
@@ -166,7 +181,8 @@ class JpegImageStage(ImageStage):
         return width_height
 
     def decode(self, path: Path, record: Record) -> Raster:
-        return decode_jpeg(read_file(path), max_side=self.max_side, max_pixels=self.max_pixels)
+        data = read_file(path)
+        return decode_jpeg(data, max_side=self.decode_side(*jpeg_size(data)), max_pixels=self.max_pixels)
 
     def store(self, path: Path, record: Record) -> Stored:
         if self.max_side or self.image_format != "jpeg":
@@ -198,8 +214,9 @@ class DicomImageStage(ImageStage):
 
     def decode(self, path: Path, record: Record) -> Raster:
         header = read_dicom_header(path).dataset
-        check_pixel_count(int(header.Columns), int(header.Rows), self.max_pixels)
-        image = decode_dicom(read_file(path), max_side=self.max_side, display=self.display)
+        width, height = int(header.Columns), int(header.Rows)
+        check_pixel_count(width, height, self.max_pixels)
+        image = decode_dicom(read_file(path), max_side=self.decode_side(width, height), display=self.display)
         if image.syntax_inferred:
             record.setdefault("_notes", []).append("dicom_transfer_syntax_inferred")
         record["_dicom_header"] = image.header
@@ -311,9 +328,10 @@ class Png16ImageStage(ImageStage):
 
     def decode(self, path: Path, record: Record) -> Raster:
         data = read_file(path)
-        if png_layout(data).trailing_bytes:
+        layout = png_layout(data)
+        if layout.trailing_bytes:
             record.setdefault("_notes", []).append("png_trailing_bytes")
-        return decode_png16(data, max_side=self.max_side, max_pixels=self.max_pixels)
+        return decode_png16(data, max_side=self.decode_side(layout.width, layout.height), max_pixels=self.max_pixels)
 
 
 def output_schema(schema: TableSchema, stages: Iterable[Stage]) -> TableSchema:

@@ -12,7 +12,7 @@ Command-line options given explicitly replace the recipe's values (:class:`Overr
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from cxrdata.extract.base import Extractor
 from cxrdata.extract.rules import RuleExtractor
 from cxrdata.extract.select import EXTRACTOR_CHOICES, ExtractorSelection, extractor_label, select_extractor
 from cxrdata.io.schema import available, load_schema
-from cxrdata.pipeline.image_stage import IMAGE_FORMATS
+from cxrdata.pipeline.image_stage import IMAGE_FITS, IMAGE_FORMATS
 from cxrdata.pipeline.language_stage import PhraseLocateStage, ReportLocateStage, lut_digest
 from cxrdata.pipeline.stage import Record, Stage
 from cxrdata.sources.mimic import MimicSource
@@ -38,7 +38,7 @@ SECTION_NAMES = ("findings", "impression", "last_paragraph")
 _KEYS: dict[str, dict[str, dict[str, type]]] = {
     "mimic": {
         "filters": {"views": list, "single_pathology": bool},
-        "image": {"size": int, "format": str},
+        "image": {"size": int, "format": str, "fit": str},
         "language": {"extractor": str, "sections": list, "fallback": list, "include_uncertain": bool},
     },
     "ms-cxr": {
@@ -62,6 +62,7 @@ class Recipe:
     single_pathology: bool = True
     image_size: int | None = None
     image_format: str | None = None
+    image_fit: str = "longest"  # the side that becomes image.size (mimic recipes): longest | shortest
     extractor: str = "auto"
     sections: tuple[str, ...] | None = None
     fallback: tuple[str, ...] | None = None
@@ -158,6 +159,9 @@ def _recipe(path: Path, doc: dict[str, Any], dataset: str, values: dict[str, Any
     size = values.get("image.size")
     if size is not None and size < 0:
         raise _fail(path, f"'image.size' must be >= 0, got {size}")
+    fit = values.get("image.fit", "longest")
+    if fit not in IMAGE_FITS:
+        raise _fail(path, f"'image.fit' must be one of {', '.join(IMAGE_FITS)}, got {fit!r}")
     text: dict[str, tuple[str, ...] | None] = {}
     for key in ("sections", "fallback"):
         names = values.get(f"language.{key}")
@@ -169,7 +173,7 @@ def _recipe(path: Path, doc: dict[str, Any], dataset: str, values: dict[str, Any
         name=str(doc.get("name") or path.stem), description=str(doc.get("description") or ""), dataset=dataset,
         output=output, path=path, views=tuple(str(v) for v in views) if views is not None else None,
         single_pathology=values.get("filters.single_pathology", True), image_size=size, image_format=image_format,
-        extractor=extractor, sections=text["sections"], fallback=text["fallback"],
+        image_fit=fit, extractor=extractor, sections=text["sections"], fallback=text["fallback"],
         include_uncertain=values.get("language.include_uncertain", False),
         require_mention=values.get("language.require_mention", False),
     )
@@ -214,6 +218,7 @@ class LdmPromptsSource(MimicSource):
     sections: tuple[str, ...] = ("findings", "impression")
     fallback: tuple[str, ...] = ("last_paragraph",)
     include_uncertain: bool = False
+    image_fit: str = "longest"  # the recipe's image.fit: which side becomes image_size
 
     def records(self) -> list[Record]:
         records = super().records()
@@ -227,10 +232,11 @@ class LdmPromptsSource(MimicSource):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), **_language(self.recipe, self.extractor, self.lut),
-                "single_pathology": self.single_pathology}
+                "single_pathology": self.single_pathology, "image_fit": self.image_fit}
 
     def stages(self) -> list[Stage]:
         *text, image = super().stages()
+        image = replace(image, fit=self.image_fit)
         locate = ReportLocateStage(
             extractor=self.extractor, extraction_cache=self.extraction_cache, lut=self.lut,
             columns=tuple(load_schema(self.schema).names), include_uncertain=self.include_uncertain,
@@ -306,7 +312,7 @@ def mimic_recipe_source(recipe: Recipe, root: Path, reports_root: Path | None = 
         if getattr(recipe, key) is not None:
             kwargs[key] = getattr(recipe, key)
     source = LdmPromptsSource(root=root, reports_root=reports_root, single_pathology=recipe.single_pathology,
-                              **kwargs)
+                              image_fit=recipe.image_fit, **kwargs)
     return source, selection
 
 

@@ -6,7 +6,8 @@ API (small on purpose; every trainer uses the same run-folder layout)::
     pick_device("auto" | "cpu" | "cuda[:N]")     CUDA when present (or the local rank's GPU under torchrun)
     DistInfo / init_distributed()                rank, world size; torch DDP when WORLD_SIZE > 1 (torchrun)
     find_config_dir(data_dirs, config)           data/<config> of one of several build OUTs
-    load_shards(data_dirs, config, split, columns)   a ``datasets.Dataset`` of that config's split
+    load_shards(data_dirs, config, split, columns)   a ``datasets.Dataset`` of that config's split (footers checked)
+    rows_with_image(ds)                          per row: has its image bytes or a path (nulls are skipped, counted)
     rng_state() / set_rng_state(state)           every RNG the training loop touches
     save_checkpoint(run, step, state, keep_last) RUN/checkpoints/step-NNNNNNN.pt, written atomically
     latest_checkpoint(run) / load_checkpoint(p)  the newest complete checkpoint
@@ -116,15 +117,69 @@ def load_shards(data_dirs: str | Path | Sequence[str | Path], config: str, split
     if not files:
         present = sorted({p.name.split("-")[0] for p in folder.glob("*.parquet")})
         raise CxrdataError(f"config {config!r} ({folder}) has no split {split!r}; found: {', '.join(present)}")
-    import pyarrow.parquet as pq
-
-    names = pq.read_schema(files[0]).names
+    footers = {f: shard_footer(f) for f in files}
+    schema = footers[files[0]].schema.to_arrow_schema()
+    names = schema.names
     missing = [c for c in columns or () if c not in names]
     if missing:
         raise CxrdataError(f"config {config!r} ({folder}) lacks column(s) {', '.join(missing)} needed here; "
                            f"it has: {', '.join(names)}")
-    ds = datasets.load_dataset("parquet", data_files={split: [str(f) for f in files]}, split=split)
+    # Zero-row shards are left out (the parquet loader of `datasets` fails on them); none left: an empty dataset.
+    filled = [str(f) for f in files if footers[f].num_rows]
+    if not filled:
+        empty = datasets.Dataset.from_dict({n: [] for n in names}, features=datasets.Features.from_arrow_schema(schema))
+        return empty.select_columns(list(columns)) if columns else empty
+    try:
+        ds = datasets.load_dataset("parquet", data_files={split: filled}, split=split)
+    except datasets.exceptions.DatasetGenerationError as exc:
+        cause = exc.__cause__ or exc
+        raise CxrdataError(f"config {config!r} ({folder}) split {split!r}: the shards do not read "
+                           f"({first_line(cause)}); rebuild that output") from None
     return ds.select_columns(list(columns)) if columns else ds
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def shard_footer(path: Path) -> Any:
+    """A shard's Parquet footer (``pyarrow.parquet.FileMetaData``); a truncated or damaged file is one line."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_metadata(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise CxrdataError(f"shard {path} is not a readable Parquet file ({first_line(exc)}): it is truncated or "
+                           "damaged; rebuild that output") from None
+
+
+def config_columns(folder: Path) -> list[str]:
+    """The column names of a config folder's shards (from the first shard's footer)."""
+    return list(shard_footer(sorted(folder.glob("*.parquet"))[0]).schema.to_arrow_schema().names)
+
+
+def rows_with_image(ds: Any, column: str = "image") -> list[bool]:
+    """Per row of a shard dataset, whether its image cell holds something to decode (bytes, or a path), read from
+    the Arrow validity bitmaps and offsets only (no image is decoded). A null cell, or one with neither bytes nor a
+    path, is False."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    col = ds.data.column(column)
+    if not pa.types.is_struct(col.type):
+        return pc.is_valid(col).to_pylist()
+    parts = []
+    for chunk in col.chunks:
+        has = pc.is_valid(chunk)
+        if "bytes" in [f.name for f in chunk.type]:
+            data = chunk.field("bytes")
+            has_bytes = pc.and_(pc.is_valid(data), pc.greater(pc.binary_length(data), 0))
+            has_path = pc.is_valid(chunk.field("path")) if "path" in [f.name for f in chunk.type] else has_bytes
+            has = pc.and_(has, pc.or_(has_bytes, has_path))
+        parts.extend(pc.fill_null(has, False).to_pylist())
+    return parts
 
 
 def rng_state() -> dict[str, Any]:
@@ -288,13 +343,16 @@ def train_recipes_dir() -> Path:
         return Path(__file__).resolve().parents[2] / "recipes"
 
 
-def load_train_recipe(name_or_path: str | Path, template: Mapping[str, Any]) -> dict[str, Any]:
+def load_train_recipe(name_or_path: str | Path, template: Mapping[str, Any],
+                      optional: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A trainer recipe (bundled name or YAML path), checked key by key against ``template``.
 
     ``template`` is a nested mapping whose leaves are types (or tuples of types; ``None`` in a tuple allows
     null). A recipe may start with ``base: NAME_OR_PATH``: it then holds only overrides of that recipe's keys.
+    ``optional``: top-level sections a recipe may have or not (e.g. ``tiny``), checked like ``template`` when present.
     Unknown keys, missing keys and wrong types raise :class:`CxrdataError` naming the file and the key.
     """
+    optional = dict(optional or {})
     import yaml
 
     def read(ref: str | Path, seen: tuple[Path, ...]) -> tuple[Path, dict[str, Any]]:
@@ -317,18 +375,19 @@ def load_train_recipe(name_or_path: str | Path, template: Mapping[str, Any]) -> 
         base_ref = base_ref if Path(base_ref).suffix == "" or Path(base_ref).is_absolute() \
             else path.parent / base_ref
         _, base = read(base_ref, (*seen, path))
-        return path, _merge(base, doc, str(path), "")
+        return path, _merge(base, doc, str(path), "", set(optional))
 
     path, doc = read(name_or_path, ())
-    _check(doc, template, str(path), "")
+    _check(doc, {**template, **{k: v for k, v in optional.items() if k in doc}}, str(path), "")
     return doc
 
 
-def _merge(base: dict[str, Any], over: Mapping[str, Any], source: str, prefix: str) -> dict[str, Any]:
+def _merge(base: dict[str, Any], over: Mapping[str, Any], source: str, prefix: str,
+           new_ok: set[str] | None = None) -> dict[str, Any]:
     out = dict(base)
     for key, value in over.items():
         name = f"{prefix}{key}"
-        if key not in base and key not in ("name", "description"):
+        if key not in base and key not in ("name", "description", *(new_ok or ())):
             raise CxrdataError(f"recipe {source}: unknown key {name!r} (not in its base recipe)")
         if isinstance(value, Mapping) and isinstance(base.get(key), Mapping):
             out[key] = _merge(dict(base[key]), value, source, f"{name}.")

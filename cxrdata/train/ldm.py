@@ -16,9 +16,13 @@ Run folder (``--out RUN``)::
     RUN/embeddings.safetensors    the tuned codebook (K x D) + token table + recipe hash (``heatmaps ldm``)
 
 Resuming (``--resume``) restores all of it; data order, Gaussian jitter, timestep choice and noise are
-functions of (seed, step), so 2 + 2 resumed steps equal 4 straight steps. Multi-GPU: launch with
-``torchrun --nproc_per_node N -m cxrdata.cli train ldm ...``; each process takes ``batch_size`` samples of
-every step and the codebook gradients are averaged (torch.distributed all-reduce); rank 0 writes the run.
+functions of (seed, step, place in the global batch), so 2 + 2 resumed steps equal 4 straight steps, and N
+processes with batch B equal one process with batch N x B. Multi-GPU: launch with
+``torchrun --standalone --nproc_per_node N -m cxrdata.cli train ldm --out RUN ...``; each process takes
+``batch_size`` samples of every step and the codebook gradients are averaged (torch.distributed all-reduce);
+rank 0 writes the run.
+Spell the run folder ``--out RUN`` or ``--run-dir RUN`` there: torchrun's own parser takes ``--run`` for an
+abbreviation of its ``--run-path`` and stops ("ambiguous option").
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from cxrdata.train.ldm_codebook import (
     save_embeddings,
 )
 from cxrdata.train.ldm_losses import (
+    PRIOR_SCALES,
     crop_box,
     crop_pixels,
     diversity_loss,
@@ -83,8 +88,8 @@ TEMPLATE: dict[str, Any] = {
     },
     "codebook": {"shared_subtokens": str, "and_token": str, "and_init": str},
     "attention": {"layers": list, "steps": list, "trajectory": str, "early_exit": bool},
-    "loss": {"lambda_div": float, "lambda_loc": float, "epsilon": float, "alpha": float, "jitter": float,
-             "jitter_min_sigma": float},
+    "loss": {"lambda_div": float, "lambda_loc": float, "epsilon": float, "alpha": float, "prior_scale": str,
+             "jitter": float, "jitter_min_sigma": float},
     "train": {"batch_size": int, "steps_per_sample": int, "timestep_batch": int, "max_steps": int, "lr": float,
               "lr_warmup_steps": int, "weight_decay": float, "betas": list, "grad_clip": float, "seed": int,
               "precision": str, "checkpoint_every": int, "keep_checkpoints": int, "log_every": int,
@@ -94,15 +99,21 @@ TEMPLATE: dict[str, Any] = {
 }
 _CHOICES = {("data", "fit"): ("center_crop", "stretch"), ("attention", "trajectory"): ("inversion", "noise"),
             ("heatmap", "trajectory"): ("inversion", "noise"), ("train", "precision"): ("bf16", "fp16", "fp32"),
-            ("codebook", "shared_subtokens"): ("separate", "shared")}
+            ("codebook", "shared_subtokens"): ("separate", "shared"), ("loss", "prior_scale"): PRIOR_SCALES}
 # Keys that do not change what a run computes (a resumed run may change them).
 _RUN_ONLY = {("train", "max_steps"), ("train", "checkpoint_every"), ("train", "keep_checkpoints"),
              ("train", "log_every"), ("train", "cache_images")}
 
 
+# Optional: `train ldm --tiny` without --ldm/--clip writes random-weight assets of the recipe's networks and a CLIP
+# text encoder of these CLIPTextConfig arguments (hidden_size = the U-Net's cross_attention_dim) to RUN/weights/.
+OPTIONAL = {"tiny": {"clip": dict}}
+TINY_ASSETS = "weights"
+
+
 def load_ldm_recipe(name_or_path: str | Path = RECIPE) -> dict[str, Any]:
     """A ``train ldm`` recipe, every key and value checked."""
-    cfg = common.load_train_recipe(name_or_path, TEMPLATE)
+    cfg = common.load_train_recipe(name_or_path, TEMPLATE, OPTIONAL)
     where = f"recipe {name_or_path}"
     for (section, key), allowed in _CHOICES.items():
         if cfg[section][key] not in allowed:
@@ -133,18 +144,59 @@ def recipe_hash(cfg: dict[str, Any]) -> str:
     return common.config_hash(reduced)
 
 
-def image_tensor(image: Any, size: int, fit: str) -> torch.Tensor:
-    """A decoded shard image (PIL) -> ``(1, size, size)`` float32 in [0, 1]: centred square (or stretch)."""
-    import torch.nn.functional as F
-
+def model_crop(image: Any, fit: str) -> np.ndarray:
+    """The stored pixels the model sees, before resampling: the centred square of the short side (or the whole
+    image for ``stretch``), as a 2-D array. An ``ldm-prompts`` build stores the short side at 512 (recipe
+    ``image.fit: shortest``), so at 512 px input this square is the stored pixels themselves, as in the bundle's
+    training (shortest side resized to 512, then a centred 512 x 512 crop)."""
     arr = np.asarray(image)
     if arr.ndim == 3:
         arr = np.asarray(image.convert("L"))
-    peak = 65535.0 if arr.dtype == np.uint16 or arr.max(initial=0) > 255 else 255.0
     left, top, w, h = crop_pixels(arr.shape[1], arr.shape[0], fit)
-    crop = torch.from_numpy(np.ascontiguousarray(arr[top:top + h, left:left + w], dtype=np.float32) / peak)
+    return arr[top:top + h, left:left + w]
+
+
+def image_tensor(image: Any, size: int, fit: str) -> torch.Tensor:
+    """A decoded shard image (PIL) -> ``(1, size, size)`` float32 in [0, 1]: :func:`model_crop`, resampled to
+    ``size`` (an identity when the crop already is ``size`` x ``size``)."""
+    import torch.nn.functional as F
+
+    arr = model_crop(image, fit)
+    peak = 65535.0 if arr.dtype == np.uint16 or arr.max(initial=0) > 255 else 255.0
+    crop = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32) / peak)
+    if crop.shape == (size, size):
+        return crop[None].clamp(0, 1)
     out = F.interpolate(crop[None, None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     return out[0].clamp(0, 1)
+
+
+def decoded_row(dataset: Any, index: int, config: str) -> dict[str, Any]:
+    """Row ``index`` with its image decoded; an image that does not decode is one line naming the record."""
+    try:
+        return dataset[index]
+    except Exception as exc:  # PIL and datasets raise many types for bytes that do not decode
+        record = dataset.select_columns(["id"])[index]["id"]
+        raise CxrdataError(f"record {record} of {config}: its image does not decode ({common.first_line(exc)}); "
+                           "rebuild that output") from None
+
+
+def tiny_assets(run: Path, cfg: dict[str, Any], dist: common.DistInfo) -> tuple[Path, Path]:
+    """``--tiny`` without --ldm/--clip: random-weight bundle + CLIP in the real formats under RUN/weights/ (written
+    once, by rank 0; a resumed run reuses them)."""
+    from cxrdata.train.ldm_model import write_random_assets
+
+    if "tiny" not in cfg:
+        raise CxrdataError(f"recipe {cfg['name']} has no 'tiny' section: --tiny without --ldm/--clip needs one "
+                           f"(e.g. {TINY_RECIPE})")
+    folder = run / TINY_ASSETS
+    bundle, clip = folder / "bundle", folder / "clip"
+    if dist.is_main and not (clip / "text_encoder" / "config.json").is_file():
+        write_random_assets(folder, cfg["model"], cfg["tiny"]["clip"], seed=int(cfg["train"]["seed"]))
+    if dist.distributed:
+        import torch.distributed as tdist
+
+        tdist.barrier()  # the other ranks wait for rank 0's files
+    return bundle, clip
 
 
 def location_components(row: dict[str, Any], lut: Any | None, record: str) -> tuple[list[np.ndarray], float]:
@@ -257,7 +309,7 @@ class LdmPromptTuner:
                 m, cont = maps[layer], content[js]
                 div = diversity_loss(m, cont)
                 loc = localisation_loss(spatial_map(m, cont), gaussians(m.shape[1])[js], loss_cfg["epsilon"],
-                                        loss_cfg["alpha"])
+                                        loss_cfg["alpha"], loss_cfg["prior_scale"])
                 total = total + (loss_cfg["lambda_div"] * div + loss_cfg["lambda_loc"] * loc).sum() / per_pair
                 sums["loss_div"] += float(div.detach().sum()) / per_pair
                 sums["loss_loc"] += float(loc.detach().sum()) / per_pair
@@ -289,8 +341,11 @@ class PriorMaps:
 def train_ldm(data: Sequence[str | Path], run: str | Path, *, ldm: str | Path | None, clip: str | Path | None,
               recipe: str | Path = RECIPE, lut: str | Path | None = None, max_steps: int | None = None,
               resume: bool = False, device: str = "auto", config: str | None = None, split: str | None = None,
-              seed: int | None = None, log: Callable[[str], None] = print) -> Path:
-    """Train; returns the tuned embeddings file. See the module docstring for the run folder."""
+              seed: int | None = None, tiny: bool = False, log: Callable[[str], None] = print) -> Path:
+    """Train; returns the tuned embeddings file. See the module docstring for the run folder.
+
+    ``tiny`` with neither ``ldm`` nor ``clip``: random-weight assets of the recipe (its ``tiny`` section) are
+    written to RUN/weights/ and used (CPU tests and smoke runs need no weight folders)."""
     common.hf_offline()
     run = Path(run)
     cfg = load_ldm_recipe(recipe)
@@ -298,8 +353,9 @@ def train_ldm(data: Sequence[str | Path], run: str | Path, *, ldm: str | Path | 
         cfg["train"]["seed"] = seed
     if max_steps is not None:
         cfg["train"]["max_steps"] = max_steps
-    if ldm is None or clip is None:
-        raise CxrdataError("train ldm needs --ldm (the MONAI bundle folder) and --clip (the CLIP folder)")
+    if (ldm is None or clip is None) and not (tiny and ldm is None and clip is None):
+        raise CxrdataError("train ldm needs --ldm (the MONAI bundle folder) and --clip (the CLIP folder), "
+                           "or --tiny alone for random-weight ones")
     tr, loss_cfg, att = cfg["train"], cfg["loss"], cfg["attention"]
     digest = recipe_hash(cfg)
     config, split = config or cfg["data"]["config"], split or cfg["data"]["split"]
@@ -325,8 +381,14 @@ def train_ldm(data: Sequence[str | Path], run: str | Path, *, ldm: str | Path | 
     columns = [*TRAIN_COLUMNS, *(("locations",) if table_lut is not None else ("gaussians", "lut_grid"))]
     data_dirs = [Path(d) for d in data]
     dataset = common.load_shards(data_dirs, config, split, columns)
-    if len(dataset) == 0:
-        raise CxrdataError(f"config {config!r} split {split!r} has no rows")
+    usable = [i for i, ok in enumerate(common.rows_with_image(dataset)) if ok] if len(dataset) else []
+    no_image = len(dataset) - len(usable)  # rows stored without an image: skipped, counted
+    if not usable:
+        raise CxrdataError(f"config {config!r} split {split!r} has no rows" + (
+            f" with an image ({no_image} rows, every image cell null or empty)" if no_image else ""))
+    if ldm is None:
+        ldm, clip = tiny_assets(run, cfg, dist)
+    assert clip is not None
 
     frozen = FrozenLDM.load(cfg["model"], ldm, clip, dev, tr["precision"])
     tuner = LdmPromptTuner(cfg, frozen)
@@ -347,7 +409,8 @@ def train_ldm(data: Sequence[str | Path], run: str | Path, *, ldm: str | Path | 
         run.mkdir(parents=True, exist_ok=True)
         inputs = {"data": [str(d.resolve()) for d in data_dirs], "config": config, "split": split,
                   "ldm": str(Path(ldm).resolve()), "clip": str(Path(clip).resolve()),
-                  "lut": str(Path(lut).resolve()) if lut else None, "rows": len(dataset)}
+                  "lut": str(Path(lut).resolve()) if lut else None, "rows": len(usable),
+                  "skipped_no_image": no_image, "tiny_assets": tiny and Path(ldm).parent == run / TINY_ASSETS}
         doc = {"recipe": cfg, "recipe_hash": digest, "inputs": inputs, "cxrdata_version": __version__,
                "codebook_rows": len(tuner.table.rows), "trainable_rows": len(tuner.table.trainable_rows)}
         (run / RUN_FILE).write_text(json.dumps(doc, indent=2) + "\n")
@@ -368,18 +431,24 @@ def train_ldm(data: Sequence[str | Path], run: str | Path, *, ldm: str | Path | 
 
         return cache.get(key, compute)
 
-    log(f"train ldm: {len(dataset)} rows of {config}/{split}, codebook {len(tuner.table.rows)} rows "
-        f"({len(tuner.table.trainable_rows)} trainable), device {dev}, steps {start}..{tr['max_steps']}")
+    skipped = f" ({no_image} without an image skipped)" if no_image else ""
+    ranks = f", rank {dist.rank} of {dist.world_size}" if dist.distributed else ""
+    log(f"train ldm: {len(usable)} rows of {config}/{split}{skipped}, codebook {len(tuner.table.rows)} rows "
+        f"({len(tuner.table.trainable_rows)} trainable), device {dev}{ranks}, steps {start}..{tr['max_steps']}")
     for step in range(start, tr["max_steps"]):
         t0 = time.perf_counter()
-        rng = np.random.default_rng([tr["seed"], 2, step, dist.rank])
-        rows_idx = sample_positions(step, tr["batch_size"], dist.rank, dist.world_size, len(dataset), tr["seed"])
-        rows = [dataset[i] for i in rows_idx]
+        # Randomness keyed by the step (timesteps) and by the sample's place in the global batch (jitter, noise):
+        # N processes x batch B compute exactly what one process computes with batch N x B.
         chosen = steps_all
         if tr["steps_per_sample"] < len(steps_all):
-            chosen = sorted(int(s) for s in rng.choice(steps_all, tr["steps_per_sample"], replace=False))
+            pick = np.random.default_rng([tr["seed"], 3, step])
+            chosen = sorted(int(s) for s in pick.choice(steps_all, tr["steps_per_sample"], replace=False))
+        rows_idx = [usable[k] for k in sample_positions(step, tr["batch_size"], dist.rank, dist.world_size,
+                                                        len(usable), tr["seed"])]
+        rows = [decoded_row(dataset, i, config) for i in rows_idx]
         latents, jittered, grids, boxes = [], [], [], []
-        for row, idx in zip(rows, rows_idx, strict=True):
+        for k, (row, idx) in enumerate(zip(rows, rows_idx, strict=True)):
+            rng = np.random.default_rng([tr["seed"], 2, step, dist.rank * tr["batch_size"] + k])
             key = str(row["id"])
             comps, grid = location_components(row, table_lut, key)
             jittered.append([jitter_prior(c, rng, grid, loss_cfg["jitter"], loss_cfg["jitter_min_sigma"])
@@ -425,6 +494,8 @@ def train_ldm(data: Sequence[str | Path], run: str | Path, *, ldm: str | Path | 
     recorder.remove()
     if metrics is not None:
         metrics.close()
+    if dist.distributed:
+        log(f"rank {dist.rank} of {dist.world_size}: steps {start}..{tr['max_steps']} done")
     path = run / EMBEDDINGS_FILE
     if dist.is_main:
         save_embeddings(path, tuner.codebook, tuner.table,

@@ -5,7 +5,8 @@ heatmaps, useless for training. :class:`AttentionRecorder` instead registers a f
 (``with_kwargs=True``) on the chosen ``attn2`` blocks that recomputes ``softmax(q kᵀ · scale)`` from the
 block's own ``to_q`` / ``to_k`` projections of its inputs, in float32, so gradients flow back to the text
 context; MONAI's code is used as is. Layer indices count the U-Net's ``attn2`` blocks in module order
-(down blocks, bottleneck, up blocks): 11 in the chest X-ray LDM, 4-7 = bottleneck + first three decoder blocks.
+(down blocks, bottleneck, up blocks): 11 in the chest X-ray LDM; 4-7 = bottleneck + first three decoder blocks (the
+training layers), 3, 4, 6, 7 = the published heatmap code's (last encoder block, bottleneck, decoder blocks 2-3).
 """
 
 from __future__ import annotations

@@ -33,7 +33,15 @@ from numpy.typing import NDArray
 from cxrdata import __version__
 from cxrdata.errors import CxrdataError
 from cxrdata.train import common
-from cxrdata.train.ldm import EMBEDDINGS_FILE, RUN_FILE, LdmPromptTuner, image_tensor, load_ldm_recipe, recipe_hash
+from cxrdata.train.ldm import (
+    EMBEDDINGS_FILE,
+    RUN_FILE,
+    LdmPromptTuner,
+    decoded_row,
+    image_tensor,
+    load_ldm_recipe,
+    recipe_hash,
+)
 from cxrdata.train.ldm_attention import AttentionRecorder
 from cxrdata.train.ldm_codebook import load_embeddings
 from cxrdata.train.ldm_model import FrozenLDM
@@ -130,15 +138,21 @@ def _config_and_splits(data: Sequence[Path], config: str | None, split: str | No
     return config, splits
 
 
-def _batches(datasets_: Sequence[Any], size: int, limit: int | None) -> Iterator[list[dict[str, Any]]]:
+def _batches(datasets_: Sequence[Any], size: int, limit: int | None,
+             skipped: list[str]) -> Iterator[list[dict[str, Any]]]:
+    """Rows in batches of ``size`` (the first ``limit``); rows stored without an image go to ``skipped`` (ids)."""
     batch: list[dict[str, Any]] = []
     seen = 0
     for ds in datasets_:
-        for row in ds:
+        present = common.rows_with_image(ds) if len(ds) else []
+        for index, has_image in enumerate(present):
             if limit is not None and seen >= limit:
                 break
             seen += 1
-            batch.append(row)
+            if not has_image:
+                skipped.append(str(ds.select_columns(["id"])[index]["id"]))
+                continue
+            batch.append(decoded_row(ds, index, "heatmap input"))
             if len(batch) == size:
                 yield batch
                 batch = []
@@ -198,7 +212,8 @@ def ldm_heatmaps(data: Sequence[str | Path], out: str | Path, *, run: str | Path
 
     written = kept = 0
     seed = int(cfg["train"]["seed"])
-    for batch in _batches(shards, hm["batch_size"], limit):
+    no_image: list[str] = []
+    for batch in _batches(shards, hm["batch_size"], limit, no_image):
         todo = [r for r in batch if overwrite or not (out / heatmap_name(str(r["id"]))).is_file()]
         kept += len(batch) - len(todo)
         if not todo:
@@ -227,6 +242,6 @@ def ldm_heatmaps(data: Sequence[str | Path], out: str | Path, *, run: str | Path
                "recipe_hash": recipe_hash(cfg), "config": config, "splits": splits, "layers": hm["layers"],
                "steps": hm["steps"], "trajectory": hm["trajectory"], "size": hm["size"],
                "smoothing_sigma": hm["smoothing_sigma"], "otsu": hm["otsu"], "written": written,
-               "kept_existing": kept, "cxrdata_version": __version__}
+               "kept_existing": kept, "skipped_no_image": sorted(no_image), "cxrdata_version": __version__}
     (out / "heatmaps.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

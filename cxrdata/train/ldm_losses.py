@@ -40,14 +40,28 @@ def spatial_map(maps: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
     return (maps * weights[:, None, :]).sum(dim=-1) / weights.sum(dim=-1, keepdim=True).clamp(min=1)
 
 
-def localisation_target(a_sp: torch.Tensor, gaussian: torch.Tensor, epsilon: float, alpha: float) -> torch.Tensor:
-    """trg = 1[G > ε] · sg(A_sp) + α · G."""
-    return (gaussian > epsilon).to(a_sp.dtype) * a_sp.detach() + alpha * gaussian
+PRIOR_SCALES = ("peak", "attention")
 
 
-def localisation_loss(a_sp: torch.Tensor, gaussian: torch.Tensor, epsilon: float, alpha: float) -> torch.Tensor:
+def localisation_target(a_sp: torch.Tensor, gaussian: torch.Tensor, epsilon: float, alpha: float,
+                        prior_scale: str = "peak") -> torch.Tensor:
+    """trg = 1[G > ε] · sg(A_sp) + α · G.
+
+    G has peak 1 (``peak``, the paper's formula read literally); ``attention`` scales it per map to the peak of
+    sg(A_sp), so α is a fraction of the attention's own peak (docs/decisions.md, "Gaussian normalisation").
+    """
+    prior = gaussian
+    if prior_scale == "attention":
+        prior = gaussian * a_sp.detach().amax(dim=1, keepdim=True)
+    elif prior_scale != "peak":
+        raise ValueError(f"prior_scale must be one of {PRIOR_SCALES}, got {prior_scale!r}")
+    return (gaussian > epsilon).to(a_sp.dtype) * a_sp.detach() + alpha * prior
+
+
+def localisation_loss(a_sp: torch.Tensor, gaussian: torch.Tensor, epsilon: float, alpha: float,
+                      prior_scale: str = "peak") -> torch.Tensor:
     """``(N,)``: 1 − cos(A_sp, trg) over space."""
-    target = localisation_target(a_sp, gaussian, epsilon, alpha)
+    target = localisation_target(a_sp, gaussian, epsilon, alpha, prior_scale)
     return 1 - F.cosine_similarity(a_sp, target, dim=1)
 
 

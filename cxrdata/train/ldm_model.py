@@ -10,8 +10,10 @@ settings of the recipe's ``model`` section; weights from local files only:
   ``text_encoder/`` and ``tokenizer/`` (the Stable Diffusion 2.1 layout the bundle uses).
 
 Timesteps: step ``i`` of the ``num_inference_steps`` schedule is timestep ``t_i = i * T // n`` (T = 1000,
-n = 100: t = 0, 10, ..., 990), the "leading" spacing of the seed's public heatmap code. DDIM inversion runs
-``x_{t_i} -> x_{t_(i+1)}`` with the empty prompt, starting from the clean latent at ``i = 0``.
+n = 100: t = 0, 10, ..., 990), MONAI's "leading" spacing; steps are counted in DDIM-inversion order (clean
+latent first), as the published heatmap code counts them (it uses "trailing" spacing, t = 10 i + 9: see
+docs/decisions.md). DDIM inversion runs ``x_{t_i} -> x_{t_(i+1)}`` with the empty prompt, starting from the
+clean latent at ``i = 0``.
 """
 
 from __future__ import annotations

@@ -7,12 +7,12 @@ Run folder::
     RUN/checkpoints/step-NNNNNNN.pt    trainable tensors, AdamW, scheduler, RNG states, step (common.py)
     RUN/metrics.csv, RUN/tensorboard/  loss, sigmoid, caption, location, lr, grad_norm, step_s, samples_per_s
 
-Several GPUs: ``torchrun --nproc_per_node N -m cxrdata.cli train lofi --run-dir RUN ...`` (torch DDP; ``--run-dir``
-because torchrun's own parser claims ``--run``). The recipe's batch size is global and split over the processes;
-each rank reads its slice of every global batch. The sigmoid loss gathers the image/text embeddings of all ranks
-(the global batch's negatives, exact global gradient); the captioning losses are per-rank token means, averaged
-by DDP. Rank 0 logs (its captioning losses) and writes checkpoints; the RNG state saved is rank 0's (the default
-recipes use no dropout, so resuming is exact per rank too).
+Several GPUs: ``torchrun --standalone --nproc_per_node N -m cxrdata.cli train lofi --run-dir RUN ...`` (torch DDP;
+``--run-dir`` because torchrun's own parser takes ``--run`` for its ``--run-path``). The recipe's batch size is
+global and split over the processes; each rank reads its slice of every global batch. The sigmoid loss gathers the
+image/text embeddings of all ranks (the global batch's negatives, exact global gradient); the captioning losses are
+per-rank token means, averaged by DDP. Rank 0 logs (its captioning losses) and writes checkpoints; the RNG state
+saved is rank 0's (the default recipes use no dropout, so resuming is exact per rank too).
 """
 
 from __future__ import annotations
@@ -101,9 +101,52 @@ def check_recipe(doc: Any, where: str = "recipe") -> dict[str, Any]:
     for src in sources:
         if not isinstance(src, dict) or not {"config", "task"} <= set(src) or set(src) - SOURCE_KEYS:
             raise fail(f"a data source needs 'config' and 'task' (optional: weight, optional, one_reader): {src!r}")
+        names = src["config"]
+        if not (isinstance(names, str) or (isinstance(names, list) and names
+                                            and all(isinstance(n, str) for n in names))):
+            raise fail(f"data source config must be a name or a list of names (first found wins): {names!r}")
         if src["task"] not in ("report", "regions"):
-            raise fail(f"data source {src['config']!r}: task must be 'report' or 'regions'")
+            raise fail(f"data source {names!r}: task must be 'report' or 'regions'")
     return doc
+
+
+# Which task's rows feed each loss: a loss with a non-zero weight and no rows is an error before training.
+LOSS_TASKS = {"sigmoid": "report", "caption": "report", "location": "regions"}
+
+
+def source_candidates(raw: Mapping[str, Any]) -> list[str]:
+    """The config names a recipe source accepts, in order (``config: name`` or ``config: [name, ...]``)."""
+    return [raw["config"]] if isinstance(raw["config"], str) else list(raw["config"])
+
+
+def resolve_source(data: Sequence[Path], raw: Mapping[str, Any]) -> str | None:
+    """The first of a source's config names built under one of ``data`` (None when none is)."""
+    from cxrdata.train.common import find_config_dir
+
+    return next((name for name in source_candidates(raw) if find_config_dir(data, name) is not None), None)
+
+
+def check_losses_have_data(recipe: Mapping[str, Any], sources: Sequence[Any], data: Sequence[Path]) -> None:
+    """One line when a loss with a non-zero weight would train on nothing (instead of logging 0.0 forever)."""
+    for loss, task in LOSS_TASKS.items():
+        weight = float(recipe["loss"][loss])
+        if not weight or any(len(s) for s in sources if s.spec.task == task):
+            continue
+        found = {s.spec.config: s for s in sources if s.spec.task == task}
+        seen = []
+        for raw in recipe["data"]["sources"]:
+            if raw["task"] != task:
+                continue
+            hit = next((found[n] for n in source_candidates(raw) if n in found), None)
+            seen.append(" or ".join(source_candidates(raw)) if hit is None else
+                        f"{hit.spec.config} (0 usable rows" + "".join(
+                            f", {n} {why}" for why, n in sorted(hit.left_out.items())) + ")")
+        build = {"regions": "`cxrdata build ms-cxr|padchest-gr|vindr|imagenome --recipe lofi-regions`",
+                 "report": "`cxrdata build mimic`"}[task]
+        raise CxrdataError(
+            f"loss {loss!r} has weight {weight:g} but no {recipe['data']['split']} rows of task {task!r}: looked for "
+            f"{'; '.join(seen) or 'no source of that task'} under {', '.join(map(str, data))}; build them with "
+            f"{build} and pass that OUT with --data, or set loss.{loss}: 0 in a recipe")
 
 
 @dataclass
@@ -130,7 +173,7 @@ class TrainResult:
     total_steps: int
     steps_per_epoch: int
     sources: dict[str, int]
-    left_out: dict[str, int]
+    left_out: dict[str, dict[str, int]]  # config -> reason -> rows left out
     missing_optional: list[str]
     losses: list[float] = field(default_factory=list)
     checkpoint: Path | None = None
@@ -260,7 +303,7 @@ class Prepared:
 def prepare(recipe: dict[str, Any], data: Sequence[Path], weights: Mapping[str, Path] | None, device: Any,
             tiny_folder: Path | None = None) -> tuple[Prepared, dict[str, Path]]:
     """Load the sources, write tiny weights when asked (``tiny_folder``), build the model and the data pipeline."""
-    from cxrdata.train.common import find_config_dir, seed_everything
+    from cxrdata.train.common import seed_everything
     from cxrdata.train.lofi_data import Collator, LofiExamples, MixPlan, SourceSpec, load_source
     from cxrdata.train.lofi_model import model_folder, write_tiny_weights
 
@@ -268,16 +311,18 @@ def prepare(recipe: dict[str, Any], data: Sequence[Path], weights: Mapping[str, 
     split, seed = recipe["data"]["split"], recipe["train"]["seed"]
     sources, missing = [], []
     for raw in recipe["data"]["sources"]:
-        spec = SourceSpec(**raw)
-        if find_config_dir(data, spec.config) is None:
-            if spec.optional:
-                missing.append(spec.config)
+        found = resolve_source(data, raw)
+        if found is None:
+            names = " or ".join(source_candidates(raw))
+            if raw.get("optional"):
+                missing.append(names)
                 continue
-            raise CxrdataError(f"no shards of config {spec.config!r} under {', '.join(map(str, data))} "
-                               f"(the recipe needs it for task {spec.task!r}; build it with `cxrdata build`)")
-        sources.append(load_source(data, spec, split, targets))
+            raise CxrdataError(f"no shards of config {names} under {', '.join(map(str, data))} "
+                               f"(the recipe needs it for task {raw['task']!r}; build it with `cxrdata build`)")
+        sources.append(load_source(data, SourceSpec(**{**raw, "config": found}), split, targets))
     if not any(len(s) for s in sources):
         raise CxrdataError(f"no usable {split} rows in {', '.join(s.spec.config for s in sources) or 'any source'}")
+    check_losses_have_data(recipe, sources, data)
     if tiny_folder is not None:
         texts = [t for s in sources for t in s.texts] + [r["phrase"] for s in sources for rs in s.regions for r in rs]
         texts += [targets.report_prompt, 'Detect all instances of "".', "Describe the regions: [[0,1000]]",
@@ -285,8 +330,9 @@ def prepare(recipe: dict[str, Any], data: Sequence[Path], weights: Mapping[str, 
         weights = write_tiny_weights(tiny_folder, texts, recipe["tiny"], seed)
     assert weights is not None
     weights = {"vision": model_folder(weights.get("vision"), "vision", "--vision"),
-               "text": model_folder(weights.get("text") or weights.get("vision"), "text", "--text"),
-               "llm": model_folder(weights.get("llm"), "llm", "--llm")}
+               "text": model_folder(weights.get("text") or weights.get("vision"), "text",
+                                    "--text" if weights.get("text") else "--vision (its text tower)", tokenizer=True),
+               "llm": model_folder(weights.get("llm"), "llm", "--llm", tokenizer=True)}
     seed_everything(seed)
     model = build_model(recipe, weights, device)
     m = recipe["model"]
@@ -405,7 +451,7 @@ def train_lofi(opts: TrainOptions) -> TrainResult:
     model.train()
     step, tick = start, time.perf_counter()
     try:
-        for batch in loader:
+        for batch in _one_line_errors(loader):
             batch = to_device(batch, device)
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
                 out = net(batch, weights_loss)
@@ -438,7 +484,22 @@ def train_lofi(opts: TrainOptions) -> TrainResult:
     finally:
         if logger is not None:
             logger.close()
+    if dist_info.distributed and not opts.quiet:
+        print(f"rank {dist_info.rank} of {dist_info.world_size}: steps {start}..{step} done", flush=True)
     return result
+
+
+def _one_line_errors(batches: Any) -> Any:
+    """The loader's batches; a CxrdataError raised in a loader worker comes back carrying the worker's traceback
+    text (torch's ExceptionWrapper): keep its own message only."""
+    try:
+        yield from batches
+    except CxrdataError as exc:
+        text = str(exc).strip()
+        if "Traceback" not in text:
+            raise
+        last = text.splitlines()[-1]
+        raise CxrdataError(last.split("CxrdataError: ", 1)[-1]) from None
 
 
 # -- LoFi's boxes as a predictions file ---------------------------------------------------------------------------
@@ -459,12 +520,11 @@ def predict_boxes(run: str | Path, data: Sequence[Path], config: str, split: str
 
     Boxes are canonical: normalised to [0, 1] of the original image (``original_width`` x ``original_height``).
     """
-    import pyarrow.parquet as pq
     import torch
 
     from cxrdata.targets.box_text import BoxTextError, text_to_boxes
     from cxrdata.targets.regions import GROUNDING_PROMPT
-    from cxrdata.train.common import find_config_dir, load_shards
+    from cxrdata.train.common import config_columns, find_config_dir, load_shards
     from cxrdata.train.lofi_data import Collator, pixel_tensor
 
     loaded = load_run(run, device)
@@ -472,7 +532,7 @@ def predict_boxes(run: str | Path, data: Sequence[Path], config: str, split: str
     folder = find_config_dir(data, config)
     if folder is None:
         raise CxrdataError(f"no shards of config {config!r} under {', '.join(map(str, data))}")
-    names = pq.read_schema(sorted(folder.glob("*.parquet"))[0]).names
+    names = config_columns(folder)
     column = phrase_column or next((c for c in PHRASE_COLUMNS if c in names), None)
     if column is None or column not in names:
         tried = phrase_column or ", ".join(PHRASE_COLUMNS)

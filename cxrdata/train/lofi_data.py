@@ -4,11 +4,14 @@ Sources (recipe ``data.sources``) are configs of one or more build OUTs read wit
 
 * ``task: report``  (mimic): the image, its report text (``report_sections`` joined, else ``report_fallback``)
   for the sigmoid loss, and ``report_prompt`` -> report text for the captioning loss. Rows without text are
-  left out (counted). Pairs of one study share a group, so they are not each other's negatives.
-* ``task: regions`` (ms-cxr ``boxes`` + ``phrase``; padchest-gr, vindr, imagenome-* ``regions``): one
-  grounding or dense-captioning pair per record and epoch (:func:`cxrdata.targets.regions.sample_region_pair`,
-  seeded by ``(seed, record id, epoch)``); regions without a box or with an unusable box are dropped, rows
-  left without a region are left out (counted).
+  left out (counted as ``no_report_text``). Pairs of one study share a group, so they are not each other's
+  negatives.
+* ``task: regions`` (ms-cxr ``boxes`` + ``phrase``; padchest-gr, vindr, imagenome-* ``regions``; their
+  ``*-lofi-regions`` builds): one grounding or dense-captioning pair per record and epoch
+  (:func:`cxrdata.targets.regions.sample_region_pair`, seeded by ``(seed, record id, epoch)``); regions without
+  a box or with an unusable box are dropped, rows left without a region are left out (counted as ``no_region``).
+* Rows whose image cell is null or empty are left out of every task before anything is decoded (counted as
+  ``no_image``); an image that is present but does not decode stops training with one line naming the record.
 
 The order is a pure function of ``(seed, epoch)``: per epoch every source contributes ``round(weight × rows)``
 rows (a seeded permutation, repeated when the weight is above 1), then all are shuffled together. Global step
@@ -34,7 +37,7 @@ from cxrdata.boxes import check_box
 from cxrdata.errors import CxrdataError, Rejected
 from cxrdata.targets.box_text import BoxFormat
 from cxrdata.targets.regions import sample_region_pair
-from cxrdata.train.common import find_config_dir, load_shards
+from cxrdata.train.common import config_columns, find_config_dir, first_line, load_shards, rows_with_image
 from cxrdata.train.lofi_losses import IGNORE
 from cxrdata.train.lofi_model import image_prefix
 
@@ -74,7 +77,7 @@ class SourceData:
     groups: list[str] = field(default_factory=list)  # report: the study
     regions: list[list[dict[str, Any]]] = field(default_factory=list)  # regions: valid {box, phrase}
     sizes: list[tuple[int, int]] = field(default_factory=list)  # regions: original width, height
-    left_out: int = 0
+    left_out: dict[str, int] = field(default_factory=dict)  # reason (no_image, no_report_text, no_region) -> rows
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -113,9 +116,7 @@ def load_source(data_dirs: Sequence[str | Path], spec: SourceSpec, split: str, t
     folder = find_config_dir(data_dirs, spec.config)
     if folder is None:
         raise CxrdataError(f"no shards of config {spec.config!r} under {', '.join(map(str, data_dirs))}")
-    import pyarrow.parquet as pq
-
-    names = pq.read_schema(next(iter(sorted(folder.glob("*.parquet"))))).names
+    names = config_columns(folder)
     if spec.task == "report":
         wanted = [*targets.report_sections, *targets.report_fallback]
         if not any(c in names for c in wanted):
@@ -134,11 +135,18 @@ def load_source(data_dirs: Sequence[str | Path], spec: SourceSpec, split: str, t
     ds = load_shards(data_dirs, spec.config, split, ["image", *meta_cols])
     meta = ds.select_columns(meta_cols).to_list()
     out = SourceData(spec, ds.select_columns(["image"]), [], [])
-    for i, row in enumerate(meta):
+
+    def leave_out(reason: str) -> None:
+        out.left_out[reason] = out.left_out.get(reason, 0) + 1
+
+    for i, (row, has_image) in enumerate(zip(meta, rows_with_image(ds), strict=True)):
+        if not has_image:  # a row the build stored without an image: counted, never decoded
+            leave_out("no_image")
+            continue
         if spec.task == "report":
             text = report_text(row, targets)
             if not text:
-                out.left_out += 1
+                leave_out("no_report_text")
                 continue
             out.texts.append(text)
             out.groups.append(str(row.get("study_id") or row["id"]))
@@ -147,7 +155,7 @@ def load_source(data_dirs: Sequence[str | Path], spec: SourceSpec, split: str, t
                                                                for b in row["boxes"] or []]
             regions = _valid_regions(raw or [], spec.one_reader)
             if not regions:
-                out.left_out += 1
+                leave_out("no_region")
                 continue
             out.regions.append(regions)
             out.sizes.append((int(row["original_width"]), int(row["original_height"])))
@@ -213,7 +221,11 @@ class LofiExamples(torch.utils.data.Dataset):
 
     def example(self, s: int, item: int, epoch: int) -> dict[str, Any]:
         src = self.sources[s]
-        image = src.images[src.rows[item]]["image"]
+        try:
+            image = src.images[src.rows[item]]["image"]
+        except Exception as exc:  # PIL and datasets raise many types for bytes that do not decode
+            raise CxrdataError(f"record {src.ids[item]} of {src.spec.config}: its image does not decode "
+                               f"({first_line(exc)}); rebuild that output") from None
         out: dict[str, Any] = {"id": src.ids[item], "config": src.spec.config,
                                "pixel_values": pixel_tensor(image, self.image_size, self.mean, self.std)}
         if src.spec.task == "report":

@@ -74,8 +74,27 @@ class ModelSettings:
     init_logit_bias: float = -10.0
 
 
-def model_folder(path: str | Path | None, role: str, flag: str) -> Path:
-    """A transformers folder (config.json + weights) or a CxrdataError naming the flag and how to get one."""
+# A tokenizer a transformers folder can load from: one of these (tokenizer.json: fast tokenizers; tokenizer.model /
+# spiece.model / sentencepiece.bpe.model: SentencePiece, e.g. Gemma, SigLIP; vocab.json + merges.txt: byte-level
+# BPE, e.g. CLIP; vocab.txt: WordPiece). Without any, transformers 4.57 fails with an AttributeError (`endswith`).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "spiece.model", "sentencepiece.bpe.model", "vocab.json",
+                   "vocab.txt", "tekken.json")
+MIN_TRANSFORMERS = "4.56"  # `from_pretrained(dtype=...)`; 4.50-4.55 pass it on to the model's __init__ and crash
+
+
+def check_transformers() -> None:
+    """One line, not a TypeError deep in ``from_pretrained``, when the installed transformers is too old."""
+    import transformers
+    from packaging.version import Version
+
+    if Version(transformers.__version__) < Version(MIN_TRANSFORMERS):
+        raise CxrdataError(f"transformers {transformers.__version__} is installed; train lofi needs "
+                           f">={MIN_TRANSFORMERS},<5 (pip install 'cxrdata[train]')")
+
+
+def model_folder(path: str | Path | None, role: str, flag: str, tokenizer: bool = False) -> Path:
+    """A transformers folder (config.json + weights, + tokenizer files when ``tokenizer``) or a CxrdataError naming
+    the flag, what is missing and how to get it."""
     if path is None:
         raise CxrdataError(f"{flag} PATH is required (or --tiny for tiny random weights): {HOW_TO_GET[role]}. "
                            "Nothing is downloaded at run time.")
@@ -87,6 +106,9 @@ def model_folder(path: str | Path | None, role: str, flag: str) -> Path:
                            f"expected {HOW_TO_GET[role]}")
     if not any(folder.glob("*.safetensors")) and not any(folder.glob("*.bin")):
         raise CxrdataError(f"{flag} {folder}: config.json but no weights (*.safetensors); expected {HOW_TO_GET[role]}")
+    if tokenizer and not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        raise CxrdataError(f"{flag} {folder}: no tokenizer files (none of {', '.join(TOKENIZER_FILES)}); copy the "
+                           f"model's tokenizer (tokenizer.json, tokenizer_config.json, ...) into the folder too")
     return folder
 
 
@@ -208,7 +230,8 @@ class Towers:
 
 def load_towers(vision_path: Path, text_path: Path, llm_path: Path, settings: ModelSettings) -> Towers:
     """Load the three pretrained parts from local folders (no network: ``local_files_only``)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    check_transformers()
+    from transformers import AutoModelForCausalLM
 
     kind = VISION_TYPES.get(_model_type(vision_path))
     if kind is None:
@@ -235,17 +258,31 @@ def load_towers(vision_path: Path, text_path: Path, llm_path: Path, settings: Mo
         llm_kwargs["attn_implementation"] = settings.attn_implementation
     try:
         llm = AutoModelForCausalLM.from_pretrained(str(llm_path), **llm_kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(str(llm_path), local_files_only=True)
-        text_tokenizer = AutoTokenizer.from_pretrained(str(text_path), local_files_only=True)
-    except OSError as exc:
-        first = str(exc).splitlines()[0]
-        raise CxrdataError(f"could not load a model or tokenizer from a local folder: {first}") from None
+    except (OSError, ValueError, TypeError, AttributeError) as exc:  # transformers' errors for broken folders
+        raise CxrdataError(f"--llm {llm_path}: the model does not load ({_first_line(exc)})") from None
+    tokenizer = _tokenizer(llm_path, "--llm")
+    text_tokenizer = _tokenizer(text_path, "--text")
     image_token_id, box_ids = extend_tokenizer(tokenizer, settings.image_token, settings.box_tokens)
     resize_embeddings(llm, len(tokenizer))
     scale, bias = _read_tensor(text_path, "logit_scale"), _read_tensor(text_path, "logit_bias")
     return Towers(vision, kind, int(vision.config.patch_size), text, text_tokenizer, llm, tokenizer, image_token_id,
                   box_ids, None if scale is None else float(scale.reshape(-1)[0]),
                   None if bias is None else float(bias.reshape(-1)[0]))
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _tokenizer(folder: Path, flag: str) -> Any:
+    """``AutoTokenizer`` of a local folder; any failure (the tokenizers library raises bare ``Exception``s for a
+    damaged tokenizer.json) is one line naming the folder."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    except Exception as exc:  # every failure means "this folder's tokenizer is unusable"
+        raise CxrdataError(f"{flag} {folder}: its tokenizer does not load ({_first_line(exc)})") from None
 
 
 def extend_tokenizer(tokenizer: Any, image_token: str, box_tokens: Sequence[str]) -> tuple[int, list[int]]:
