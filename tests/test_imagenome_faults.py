@@ -133,7 +133,9 @@ def test_silver_every_listed_id_is_written_rejected_or_excluded(built: Built) ->
     details = [rejected[i]["detail"] for i in unreadable]
     if "scene_graph_corrupt_member" in faults:
         member = f"scene_graph/{faults['scene_graph_corrupt_member']}_SceneGraph.json"
-        assert details == [f"{member} in scene_graph.zip: BadZipFile: Bad CRC-32 for file '{member}'"]
+        # the flipped bytes fail either inflate or the CRC check, depending on where they land
+        assert len(details) == 1 and details[0].startswith(f"{member} in scene_graph.zip: ")
+        assert "Bad CRC-32" in details[0] or "decompressing data" in details[0]
     else:
         assert details == [f"{faults['scene_graph_directory']}_SceneGraph.json: Is a directory",
                            f"{faults['scene_graph_unreadable']}_SceneGraph.json: Too many levels of symbolic links"]

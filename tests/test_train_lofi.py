@@ -69,13 +69,14 @@ def lofi_region_outs(mimic_sample, tmp_path_factory: pytest.TempPathFactory) -> 
     from cxrdata.sample.padchest_gr import write_padchest_gr_sample
 
     base = tmp_path_factory.mktemp("lofi-region-outs")
-    padchest = write_padchest_gr_sample(base / "padchest-gr", studies=8, seed=0)
+    padchest = write_padchest_gr_sample(base / "padchest-gr", studies=12, seed=0)
     outs = {"lofi-ms-cxr": base / "lofi-ms-cxr", "lofi-padchest-gr": base / "lofi-padchest-gr"}
     for args in (["ms-cxr", "--root", str(mimic_sample.mscxr_csv["1.1.0"].parent), "--mimic-root",
                   str(mimic_sample.root), "--out", str(outs["lofi-ms-cxr"])],
                  ["padchest-gr", "--root", str(padchest.root), "--out", str(outs["lofi-padchest-gr"])]):
         result = CliRunner().invoke(main, ["build", *args, "--recipe", "lofi-regions", "--image-size", "128",
-                                           "--workers", "1", "--quiet"])
+                                           "--workers", "1", "--quiet",
+                                           "--max-reject-share", "1"])  # the samples carry their defects
         assert result.exit_code == 0, result.output
     return outs
 
