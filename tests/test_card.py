@@ -97,3 +97,24 @@ def test_versions_from_folder_names_only_when_they_say(tmp_path):
     old.mkdir(parents=True)
     (old / "mimic-cxr-2.0.0-metadata.csv.gz").write_bytes(b"")
     assert dataset_versions("mimic-cxr-jpg", old, {})["mimic-cxr-jpg"]["version"] == "2.0.0"
+
+
+def test_two_builds_in_folders_of_the_same_name_load_as_themselves(mimic_sample, tmp_path):
+    """`datasets` caches a local folder under its name and a hash of the card's YAML: the card must differ."""
+    import datasets
+
+    from cxrdata.sources.mimic import MimicSource
+
+    outs = [tmp_path / "a" / "out", tmp_path / "b" / "out"]
+    build([MimicSource(root=mimic_sample.root, image_size=32)], BuildOptions(out=outs[0], workers=1, quiet=True))
+    build([MimicSource(root=mimic_sample.root, image_size=32, views=("PA",))],
+          BuildOptions(out=outs[1], workers=1, quiet=True))
+    expected = [sum(pq.read_metadata(p).num_rows for p in (out / "data" / "mimic").glob("train-*.parquet"))
+                for out in outs]
+    assert expected[0] != expected[1]
+    loaded = [datasets.load_dataset(str(out), split="train") for out in outs]
+    assert [len(ds) for ds in loaded] == expected
+    front = yaml.safe_load((outs[1] / "README.md").read_text().split("---")[1])
+    (info,) = front["dataset_info"]
+    assert info["config_name"] == "mimic"
+    assert {s["name"]: s["num_examples"] for s in info["splits"]}["train"] == expected[1]

@@ -23,7 +23,24 @@ LICENCE = (
 )
 
 
-def _front_matter(manifest: dict[str, Any]) -> str:
+def _dataset_info(layout: OutputLayout, manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per config: its splits' row counts and shard bytes. Besides informing, this makes the card's YAML
+    differ between builds of different content: `datasets` caches a local folder under its *name* and a
+    hash of the card's YAML, so without it two builds both called ``out`` load as whichever came first."""
+    infos = []
+    for name, config in manifest["configs"].items():
+        splits = []
+        for split in config["splits"]:
+            files = [f for f in config["data_files"] if f.startswith(f"{split}-")]
+            size = sum((layout.data_dir(name) / f).stat().st_size for f in files)
+            splits.append({"name": split, "num_bytes": size,
+                           "num_examples": config["counts"]["splits"][split]["written"]})
+        total = sum(s["num_bytes"] for s in splits)
+        infos.append({"config_name": name, "splits": splits, "download_size": total, "dataset_size": total})
+    return infos
+
+
+def _front_matter(layout: OutputLayout, manifest: dict[str, Any]) -> str:
     configs = []
     for i, (name, config) in enumerate(manifest["configs"].items()):
         entry: dict[str, Any] = {
@@ -33,13 +50,15 @@ def _front_matter(manifest: dict[str, Any]) -> str:
         if i == 0:
             entry["default"] = True
         configs.append(entry)
-    return yaml.safe_dump({"configs": configs, "tags": ["medical", "chest-x-ray", "cxrdata"]}, sort_keys=False)
+    doc = {"configs": configs, "dataset_info": _dataset_info(layout, manifest),
+           "tags": ["medical", "chest-x-ray", "cxrdata"]}
+    return yaml.safe_dump(doc, sort_keys=False)
 
 
 def card_text(layout: OutputLayout, manifest: dict[str, Any]) -> str:
     names = list(manifest["configs"])
     root = layout.root.resolve()
-    lines = ["---", _front_matter(manifest).rstrip(), "---", "", f"# cxrdata build: {', '.join(names)}", ""]
+    lines = ["---", _front_matter(layout, manifest).rstrip(), "---", "", f"# cxrdata build: {', '.join(names)}", ""]
     lines += [f"Built by cxrdata {manifest['version']}; configuration hash `{manifest['config_hash']}`.", ""]
     lines += ["## Counts", "", "| config | split | read | written | rejected |", "| --- | --- | ---: | ---: | ---: |"]
     for name, config in manifest["configs"].items():
