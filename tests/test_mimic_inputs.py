@@ -186,7 +186,7 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> MimicSample:
 @pytest.mark.parametrize("table", TABLES)
 @pytest.mark.parametrize(("broken", "says"), [
     (b"", "is empty (0 bytes)"),
-    (gzip.compress(b""), "has no header line"),
+    (gzip.compress(b"", mtime=0), "has no header line"),
     (b"dicom_id,subject_id\n", "is named .gz but is not gzip-compressed"),
 ])
 def test_empty_or_broken_tables_are_one_error_line(small, tmp_path, table: str, broken: bytes, says: str) -> None:

@@ -37,6 +37,7 @@ class Reject:
     stage: str
     reason: str
     detail: str = ""
+    notes: tuple[str, ...] = ()  # counted notes the record gathered before it was rejected (e.g. a duplicate row)
 
 
 @dataclass
@@ -60,6 +61,7 @@ class Stage:
             stage=self.name,
             reason=reason,
             detail=detail,
+            notes=tuple(record.get("_notes", ())),
         )
 
     def fingerprint(self) -> str:

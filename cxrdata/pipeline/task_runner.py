@@ -82,6 +82,7 @@ class TaskOutput:
         for reject in dropped:
             self.stats.split(reject.split).rejected += 1
             self.stats.reasons[reject.reason] += 1
+            self.stats.notes.update(reject.notes)
         self.rejects.write([_reject_row(self.config, r) for r in dropped])
         for record in kept:
             self.stats.notes.update(record.get("_notes", ()))
