@@ -212,10 +212,10 @@ def build_mimic(root: Path | None, sample: bool, reports_root: Path | None, view
                 image_format: str, recipe: str | None, extractor: str | None, radgraph_cache: Path | None,
                 device: str, extraction_cache: Path | None, lut: Path | None, **kwargs: Any) -> None:
     """MIMIC-CXR-JPG images with split, CheXpert labels and report sections (or a recipe's prompts)."""
-    from cxrdata.sources.mimic import MimicSource
+    from cxrdata.sources.mimic import MimicSource, parse_views
 
     root = _root_or_sample(root, sample, "mimic")
-    kept = () if views.strip().lower() == "all" else tuple(v.strip() for v in views.split(",") if v.strip())
+    kept = parse_views(views)
     if recipe is not None:
         from cxrdata.sources.recipes import load_recipe, mimic_recipe_source
 

@@ -214,3 +214,16 @@ def test_a_signal_stops_the_build_in_one_line_and_leaves_no_worker(mimic_sample,
     assert wait_for(lambda: not session_processes(proc.pid), timeout=10), "workers outlived the build"
     assert_ok(build(mimic_sample.root, out))
     same_output(out, reference)
+
+
+@pytest.mark.parametrize("views", ["PA,LATRAL", "frontal", ","])
+def test_a_view_typo_is_one_line_not_an_empty_build(mimic_sample, tmp_path, views):
+    run = build(mimic_sample.root, tmp_path / "o", "--views", views)
+    assert_failed_cleanly(run, 2, "--views", "known: PA, AP, LATERAL")
+    assert not (tmp_path / "o").exists()
+
+
+def test_views_are_case_insensitive(mimic_sample, reference, tmp_path):
+    out = tmp_path / "out"
+    assert_ok(build(mimic_sample.root, out, "--views", "pa, Ap"))
+    same_output(out, reference)

@@ -33,6 +33,24 @@ METADATA_COLUMNS = ("dicom_id", "subject_id", "study_id", "PerformedProcedureSte
                     "Rows", "Columns", "StudyDate", "StudyTime", "PatientOrientationCodeSequence_CodeMeaning")
 SPLIT_COLUMNS = ("dicom_id", "study_id", "subject_id", "split")
 FRONTAL_VIEWS = ("PA", "AP")
+# Every ViewPosition of the metadata (DICOM (0018,5101) as the release spells it), as public MIMIC-CXR
+# readers enumerate it (docs/formats/mimic-cxr.md); an empty cell is possible too.
+VIEW_POSITIONS = ("PA", "AP", "LATERAL", "LL", "AP AXIAL", "AP LLD", "AP RLD", "PA LLD", "PA RLD", "LAO", "RAO",
+                  "LPO", "XTABLE LATERAL", "SWIMMERS")
+
+
+def parse_views(text: str) -> tuple[str, ...]:
+    """``--views``: comma-separated ViewPositions in any case, or ``all`` (an empty tuple: every view).
+
+    An unknown name (a typo such as ``LATRAL``) is refused in one line rather than selecting nothing."""
+    if text.strip().lower() == "all":
+        return ()
+    views = tuple(dict.fromkeys(v.strip().upper() for v in text.split(",") if v.strip()))
+    unknown = [v for v in views if v not in VIEW_POSITIONS]
+    if not views or unknown:
+        raise CxrdataError(f"--views: unknown view position(s) {', '.join(unknown) or repr(text)}; "
+                           f"known: {', '.join(VIEW_POSITIONS)}, or all")
+    return views
 DICOM_ID = re.compile(r"[0-9a-f]{8}(-[0-9a-f]{8}){4}")  # fullmatch: nothing else can name a path
 DIGITS = re.compile(r"[0-9]+")
 LABEL_VALUES = (1.0, 0.0, -1.0, None)

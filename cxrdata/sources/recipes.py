@@ -29,7 +29,7 @@ from cxrdata.io.schema import available, load_schema
 from cxrdata.pipeline.image_stage import IMAGE_FITS, IMAGE_FORMATS
 from cxrdata.pipeline.language_stage import PhraseLocateStage, ReportLocateStage, lut_digest
 from cxrdata.pipeline.stage import Record, Stage
-from cxrdata.sources.mimic import MimicSource
+from cxrdata.sources.mimic import MimicSource, parse_views
 from cxrdata.sources.ms_cxr import MsCxrSource
 
 DATASETS = ("mimic", "ms-cxr")
@@ -171,7 +171,7 @@ def _recipe(path: Path, doc: dict[str, Any], dataset: str, values: dict[str, Any
     views = values.get("filters.views")
     return Recipe(
         name=str(doc.get("name") or path.stem), description=str(doc.get("description") or ""), dataset=dataset,
-        output=output, path=path, views=tuple(str(v) for v in views) if views is not None else None,
+        output=output, path=path, views=parse_views(",".join(map(str, views)) or "all") if views is not None else None,
         single_pathology=values.get("filters.single_pathology", True), image_size=size, image_format=image_format,
         image_fit=fit, extractor=extractor, sections=text["sections"], fallback=text["fallback"],
         include_uncertain=values.get("language.include_uncertain", False),
