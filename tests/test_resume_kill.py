@@ -96,3 +96,52 @@ def test_a_second_concurrent_build_on_the_same_out_is_refused(mimic_sample, tmp_
         fcntl.flock(handle, fcntl.LOCK_EX)
         with pytest.raises(CxrdataError, match="another cxrdata build"):
             build([MimicSource(root=mimic_sample.root)], BuildOptions(out=out, workers=1, quiet=True))
+
+
+# -- every dataset, killed at 20 random moments ---------------------------------------------------------------
+
+def dataset_command(dataset: str, out: Path) -> tuple[list[str], list[str]]:
+    """The build command of a bundled sample, and the configs it writes (small images, several tasks)."""
+    from cxrdata.sample.bundled import bundled_root
+
+    roots = {
+        "vindr": (["--root", str(bundled_root("vindr"))], ["vindr"]),
+        "padchest-gr": (["--root", str(bundled_root("padchest-gr"))], ["padchest-gr"]),
+        "imagenome": (["--root", str(bundled_root("imagenome") / "chest-imagenome-dataset-1.0.0"), "--mimic-root",
+                       str(bundled_root("imagenome") / "mimic-cxr-jpg")], ["imagenome-gold", "imagenome-silver"]),
+    }
+    extra, configs = roots[dataset]
+    return ([sys.executable, "-m", "cxrdata.cli", "build", dataset, *extra, "--out", str(out), "--workers", "2",
+             "--tasks", "5", "--image-size", "96", "--quiet", "--max-reject-share", "1"], configs)
+
+
+def image_digests(records: dict[str, dict]) -> dict[str, str]:
+    import hashlib
+
+    return {i: hashlib.sha256((r["image"] or {}).get("bytes") or b"").hexdigest() for i, r in records.items()}
+
+
+@pytest.mark.parametrize("dataset", ["vindr", "padchest-gr", "imagenome"])
+def test_twenty_random_kills_lose_duplicate_and_change_nothing(dataset, tmp_path):
+    reference, resumed = tmp_path / "reference", tmp_path / "resumed"
+    ref_cmd, configs = dataset_command(dataset, reference)
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    started = time.monotonic()
+    subprocess.run(ref_cmd, check=True, timeout=300, env=env, stdout=subprocess.DEVNULL)
+    duration = time.monotonic() - started
+    cmd, _ = dataset_command(dataset, resumed)
+    rng = random.Random(hash(dataset) % 1000)
+    kills = 0
+    for _ in range(20):
+        proc = subprocess.Popen(cmd, start_new_session=True, env=env, stdout=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.0, duration))
+        kills += kill(proc)
+    assert kills >= 5, f"only {kills} of 20 runs were still going when killed"  # later runs have less left to do
+    subprocess.run(cmd, check=True, timeout=300, env=env, stdout=subprocess.DEVNULL)
+    for config in configs:
+        expected, got = read_records(reference, config), read_records(resumed, config)
+        assert set(got) == set(expected), "no record lost or added"
+        assert image_digests(got) == image_digests(expected)
+        assert got == expected
+    assert json.loads((resumed / "manifest.json").read_text()) == json.loads((reference / "manifest.json").read_text())
+    assert not list(resumed.rglob("*.tmp"))
