@@ -3,7 +3,7 @@
     python benchmarks/language_accuracy.py [--corpus tests/data/language_corpus] [--show-failures]
 
 Paths: ``rules`` (the rule-based extractor) and ``radgraph`` (hand-written RadGraph-XL-style anatomy
-through the same location mapper as the RadGraph backend); both run :func:`cxrdata.text.locate.locate_report`
+through the same location mapper as the RadGraph backend); both run :func:`cxrdata.targets.locate.locate_report`
 on every (entry, pathology) case of tests/data/language_corpus. A case agrees when its prompt (or drop
 reason) is exactly the expected one; known failures (xfail) count as disagreements. Besides per-class
 agreement it prints the three figures of issue 13:

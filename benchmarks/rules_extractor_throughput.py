@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 
 from cxrdata.extract.rules import RuleExtractor
-from cxrdata.text.locate import locate_reports
+from cxrdata.targets.locate import locate_reports
 from cxrdata.text.mentions import find_mentions
 from cxrdata.text.sentences import split_sentences
 

@@ -53,7 +53,7 @@ def _type(kind: click.ParamType) -> str:
 
 
 def cli_snapshot() -> dict[str, list[dict[str, Any]]]:
-    """Each command's parameters, in declaration order."""
+    """Each command's parameters, by name (the order options are listed in is not a contract)."""
     from cxrdata.cli import main
 
     snapshot = {}
@@ -63,7 +63,7 @@ def cli_snapshot() -> dict[str, list[dict[str, Any]]]:
             params.append({"name": p.name, "opts": sorted(p.opts), "type": _type(p.type), "required": p.required,
                            "multiple": p.multiple, "flag": bool(getattr(p, "is_flag", False)),
                            "default": _plain(p.default if not callable(p.default) else "<callable>")})
-        snapshot[name] = params
+        snapshot[name] = sorted(params, key=lambda p: p["name"])
     return snapshot
 
 
@@ -121,7 +121,7 @@ def run_builds(work: Path) -> dict[str, dict[str, str]]:
     from click.testing import CliRunner
 
     from cxrdata.cli import main
-    from cxrdata.sample.bundled import bundled_root
+    from cxrdata.sources.registry import bundled_root
 
     roots = {name: bundled_root(name) for name in ("mimic", "vindr", "padchest-gr", "imagenome")}
     lut = work / "lut.json"

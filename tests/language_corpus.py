@@ -6,7 +6,7 @@ class it exercises, ``expect`` (pathology -> expected prompt or drop reason), ``
 RadGraph-XL would tag ``Anatomy::definitely present``, in text order) and optional known failures
 ``xfail: {rules: why, radgraph: why}``.
 
-Both paths call the real public function :func:`cxrdata.text.locate.locate_report`:
+Both paths call the real public function :func:`cxrdata.targets.locate.locate_report`:
 
 - ``rules``: with :class:`cxrdata.extract.rules.RuleExtractor`;
 - ``radgraph``: with :class:`AnnotatedRadGraph`, which returns the hand-written anatomy in radgraph's own
@@ -26,7 +26,7 @@ import yaml
 from cxrdata.extract.base import Entity, Extractor
 from cxrdata.extract.radgraph import entities_from_annotation
 from cxrdata.extract.rules import RuleExtractor
-from cxrdata.text.locate import locate_report
+from cxrdata.targets.locate import locate_report
 from cxrdata.text.sentences import split_sentences
 from cxrdata.text.tokens import tokenize
 

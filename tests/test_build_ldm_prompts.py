@@ -14,13 +14,13 @@ from click.testing import CliRunner
 from cxrdata_testing import expected_rejects, read_records, read_rejects
 
 from cxrdata.anatomy.lut import build_lut, read_lut, write_lut
-from cxrdata.anatomy.vocabulary import locations
 from cxrdata.cli import main
 from cxrdata.extract.cache import ExtractionCache
 from cxrdata.extract.rules import RuleExtractor
-from cxrdata.pipeline.language_stage import ReportLocateStage
-from cxrdata.pipeline.stage import Reject
 from cxrdata.sample.chest import anatomy_boxes
+from cxrdata.stage import Reject
+from cxrdata.targets.locate_stage import ReportLocateStage
+from cxrdata.vocabulary import locations
 
 CONFIG = "ldm-prompts"
 # The CheXpert columns of the 8 pathologies, spelled as in MIMIC's CSV.

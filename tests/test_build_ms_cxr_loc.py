@@ -17,9 +17,9 @@ from cxrdata.anatomy.lut import build_lut, read_lut, write_lut
 from cxrdata.boxes import to_xywh_pixels
 from cxrdata.cli import main
 from cxrdata.extract.rules import RuleExtractor
-from cxrdata.pipeline.language_stage import PhraseLocateStage
-from cxrdata.pipeline.stage import Reject
 from cxrdata.sample.chest import anatomy_boxes
+from cxrdata.stage import Reject
+from cxrdata.targets.locate_stage import PhraseLocateStage
 
 CONFIG = "ms-cxr-loc"
 EXACT = {  # phrase of the sample -> its standardised prompt (rules extractor)

@@ -10,15 +10,15 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from cxrdata.io.versions import dataset_versions
 
 from cxrdata import __version__
 from cxrdata.io.card import LICENCE, card_text
 from cxrdata.io.layout import OutputLayout
-from cxrdata.io.versions import dataset_versions
 from cxrdata.pipeline.build import BuildOptions, build
-from cxrdata.sample.bundled import bundled_root
 from cxrdata.sources.ms_cxr import MsCxrSource
 from cxrdata.sources.padchest_gr import PadchestGrSource
+from cxrdata.sources.registry import bundled_root
 
 
 def rows_of(out: Path, config: str) -> list[dict]:

@@ -17,7 +17,6 @@ import pytest
 from click.testing import CliRunner
 
 from cxrdata.cli import main
-from cxrdata.sample.bundled import bundled_root
 from cxrdata.sample.padchest_gr import write_padchest_gr_sample
 from cxrdata.sources.doctor import (
     Finding,
@@ -27,6 +26,7 @@ from cxrdata.sources.doctor import (
     diagnose_padchest_gr,
     diagnose_vindr,
 )
+from cxrdata.sources.registry import bundled_root
 
 ALL = 1000  # decode every file of a sample
 

@@ -17,16 +17,16 @@ from click.testing import CliRunner
 
 ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
 
+from cxrdata.sources.recipes import LdmPromptsSource, Overrides, load_recipe, mimic_recipe_source  # noqa: E402
 from cxrdata_testing import read_records  # noqa: E402
 
 from cxrdata.cli import main  # noqa: E402
 from cxrdata.errors import CxrdataError  # noqa: E402
 from cxrdata.pipeline import engine_ray  # noqa: E402
 from cxrdata.pipeline.build import BuildOptions, BuildResult, build  # noqa: E402
-from cxrdata.pipeline.language_stage import ReportLocateStage  # noqa: E402
-from cxrdata.pipeline.stage import Record, RecordStage, Resources, Stage  # noqa: E402
 from cxrdata.sources.mimic import MimicSource  # noqa: E402
-from cxrdata.sources.recipes import LdmPromptsSource, Overrides, load_recipe, mimic_recipe_source  # noqa: E402
+from cxrdata.stage import Record, RecordStage, Resources, Stage  # noqa: E402
+from cxrdata.targets.locate_stage import ReportLocateStage  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

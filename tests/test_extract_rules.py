@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from cxrdata.extract.base import ANAT_DP, Entity, Extractor
+from cxrdata.extract.base import Extractor
 from cxrdata.extract.cache import CachedExtractor, ExtractionCache, sentence_key
 from cxrdata.extract.rules import ANAT_DA, ANAT_U, RuleExtractor
+from cxrdata.text.entities import ANAT_DP, Entity
 from cxrdata.text.tokens import tokenize
 
 RULES = RuleExtractor()

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from cxrdata.sources.recipes import available_recipes, load_recipe
 
 from cxrdata.cli import main
 from cxrdata.errors import CxrdataError
 from cxrdata.extract.rules import RuleExtractor
 from cxrdata.extract.select import make_extractor, select_extractor, uses_gpu
-from cxrdata.pipeline.language_stage import ReportLocateStage
-from cxrdata.pipeline.stage import Resources
-from cxrdata.sources.recipes import available_recipes, load_recipe
+from cxrdata.stage import Resources
+from cxrdata.targets.locate_stage import ReportLocateStage
 
 
 def fake_radgraph_cache(root: Path) -> Path:

@@ -13,7 +13,7 @@ from faults import assert_ok, cxrdata, linked_copy, replace
 from cxrdata.errors import Rejected
 from cxrdata.imaging.png16 import png_layout
 from cxrdata.imaging.raster import decode_jpeg, encode, jpeg_size
-from cxrdata.sample.bundled import bundled_root
+from cxrdata.sources.registry import bundled_root
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import cxrdata
-from cxrdata.anatomy import vocabulary
+from cxrdata import vocabulary
 from cxrdata.anatomy.gaussian import Gaussian2D, box_params, params_to_boxes, render, render_boxes
 from cxrdata.anatomy.lut import (
     build_lut,

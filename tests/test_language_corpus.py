@@ -1,7 +1,7 @@
 """Every entry of the labelled language corpus (tests/data/language_corpus), through both extractor paths.
 
 One test per (entry, pathology, path): the rule-based extractor and hand-written RadGraph-XL-style anatomy,
-both through :func:`cxrdata.text.locate.locate_report` and the shared location mapper. Known failures are
+both through :func:`cxrdata.targets.locate.locate_report` and the shared location mapper. Known failures are
 ``xfail(strict=True)`` with the corpus's reason, so a fix that makes one pass must also update the corpus.
 """
 
@@ -12,8 +12,8 @@ from collections import Counter
 import pytest
 from language_corpus import DROP_REASONS, PATHS, AnnotatedRadGraph, Case, load_cases, outcome
 
-from cxrdata.anatomy.vocabulary import locations, pathologies
 from cxrdata.targets.prompts import pathology_words
+from cxrdata.vocabulary import locations, pathologies
 
 CASES = load_cases()
 

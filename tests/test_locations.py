@@ -17,11 +17,11 @@ from cxrdata.anatomy.locations import (
     report_locations,
     sentence_locations,
 )
-from cxrdata.anatomy.vocabulary import locations
 from cxrdata.extract.base import ANAT_DP, Entity
 from cxrdata.extract.rules import RuleExtractor
 from cxrdata.text.mentions import finding_spans
 from cxrdata.text.tokens import tokenize
+from cxrdata.vocabulary import locations
 
 # (anatomy phrase, pathology, expected terms); together they produce every one of the 27 terms.
 PHRASES = [

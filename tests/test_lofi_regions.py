@@ -8,19 +8,19 @@ from pathlib import Path
 import datasets
 import pytest
 from click.testing import CliRunner
+from cxrdata.sources.recipes import available_recipes, load_recipe, recipe_kind
+from cxrdata.sources.targets_recipe import load_targets_recipe, targets_recipe_sources
 from cxrdata_testing import read_records
 
 from cxrdata.cli import main
 from cxrdata.errors import CxrdataError, Rejected
 from cxrdata.io.schema import load_schema
 from cxrdata.pipeline.build import BuildOptions, build
-from cxrdata.pipeline.targets_stage import RegionTargetsStage
 from cxrdata.sample.vindr import write_vindr_sample
 from cxrdata.sources.ms_cxr import MsCxrSource
-from cxrdata.sources.recipes import available_recipes, load_recipe, recipe_kind
-from cxrdata.sources.targets_recipe import load_targets_recipe, targets_recipe_sources
 from cxrdata.sources.vindr import VindrSource
 from cxrdata.targets.box_text import bin_size, boxes_to_text, text_to_boxes
+from cxrdata.targets.regions_stage import RegionTargetsStage
 
 BASES = ("ms-cxr", "vindr", "padchest-gr", "imagenome-gold", "imagenome-silver")
 NEW = ["box_format", "grounding", "dense_captions"]

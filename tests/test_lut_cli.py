@@ -14,10 +14,10 @@ from PIL import Image
 
 from cxrdata.anatomy.lut import location_mapping, read_lut
 from cxrdata.anatomy.lut_plot import figure_size
-from cxrdata.anatomy.vocabulary import locations
 from cxrdata.cli import main
 from cxrdata.sample.imagenome import ImagenomeSample, write_imagenome_sample
 from cxrdata.sources.imagenome_gold import GOLD_BOXES, GOLD_SCALING, read_gold_boxes
+from cxrdata.vocabulary import locations
 
 
 def invoke(*args: str):

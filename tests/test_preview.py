@@ -22,8 +22,8 @@ from cxrdata.inspect.colours import assign
 from cxrdata.inspect.preview import BACKGROUND, CAPTION_HEIGHT, CELL, GAP, LINE, PANEL_FILL
 from cxrdata.inspect.records import choose_panels
 from cxrdata.pipeline.build import BuildOptions, build
-from cxrdata.sample.bundled import bundled_root
 from cxrdata.sample.chest import anatomy_boxes
+from cxrdata.sources.registry import bundled_root
 from cxrdata.sources.vindr import VindrSource
 
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from cxrdata_testing import SAMPLE_REPORT as SAMPLE
 
-from cxrdata.anatomy.vocabulary import locations
 from cxrdata.extract.rules import RuleExtractor
+from cxrdata.targets.locate import locate_report, locate_reports
 from cxrdata.targets.prompts import build_prompt, pathology_words
-from cxrdata.text.locate import locate_report, locate_reports
 from cxrdata.text.sections import report_sections
+from cxrdata.vocabulary import locations
 
 EXTRACTOR = RuleExtractor()
 

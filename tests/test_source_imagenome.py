@@ -16,10 +16,10 @@ from cxrdata_testing import write_mini_mimic_metadata
 
 from cxrdata.errors import CxrdataError
 from cxrdata.io.schema import load_schema
-from cxrdata.pipeline.stage import StageChain
 from cxrdata.sample import _synth
 from cxrdata.sample.imagenome import ImagenomeSample, write_imagenome_sample
 from cxrdata.sources.imagenome import ImagenomeGoldSource, ImagenomeSilverSource, imagenome_sources
+from cxrdata.stage import StageChain
 
 SCENE_GRAPHS = "silver_dataset/scene_graph"
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from cxrdata.errors import CxrdataError
-from cxrdata.pipeline.stage import StageChain
 from cxrdata.sample.padchest_gr import MASTER_TABLE, REPORTS_FILE, PadchestGrSample, write_padchest_gr_sample
 from cxrdata.sources.padchest_gr import PadchestGrSource
 from cxrdata.sources.padchest_gr_master import FIRST_CHECKED
+from cxrdata.stage import StageChain
 
 VARIANTS = {"ids": {"ids": True}, "order": {"ids": False, "nested": True}}
 

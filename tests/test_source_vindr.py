@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from cxrdata.errors import CxrdataError
-from cxrdata.pipeline.stage import StageChain
 from cxrdata.sample.vindr import VindrSample, write_vindr_sample
 from cxrdata.sources.vindr import VindrSource
+from cxrdata.stage import StageChain
 
 
 @pytest.fixture(scope="module")

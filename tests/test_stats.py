@@ -18,8 +18,8 @@ from cxrdata.cli import main
 from cxrdata.inspect.plots import DPI, SPLIT_COLOURS, WIDTH_INCHES
 from cxrdata.io.stats import BOX_MEASURES, NO_LOCATION, QUANTILES, statistics
 from cxrdata.pipeline.build import BuildOptions, build
-from cxrdata.sample.bundled import bundled_root
 from cxrdata.sample.chest import anatomy_boxes
+from cxrdata.sources.registry import bundled_root
 from cxrdata.sources.vindr import VindrSource
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from cxrdata.anatomy.vocabulary import pathologies
 from cxrdata.text.mentions import (
     find_mentions,
     is_positive,
@@ -13,6 +12,7 @@ from cxrdata.text.mentions import (
     pathology_terms,
     usable_mentions,
 )
+from cxrdata.vocabulary import pathologies
 
 
 def test_terms_cover_the_eight_pathologies() -> None:

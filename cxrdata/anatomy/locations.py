@@ -32,10 +32,10 @@ from importlib import resources
 
 import yaml
 
-from cxrdata.anatomy.vocabulary import location_term, locations
-from cxrdata.extract.base import ANAT_DP, Entity
 from cxrdata.text.context import NEGATED, Trigger, default_context
+from cxrdata.text.entities import ANAT_DP, Entity
 from cxrdata.text.tokens import Token, tokenize
+from cxrdata.vocabulary import location_term, locations, sides_and_zones
 
 
 @cache
@@ -53,8 +53,8 @@ def rules() -> dict:
 @cache
 def _term_parts() -> dict[str, tuple[str, str]]:
     """Location term -> (side, zone) for the 24 side x zone terms."""
-    vocab = yaml.safe_load(resources.files("cxrdata.anatomy").joinpath("vocabulary.yaml").read_text())
-    return {location_term(s, z): (s, z) for s in vocab["sides"] for z in vocab["zones"]}
+    sides, zones = sides_and_zones()
+    return {location_term(s, z): (s, z) for s in sides for z in zones}
 
 
 @cache

@@ -8,6 +8,7 @@ of the 27 location terms. Stored as JSON with its grid, sigma divisor, source co
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Iterable, Sequence
@@ -20,8 +21,7 @@ import numpy as np
 import yaml
 from numpy.typing import ArrayLike, NDArray
 
-from cxrdata import __version__
-from cxrdata.anatomy import vocabulary
+from cxrdata import __version__, vocabulary
 from cxrdata.anatomy.gaussian import (
     LUT_SIGMA_DIVISOR,
     MIN_SIGMA_FRACTION,
@@ -190,6 +190,13 @@ def build_lut(
             ns.append(n)
         entries[term] = LocationGaussian(term, tuple(comps), tuple(ns))
     return GaussianLUT(grid, float(sigma_divisor), entries, __version__, skipped)
+
+
+def lut_digest(lut: GaussianLUT) -> str:
+    """16 hex digits of the sha256 of the LUT's content (its JSON document without the tool version): the
+    one name of a LUT in stage fingerprints, manifests and cards."""
+    doc = {k: v for k, v in lut_to_dict(lut).items() if k != "cxrdata_version"}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def lut_to_dict(lut: GaussianLUT) -> dict:

@@ -3,21 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
-# Normalised entity labels (RadGraph v1 spelling). RadGraph-XL's "Anatomy::definitely present" is ANAT-DP.
-ANAT_DP = "ANAT-DP"
+from cxrdata.text.entities import ANAT_DP, Entity
 
-
-@dataclass(frozen=True)
-class Entity:
-    """One entity in a sentence: its words, normalised label and inclusive token span."""
-
-    text: str
-    label: str
-    start: int
-    end: int
+__all__ = ["ANAT_DP", "Entity", "Extractor"]
 
 
 class Extractor(Protocol):

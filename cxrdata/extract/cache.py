@@ -15,7 +15,8 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from cxrdata.extract.base import Entity, Extractor
+from cxrdata.extract.base import Extractor
+from cxrdata.text.entities import Entity
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entities (

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from cxrdata.errors import CxrdataError
-from cxrdata.extract.base import ANAT_DP, Entity
+from cxrdata.text.entities import ANAT_DP, Entity
 
 logger = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from cxrdata.anatomy.locations import anatomy_words, rules
-from cxrdata.extract.base import ANAT_DP, Entity
 from cxrdata.text.context import NEGATED, UNCERTAIN, default_context
+from cxrdata.text.entities import ANAT_DP, Entity
 from cxrdata.text.mentions import mentions_any_pathology
 from cxrdata.text.tokens import Token, tokenize
 

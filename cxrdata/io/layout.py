@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cxrdata.errors import CxrdataError
 
@@ -143,3 +145,95 @@ class OutputLayout:
                         sub.rmdir()
                 if not any(base.iterdir()):
                     base.rmdir()
+
+
+# -- reading a build back (every command that reads shards resolves --data / OUT here) -----------------------
+
+SHARD_NAME = re.compile(r"^(?P<split>[a-z]+)-\d{5}-of-\d{5}\.parquet$")
+
+
+@dataclass(frozen=True)
+class BuiltConfig:
+    """One config of a build, as the commands that read shards see it."""
+
+    name: str
+    folder: Path  # the config's shard folder, OUT/data/<name>
+    out: Path | None  # the build holding it; None for a bare folder of shards
+    files: dict[str, tuple[Path, ...]]  # split -> its shards, in name order
+    manifest: dict[str, Any]  # the config's manifest entry ({} without a manifest)
+
+    @property
+    def splits(self) -> list[str]:
+        return list(self.files)
+
+    @property
+    def all_files(self) -> tuple[Path, ...]:
+        return tuple(p for paths in self.files.values() for p in paths)
+
+    @property
+    def schema(self) -> str:
+        """The schema the shards were written with (their ``cxrdata`` metadata), else the config's name."""
+        import pyarrow.parquet as pq
+
+        meta = pq.read_schema(self.all_files[0]).metadata or {}
+        return json.loads(meta.get(b"cxrdata", b"{}")).get("schema", self.name)
+
+    @property
+    def rejects_dir(self) -> Path | None:
+        return self.out / "rejects" / self.name if self.out is not None else None
+
+    def split_files(self, split: str | None) -> tuple[Path, ...]:
+        """The shards of ``split`` (all splits when None); a split the config lacks is one clear error."""
+        if split is None:
+            return self.all_files
+        if split not in self.files:
+            raise CxrdataError(f"config {self.name!r} ({self.folder}) has no split {split!r}; it has: "
+                               f"{', '.join(self.files) or 'none'}")
+        return self.files[split]
+
+
+def _manifest(out: Path) -> dict[str, Any]:
+    try:
+        return json.loads((out / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def built_configs(data: Path) -> dict[str, tuple[Path, Path | None]]:
+    """The configs a folder holds, name -> (shard folder, OUT or None), the manifest's order first (its first
+    config is the card's default): ``data`` is a build's OUT, its ``data/`` folder, or one config's folder."""
+    data = Path(data)
+    if not data.is_dir():
+        raise CxrdataError(f"{data} does not exist or is not a folder")
+    if any(SHARD_NAME.match(p.name) for p in data.glob("*.parquet")):
+        out = data.parent.parent if data.parent.name == "data" else None
+        return {data.name: (data, out)}
+    if (data / "data").is_dir():
+        base, out = data / "data", data
+    else:
+        base, out = data, data.parent if data.name == "data" else None
+    found = {p.name: p for p in sorted(base.iterdir()) if p.is_dir() and any(p.glob("*.parquet"))}
+    order = [n for n in (_manifest(out).get("configs", {}) if out is not None else {}) if n in found]
+    return {n: (found[n], out) for n in [*order, *sorted(set(found) - set(order))]}
+
+
+def read_build(data: Path | Sequence[Path], config: str | None = None) -> BuiltConfig:
+    """Config ``config`` of the first of ``data`` holding it (default: the first folder's default config)."""
+    folders = [Path(data)] if isinstance(data, str | Path) else [Path(d) for d in data]
+    held = [(folder, built_configs(folder)) for folder in folders]
+    if not any(configs for _, configs in held):
+        raise CxrdataError(f"no Parquet shards under {', '.join(map(str, folders))} "
+                           "(give the --out of a cxrdata build)")
+    if config is None:
+        config = next(iter(next(configs for _, configs in held if configs)))
+    for _, configs in held:
+        if config in configs:
+            folder, out = configs[config]
+            files: dict[str, list[Path]] = {}
+            for path in sorted(folder.glob("*.parquet")):
+                if match := SHARD_NAME.match(path.name):
+                    files.setdefault(match.group("split"), []).append(path)
+            manifest = _manifest(out).get("configs", {}).get(config, {}) if out is not None else {}
+            return BuiltConfig(config, folder, out, {s: tuple(p) for s, p in files.items()}, manifest)
+    found = sorted({name for _, configs in held for name in configs})
+    raise CxrdataError(f"no config {config!r} under {', '.join(map(str, folders))}; found: {', '.join(found)}")

@@ -31,10 +31,11 @@ from cxrdata.io.layout import OutputLayout, unwritable
 from cxrdata.io.stats import statistics
 from cxrdata.pipeline.engine_local import run_local
 from cxrdata.pipeline.manifest import build_manifest, write_manifest
+from cxrdata.pipeline.partition import Task, auto_task_count, partition
+from cxrdata.pipeline.plan import ConfigPlan
 from cxrdata.pipeline.progress import BuildProgress
 from cxrdata.pipeline.stats import BuildTotals, TaskStats
-from cxrdata.pipeline.task_runner import config_schema, finished_task, read_marker
-from cxrdata.sources.base import Source, Task, auto_task_count, partition
+from cxrdata.pipeline.task_runner import finished_task, read_marker
 
 Engine = Callable[..., Any]
 
@@ -106,18 +107,17 @@ def _hash(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def describe_config(source: Source, n_tasks: int) -> dict[str, Any]:
+def describe_config(plan: ConfigPlan, n_tasks: int) -> dict[str, Any]:
     """Everything that decides a config's output; its hash keys resume and refusal.
 
     Paths are resolved, so the same folder spelled another way (relative, absolute, through a link) is
     the same build."""
-    schema = config_schema(source)
     return {
-        "dataset": source.dataset,
-        "root": str(Path(source.root).resolve()),
-        "schema": f"{schema.name}@{schema.version}",
-        "options": source.describe(),
-        "stages": [stage.fingerprint() for stage in source.stages()],
+        "dataset": plan.source.dataset,
+        "root": str(Path(plan.source.root).resolve()),
+        "schema": f"{plan.schema.name}@{plan.schema.version}",
+        "options": plan.options,
+        "stages": [stage.fingerprint() for stage in plan.stages],
         "tasks": n_tasks,
     }
 
@@ -163,15 +163,15 @@ def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
     return [] if old == new else [prefix.rstrip(".")]
 
 
-def build(sources: list[Source], options: BuildOptions) -> BuildResult:
-    """Run a build of one or more output configs into ``options.out``."""
+def build(plans: list[ConfigPlan], options: BuildOptions) -> BuildResult:
+    """Run a build of one or more output configs (:func:`cxrdata.pipeline.plan.plan_build`) into ``options.out``."""
     options.check()
-    for source in sources:
-        source.check()
+    for plan in plans:
+        plan.source.check()
     layout = OutputLayout(options.out)
     try:
         with layout.lock():
-            return _build_locked(sources, options, layout)
+            return _build_locked(plans, options, layout)
     except OSError as exc:  # a full disk, a read-only folder: here, or in a worker
         raise unwritable(layout.root, exc) from None
 
@@ -186,19 +186,20 @@ def _write_atomically(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _build_locked(sources: list[Source], options: BuildOptions, layout: OutputLayout) -> BuildResult:
+def _build_locked(config_plans: list[ConfigPlan], options: BuildOptions, layout: OutputLayout) -> BuildResult:
     started = time.perf_counter()
     if options.overwrite:
         layout.remove_build()
     layout.clear_leftovers()
 
-    plans: dict[str, tuple[Source, list[Task]]] = {}
+    plans: dict[str, tuple[ConfigPlan, list[Task]]] = {}
     configs: dict[str, Any] = {}
-    for source in sources:
-        records = source.records()
-        n_tasks = options.tasks or auto_task_count(len(records), source.records_per_task())
-        plans[source.config] = (source, partition(source.config, records, n_tasks))
-        configs[source.config] = describe_config(source, n_tasks)
+    excluded: dict[str, dict[str, int]] = {}
+    for plan in config_plans:
+        records, excluded[plan.config] = plan.records()
+        n_tasks = options.tasks or auto_task_count(len(records), plan.records_per_task())
+        plans[plan.config] = (plan, partition(plan.config, records, n_tasks))
+        configs[plan.config] = describe_config(plan, n_tasks)
     build_config = {"tool": "cxrdata", "configs": configs, "hash": _hash(configs)}
     _check_same_build(layout, build_config)
     if _previous_build(layout, build_config["hash"]) is None:
@@ -212,9 +213,9 @@ def _build_locked(sources: list[Source], options: BuildOptions, layout: OutputLa
     }
     if not any(pending.values()) and _manifest_hash(layout) == config_hash and layout.card.is_file():
         result.nothing_to_do = True
-        for config, (source, tasks) in plans.items():
+        for config, (_, tasks) in plans.items():
             result.results.append(ConfigResult(config, len(tasks), 0, _totals(layout, config, tasks, config_hash),
-                                               dict(getattr(source, "excluded", {}))))
+                                               excluded[config]))
         result.problems = _problems(result, options.max_reject_share)
         result.seconds = time.perf_counter() - started
         return result
@@ -225,20 +226,20 @@ def _build_locked(sources: list[Source], options: BuildOptions, layout: OutputLa
     if options.address is not None:
         engine = functools.partial(engine, address=options.address)
     with BuildProgress(quiet=options.quiet) as progress:
-        for config, (source, tasks) in plans.items():
+        for config, (plan, tasks) in plans.items():
             todo = pending[config]
             if todo:
-                progress.start(config, sum(len(t.records) for t in todo), [s.name for s in source.stages()])
-                for _stats in engine(source, layout, config_hash, todo, options.workers, progress.advance):
+                progress.start(config, sum(len(t.records) for t in todo), [s.name for s in plan.stages])
+                for _stats in engine(plan, layout, config_hash, todo, options.workers, progress.advance):
                     pass
             totals = _totals(layout, config, tasks, config_hash)
-            result.results.append(ConfigResult(config, len(tasks), len(todo), totals,
-                                               dict(getattr(source, "excluded", {}))))
+            result.results.append(ConfigResult(config, len(tasks), len(todo), totals, excluded[config]))
 
     for config, (_, tasks) in plans.items():
         _remove_stale_shards(layout, config, tasks, config_hash)
     manifest = build_manifest(layout, build_config, {r.config: r.totals for r in result.results},
-                              {s.config: s for s in sources}, __version__)
+                              {p.config: p for p in config_plans}, {r.config: r.excluded for r in result.results},
+                              __version__)
     for config, entry in manifest["configs"].items():
         entry["statistics"] = statistics(layout.root, config)  # from the written shards and rejects
     write_manifest(layout, manifest)

@@ -28,9 +28,10 @@ import cv2
 from cxrdata.errors import CxrdataError
 from cxrdata.io.layout import OutputLayout
 from cxrdata.pipeline import interrupts
+from cxrdata.pipeline.partition import Task
+from cxrdata.pipeline.plan import ConfigPlan
 from cxrdata.pipeline.stats import TaskStats
 from cxrdata.pipeline.task_runner import TaskContext, run_task
-from cxrdata.sources.base import Source, Task
 
 Progress = Callable[[str, int], None]
 
@@ -49,12 +50,12 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-def _init_worker(source: Source, layout: OutputLayout, config_hash: str, progress_queue: Any) -> None:
+def _init_worker(plan: ConfigPlan, layout: OutputLayout, config_hash: str, progress_queue: Any) -> None:
     global _worker_ctx, _worker_queue
     _die_with_parent()
     interrupts.worker_signals()
     cv2.setNumThreads(1)  # one process per core: OpenCV's own threads would only contend
-    _worker_ctx = TaskContext.create(source, layout, config_hash)
+    _worker_ctx = TaskContext.create(plan, layout, config_hash)
     _worker_queue = progress_queue
 
 
@@ -63,13 +64,13 @@ def _run_in_worker(task: Task) -> TaskStats:
     return run_task(_worker_ctx, task, lambda stage, n: _worker_queue.put((stage, n)))
 
 
-def run_local(source: Source, layout: OutputLayout, config_hash: str, tasks: list[Task],
+def run_local(plan: ConfigPlan, layout: OutputLayout, config_hash: str, tasks: list[Task],
               workers: int, progress: Progress) -> Iterator[TaskStats]:
     """Run ``tasks`` and yield each one's stats as it completes."""
     if not tasks:
         return
     if workers <= 1 or len(tasks) == 1:
-        ctx = TaskContext.create(source, layout, config_hash)
+        ctx = TaskContext.create(plan, layout, config_hash)
         for task in tasks:
             yield run_task(ctx, task, progress)
         return
@@ -77,7 +78,7 @@ def run_local(source: Source, layout: OutputLayout, config_hash: str, tasks: lis
     progress_queue = spawn.Queue()
     pool = ProcessPoolExecutor(
         max_workers=min(workers, len(tasks)), mp_context=spawn,
-        initializer=_init_worker, initargs=(source, layout, config_hash, progress_queue),
+        initializer=_init_worker, initargs=(plan, layout, config_hash, progress_queue),
     )
     finished = False
     try:

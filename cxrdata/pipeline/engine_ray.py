@@ -7,7 +7,7 @@ Arrow would reshape, and ``_``-keys of any type), and the stage chain is cut in 
 
 - the **head**, up to the last stage that declares GPUs (RadGraph-XL on CUDA): one ``map_batches`` per
   stage. GPU stages run in long-lived actors whose ``__init__`` calls ``setup()`` once (``num_gpus`` and
-  ``num_cpus`` from the stage's :class:`~cxrdata.pipeline.stage.Resources`, a pool of 1 up to as many
+  ``num_cpus`` from the stage's :class:`~cxrdata.stage.Resources`, a pool of 1 up to as many
   actors as the cluster's GPUs allow); the CPU stages before them run as Ray tasks (a function,
   ``num_cpus`` from the stage). Inside a task every stage sees exactly the record batches the local
   engine gives it (the smallest ``batch_size`` of the chain, as there), so outputs and the order of
@@ -42,6 +42,7 @@ import logging
 import pickle
 import time
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,10 +51,11 @@ import pandas as pd
 
 from cxrdata.errors import CxrdataError
 from cxrdata.io.layout import OutputLayout
-from cxrdata.pipeline.stage import Record, Reject, Stage, StageChain, split_rejects
+from cxrdata.pipeline.partition import Task
+from cxrdata.pipeline.plan import ConfigPlan
 from cxrdata.pipeline.stats import StageTiming, TaskStats
-from cxrdata.pipeline.task_runner import TaskContext, TaskOutput, _run_chain, _write_marker, config_schema
-from cxrdata.sources.base import Source, Task
+from cxrdata.pipeline.task_runner import TaskContext, TaskOutput, chain_batch_size, run_chain, write_marker
+from cxrdata.stage import Record, Reject, Stage, StageChain, split_rejects
 
 Progress = Callable[[str, int], None]
 
@@ -73,19 +75,15 @@ def split_chain(stages: list[Stage]) -> tuple[list[Stage], list[Stage]]:
     return stages[: last + 1], stages[last + 1 :]
 
 
-def chain_batch_size(stages: list[Stage]) -> int:
-    """The record batch every stage sees: the smallest declared, as in the local engine."""
-    return min((s.resources.batch_size for s in stages), default=64)
-
-
 @dataclass
 class _Chunk:
     """One record batch of a task on its way through the head."""
 
-    splits: list[str]  # split of each raw record, counted as read
+    splits: list[str]  # split of each raw record (and of each record a fan-out added), counted as read
     kept: list[Record]
     rejects: list[Reject] = field(default_factory=list)
     stages: dict[str, StageTiming] = field(default_factory=dict)
+    fanned_out: int = 0
 
 
 @dataclass
@@ -109,37 +107,36 @@ def _init_process() -> None:
     cv2.setNumThreads(1)  # one task per core: OpenCV's own threads would only contend
 
 
-def _key(source: Source, layout: OutputLayout, config_hash: str) -> tuple[str, str, str]:
-    return str(layout.root), source.config, config_hash
+def _key(plan: ConfigPlan, layout: OutputLayout, config_hash: str) -> tuple[str, str, str]:
+    return str(layout.root), plan.config, config_hash
 
 
-def _stages(source: Source, layout: OutputLayout, config_hash: str) -> list[Stage]:
-    """This worker process's stage objects, built from the source once (as each local worker does)."""
-    key = _key(source, layout, config_hash)
+def _stages(plan: ConfigPlan, layout: OutputLayout, config_hash: str) -> list[Stage]:
+    """This worker process's stage objects: its unpickled copy of the plan's (as each local worker has)."""
+    key = _key(plan, layout, config_hash)
     if key not in _worker_stages:
         _init_process()
-        _worker_stages[key] = source.stages()
+        _worker_stages[key] = plan.stages
     return _worker_stages[key]
 
 
-def _stage(source: Source, layout: OutputLayout, config_hash: str, index: int) -> Stage:
+def _stage(plan: ConfigPlan, layout: OutputLayout, config_hash: str, index: int) -> Stage:
     """Stage ``index`` of this worker process, set up on first use."""
-    stage = _stages(source, layout, config_hash)[index]
-    key = (*_key(source, layout, config_hash), index)
+    stage = _stages(plan, layout, config_hash)[index]
+    key = (*_key(plan, layout, config_hash), index)
     if key not in _set_up:
         stage.setup()
         _set_up.add(key)
     return stage
 
 
-def _tail(source: Source, layout: OutputLayout, config_hash: str, n_head: int) -> TaskContext:
+def _tail(plan: ConfigPlan, layout: OutputLayout, config_hash: str, n_head: int) -> TaskContext:
     """The tail's context in this worker process (the whole chain when there is no head)."""
-    key = _key(source, layout, config_hash)
+    key = _key(plan, layout, config_hash)
     if key not in _tail_cache:
-        stages = _stages(source, layout, config_hash)
-        chain = StageChain([_stage(source, layout, config_hash, i) for i in range(n_head, len(stages))])
-        _tail_cache[key] = TaskContext(source, layout, config_hash, chain, chain_batch_size(stages),
-                                       config_schema(source, stages))
+        stages = _stages(plan, layout, config_hash)
+        chain = StageChain([_stage(plan, layout, config_hash, i) for i in range(n_head, len(stages))])
+        _tail_cache[key] = TaskContext(plan, layout, config_hash, chain, chain_batch_size(stages))
     return _tail_cache[key]
 
 
@@ -148,8 +145,14 @@ def _run_head_stage(stage: Stage, flight: _Flight) -> _Flight:
         if not chunk.kept:
             continue
         started, n_in = time.perf_counter(), len(chunk.kept)
+        before = Counter(str(r.get("split") or "unknown") for r in chunk.kept)
         chunk.kept, rejects = split_rejects(stage.run(chunk.kept))
         chunk.rejects.extend(rejects)
+        if len(chunk.kept) + len(rejects) != n_in:  # a fan-out: its extra records count as read, as locally
+            after = Counter(str(r.get("split") or "unknown") for r in chunk.kept) + Counter(r.split for r in rejects)
+            for split in after:
+                chunk.splits += [split] * max(0, after[split] - before[split])
+            chunk.fanned_out += len(chunk.kept) + len(rejects) - n_in
         timing = chunk.stages.setdefault(stage.name, StageTiming())
         timing.records_in += n_in
         timing.records_out += len(chunk.kept)
@@ -162,29 +165,29 @@ def _map_payloads(batch: pd.DataFrame, fn: Callable[[Any], Any]) -> pd.DataFrame
     return pd.DataFrame({"task": batch["task"].to_numpy(), "payload": payloads})
 
 
-def head_stage_task(batch: pd.DataFrame, source: Source, layout: OutputLayout, config_hash: str,
+def head_stage_task(batch: pd.DataFrame, plan: ConfigPlan, layout: OutputLayout, config_hash: str,
                     index: int) -> pd.DataFrame:
     """A CPU stage of the head, as a Ray task."""
-    stage = _stage(source, layout, config_hash, index)
+    stage = _stage(plan, layout, config_hash, index)
     return _map_payloads(batch, lambda flight: _run_head_stage(stage, flight))
 
 
 class HeadStageActor:
     """A GPU stage of the head, as a long-lived actor: ``setup()`` once, then task after task."""
 
-    def __init__(self, source: Source, layout: OutputLayout, config_hash: str, index: int) -> None:
+    def __init__(self, plan: ConfigPlan, layout: OutputLayout, config_hash: str, index: int) -> None:
         _init_process()
-        self.stage = source.stages()[index]
+        self.stage = plan.stages[index]
         self.stage.setup()
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         return _map_payloads(batch, lambda flight: _run_head_stage(self.stage, flight))
 
 
-def tail_task(batch: pd.DataFrame, source: Source, layout: OutputLayout, config_hash: str,
+def tail_task(batch: pd.DataFrame, plan: ConfigPlan, layout: OutputLayout, config_hash: str,
               head: list[str]) -> pd.DataFrame:
     """The tail and the writer, as a Ray task: a task's shards, rejects and marker; returns its stats."""
-    ctx = _tail(source, layout, config_hash, len(head))
+    ctx = _tail(plan, layout, config_hash, len(head))
     stats = [json.dumps(_write_flight(ctx, pickle.loads(payload), head).to_json()) for payload in batch["payload"]]
     return pd.DataFrame({"task": batch["task"].to_numpy(), "stats": stats})
 
@@ -207,10 +210,11 @@ def _write_flight(ctx: TaskContext, flight: _Flight, head: list[str]) -> TaskSta
             chunk = flight.chunks.pop(0)
             for split in chunk.splits:
                 stats.split(split).read += 1
-            kept, tail_dropped = _run_chain(ctx.chain, chunk.kept, stats, lambda stage, n: None)
+            stats.fanned_out += chunk.fanned_out
+            kept, tail_dropped = run_chain(ctx.chain, chunk.kept, stats)
             output.write(kept, [*chunk.rejects, *tail_dropped])
     stats.seconds = time.perf_counter() - started + head_seconds  # the head's work counts as the task's
-    _write_marker(layout.marker_path(task.config, task.index), ctx.config_hash, stats)
+    write_marker(layout.marker_path(task.config, task.index), ctx.config_hash, stats)
     return stats
 
 
@@ -250,12 +254,12 @@ def _pool_size(stage: Stage, cluster: dict[str, float]) -> int:
     return max(1, int(min(available // gpus, by_cpu)))
 
 
-def build_dataset(source: Source, layout: OutputLayout, config_hash: str, tasks: list[Task]) -> Any:
+def build_dataset(plan: ConfigPlan, layout: OutputLayout, config_hash: str, tasks: list[Task]) -> Any:
     """The Ray Dataset of a config's tasks: head stages, then tail + writer; one ``stats`` row per task."""
     import ray
     import ray.data
 
-    stages = source.stages()
+    stages = plan.stages
     head, tail = split_chain(stages)
     batch_size = chain_batch_size(stages)
     items = [{"task": t.index, "payload": pickle.dumps(_flight(t, batch_size), protocol=_PICKLE)} for t in tasks]
@@ -268,7 +272,7 @@ def build_dataset(source: Source, layout: OutputLayout, config_hash: str, tasks:
         # kills its worker (out of memory) into a build that never ends.
         warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
         for index, stage in enumerate(head):
-            args = (source, layout, config_hash, index)
+            args = (plan, layout, config_hash, index)
             if needs_actor(stage):
                 pool = (1, _pool_size(stage, cluster))
                 ds = ds.map_batches(HeadStageActor, fn_constructor_args=args, concurrency=pool,
@@ -278,11 +282,11 @@ def build_dataset(source: Source, layout: OutputLayout, config_hash: str, tasks:
                 ds = ds.map_batches(head_stage_task, fn_args=args, num_cpus=stage.resources.cpus,
                                     max_retries=RETRIES, **common)
         cpus = max((s.resources.cpus for s in (tail or stages)), default=1.0)
-        return ds.map_batches(tail_task, fn_args=(source, layout, config_hash, [s.name for s in head]),
+        return ds.map_batches(tail_task, fn_args=(plan, layout, config_hash, [s.name for s in head]),
                               num_cpus=cpus, max_retries=RETRIES, **common)
 
 
-def run_ray(source: Source, layout: OutputLayout, config_hash: str, tasks: list[Task],
+def run_ray(plan: ConfigPlan, layout: OutputLayout, config_hash: str, tasks: list[Task],
             workers: int, progress: Progress, address: str | None = None) -> Iterator[TaskStats]:
     """Run ``tasks`` on Ray and yield each one's stats as it completes."""
     if not tasks:
@@ -297,9 +301,9 @@ def run_ray(source: Source, layout: OutputLayout, config_hash: str, tasks: list[
     saved = context.enable_progress_bars, logging.getLogger("ray.data").level
     context.enable_progress_bars = False
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # its notes on progress bars; errors still raise
-    names = [*(s.name for s in source.stages()), "write"]
+    names = [*(s.name for s in plan.stages), "write"]
     try:
-        for row in build_dataset(source, layout, config_hash, tasks).iter_rows():
+        for row in build_dataset(plan, layout, config_hash, tasks).iter_rows():
             stats = TaskStats.from_json(json.loads(row["stats"]))
             for name in names:
                 progress(name, sum(c.read for c in stats.splits.values()))

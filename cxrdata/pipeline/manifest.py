@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from cxrdata.io.layout import OutputLayout
-from cxrdata.io.versions import source_versions
+from cxrdata.pipeline.plan import ConfigPlan
 from cxrdata.pipeline.stats import BuildTotals
 
 
@@ -21,35 +21,38 @@ def manifest_counts(totals: BuildTotals) -> dict[str, Any]:
     for name, counts in splits.items():
         if counts["read"] != counts["written"] + counts["rejected"]:
             raise RuntimeError(f"accounting broken for split {name}: {counts}")
+    total = {"read": totals.read, "written": totals.written, "rejected": totals.rejected}
+    if totals.fanned_out:  # records a stage added by fanning one out into several (counted in read)
+        total["fanned_out"] = totals.fanned_out
     return {
         "splits": splits,
-        "total": {"read": totals.read, "written": totals.written, "rejected": totals.rejected},
+        "total": total,
         "rejects_by_reason": dict(sorted(totals.reasons.items())),
         "notes": dict(sorted(totals.notes.items())),
     }
 
 
 def build_manifest(layout: OutputLayout, build_config: dict[str, Any], totals: dict[str, BuildTotals],
-                   sources: dict[str, Any], version: str) -> dict[str, Any]:
-    """The manifest of a finished build, from its config, merged task stats and sources."""
+                   plans: dict[str, ConfigPlan], excluded: dict[str, dict[str, int]], version: str) -> dict[str, Any]:
+    """The manifest of a finished build, from its config, merged task stats, plans and exclusion counts."""
     configs = {}
     for config, config_totals in totals.items():
-        source = sources[config]
+        source = plans[config].source
         configs[config] = {
             **build_config["configs"][config],
             "root": str(source.root),
             "splits": [s for s in source.splits if config_totals.splits.get(s) and config_totals.splits[s].written],
             "counts": manifest_counts(config_totals),
-            "excluded": dict(getattr(source, "excluded", {})),
+            "excluded": excluded[config],
             "data_files": sorted(Path(f).name for f in config_totals.files if f.startswith("data/")),
-            "versions": source_versions(source),
+            "versions": source.versions(),
         }
     manifest = {
         "tool": "cxrdata",
         "version": version,
         "config_hash": build_config["hash"],
         "configs": configs,
-        "inputs": {config: [vars(f) for f in source.inputs()] for config, source in sources.items()},
+        "inputs": {config: [vars(f) for f in plan.source.inputs()] for config, plan in plans.items()},
     }
     return manifest
 

@@ -47,6 +47,7 @@ class TaskStats:
     bytes_written: int = 0
     seconds: float = 0.0
     files: dict[str, WrittenFile] = field(default_factory=dict)
+    fanned_out: int = 0  # records a stage added by fanning one record out into several (counted in read)
 
     def split(self, name: str) -> SplitCounts:
         return self.splits.setdefault(name, SplitCounts())
@@ -62,6 +63,7 @@ class TaskStats:
             "bytes_written": self.bytes_written,
             "seconds": self.seconds,
             "files": {k: vars(v) for k, v in sorted(self.files.items())},
+            "fanned_out": self.fanned_out,
         }
 
     @classmethod
@@ -76,6 +78,7 @@ class TaskStats:
             bytes_written=data["bytes_written"],
             seconds=data["seconds"],
             files={k: WrittenFile(**v) for k, v in data["files"].items()},
+            fanned_out=data.get("fanned_out", 0),
         )
 
 
@@ -90,6 +93,7 @@ class BuildTotals:
     bytes_written: int = 0
     task_seconds: float = 0.0
     files: dict[str, WrittenFile] = field(default_factory=dict)
+    fanned_out: int = 0
 
     def add(self, stats: TaskStats) -> None:
         for name, counts in stats.splits.items():
@@ -104,6 +108,7 @@ class BuildTotals:
         self.bytes_written += stats.bytes_written
         self.task_seconds += stats.seconds
         self.files.update(stats.files)
+        self.fanned_out += stats.fanned_out
 
     @property
     def read(self) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +21,10 @@ import pyarrow.parquet as pq
 from cxrdata.io.layout import OutputLayout
 from cxrdata.io.schema import TableSchema, load_schema
 from cxrdata.io.writer import ShardWriter, shard_name
-from cxrdata.pipeline.image_stage import output_schema
-from cxrdata.pipeline.stage import Record, Reject, StageChain, split_rejects
+from cxrdata.pipeline.partition import Task
+from cxrdata.pipeline.plan import ConfigPlan
 from cxrdata.pipeline.stats import StageTiming, TaskStats, WrittenFile
-from cxrdata.sources.base import Source, Task
+from cxrdata.stage import Record, Reject, StageChain, split_rejects
 
 ProgressSink = Callable[[str, int], None]
 
@@ -32,28 +33,32 @@ def _no_progress(stage: str, n: int) -> None:
     pass
 
 
+def chain_batch_size(stages: list) -> int:
+    """The record batch every stage sees: the smallest declared by the chain."""
+    return min((s.resources.batch_size for s in stages), default=64)
+
+
 @dataclass
 class TaskContext:
-    """What a worker needs to run tasks of one source; built once per worker."""
+    """What a worker needs to run tasks of one plan; built once per worker (the stages set up once)."""
 
-    source: Source
+    plan: ConfigPlan
     layout: OutputLayout
     config_hash: str
     chain: StageChain
     batch_size: int
-    schema: TableSchema
+
+    @property
+    def schema(self) -> TableSchema:
+        return self.plan.schema
 
     @classmethod
-    def create(cls, source: Source, layout: OutputLayout, config_hash: str) -> TaskContext:
-        chain = StageChain(source.stages())
+    def create(cls, plan: ConfigPlan, layout: OutputLayout, config_hash: str,
+               stages: list | None = None) -> TaskContext:
+        """``stages``: a part of the plan's chain (the Ray engine's tail); default the whole chain."""
+        chain = StageChain(list(plan.stages if stages is None else stages))
         chain.setup()
-        batch = min((s.resources.batch_size for s in chain.stages), default=64)
-        return cls(source, layout, config_hash, chain, batch, config_schema(source, chain.stages))
-
-
-def config_schema(source: Source, stages: list | None = None) -> TableSchema:
-    """The exact table a source's config writes (its schema, as the image stage stores images)."""
-    return output_schema(load_schema(source.schema), source.stages() if stages is None else stages)
+        return cls(plan, layout, config_hash, chain, chain_batch_size(plan.stages))
 
 
 def _reject_row(config: str, reject: Reject) -> Record:
@@ -70,10 +75,11 @@ class TaskOutput:
 
     def __init__(self, ctx: TaskContext, task: Task, stats: TaskStats) -> None:
         layout = ctx.layout
-        self.root, self.config, self.splits, self.stats = layout.root, task.config, ctx.source.splits, stats
+        splits = ctx.plan.source.splits
+        self.root, self.config, self.splits, self.stats = layout.root, task.config, splits, stats
         self.writers = {
             split: ShardWriter(layout.shard_path(task.config, shard_name(split, task.index, task.count)), ctx.schema)
-            for split in ctx.source.splits
+            for split in splits
         }
         self.rejects = ShardWriter(layout.rejects_path(task.config, task.index), load_schema("rejects"))
 
@@ -125,15 +131,18 @@ def run_task(ctx: TaskContext, task: Task, progress: ProgressSink = _no_progress
             # processed image alive until the task ends (the local engine's main process holds all tasks).
             batch = [dict(r) for r in task.records[start : start + ctx.batch_size]]
             count_read(stats, batch)
-            output.write(*_run_chain(ctx.chain, batch, stats, progress))
+            output.write(*run_chain(ctx.chain, batch, stats, progress))
             progress("write", len(batch))
     stats.seconds = time.perf_counter() - started
-    _write_marker(ctx.layout.marker_path(task.config, task.index), ctx.config_hash, stats)
+    write_marker(ctx.layout.marker_path(task.config, task.index), ctx.config_hash, stats)
     return stats
 
 
-def _run_chain(chain: StageChain, batch: list[Record], stats: TaskStats,
-               progress: ProgressSink) -> tuple[list[Record], list[Reject]]:
+def run_chain(chain: StageChain, batch: list[Record], stats: TaskStats,
+              progress: ProgressSink = _no_progress) -> tuple[list[Record], list[Reject]]:
+    """One batch through every stage, timing each. A stage that fans a record out into several adds the
+    extra records to ``read`` of their split (read = written + rejected stays true, in output records); a
+    stage that returns fewer records than it was given has lost some, which is a bug, never data."""
     rejects: list[Reject] = []
     handled = len(batch)  # progress counts records handled, rejected earlier or not, so bars complete
     for stage in chain.stages:
@@ -141,8 +150,11 @@ def _run_chain(chain: StageChain, batch: list[Record], stats: TaskStats,
             progress(stage.name, handled)
             continue
         t0 = time.perf_counter()
+        before = Counter(str(r.get("split") or "unknown") for r in batch)
         n_in = len(batch)
         batch, stage_rejects = split_rejects(stage.run(batch))
+        if len(batch) + len(stage_rejects) != n_in:
+            _count_fan_out(stage.name, before, batch, stage_rejects, stats)
         timing = stats.stages.setdefault(stage.name, StageTiming())
         timing.records_in += n_in
         timing.records_out += len(batch)
@@ -152,7 +164,19 @@ def _run_chain(chain: StageChain, batch: list[Record], stats: TaskStats,
     return batch, rejects
 
 
-def _write_marker(path: Path, config_hash: str, stats: TaskStats) -> None:
+def _count_fan_out(stage: str, before: Counter[str], kept: list[Record], rejects: list[Reject],
+                   stats: TaskStats) -> None:
+    after = Counter(str(r.get("split") or "unknown") for r in kept) + Counter(r.split for r in rejects)
+    for split in set(before) | set(after):
+        extra = after[split] - before[split]
+        if extra < 0:
+            raise RuntimeError(f"stage {stage} returned {-extra} {split} record(s) fewer than it was given: "
+                               "a record is either kept or rejected, never dropped")
+        stats.split(split).read += extra
+        stats.fanned_out += extra
+
+
+def write_marker(path: Path, config_hash: str, stats: TaskStats) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps({"config_hash": config_hash, "stats": stats.to_json()}, indent=1))

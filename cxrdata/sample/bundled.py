@@ -1,14 +1,14 @@
 """Generated sample trees, built once per sample-generator content and seed, cached under ``$CXRDATA_CACHE``.
 
-``bundled_root("mimic")`` is what the CLI's demo run and the tests read. A tree is generated in a
-temporary folder beside its final place and renamed into place in one step, so a reader never sees
-a half-written tree and two processes racing to build it both end up with one complete copy.
+A tree is generated in a temporary folder beside its final place and renamed into place in one step, so
+a reader never sees a half-written tree and two processes racing to build it both end up with one
+complete copy. Which writer makes which tree is the dataset registry's business
+(:func:`cxrdata.sources.registry.bundled_root`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import os
 import shutil
 import tempfile
@@ -16,17 +16,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cxrdata import __version__
-from cxrdata.errors import CxrdataError
-
-# dataset name -> "module:function" writing that dataset's sample as ``function(out, seed=seed)``.
-# Imported lazily so that generating one dataset never imports the others.
-SAMPLES: dict[str, str] = {
-    "mimic": "cxrdata.sample.mimic:write_mimic_sample",
-    "vindr": "cxrdata.sample.vindr:write_vindr_sample",
-    "padchest-gr": "cxrdata.sample.padchest_gr:write_padchest_gr_sample",
-    # holds chest-imagenome-dataset-1.0.0/ and the MIMIC-CXR-JPG sample it refers to, mimic-cxr-jpg/
-    "imagenome": "cxrdata.sample.imagenome:write_imagenome_sample",
-}
 
 
 def cache_dir() -> Path:
@@ -44,18 +33,9 @@ def generator_digest() -> str:
     return digest.hexdigest()[:12]
 
 
-def writer(dataset: str) -> Callable[..., object]:
-    """The sample writer registered for ``dataset``."""
-    if dataset not in SAMPLES:
-        raise CxrdataError(f"no bundled sample for {dataset!r}; available: {', '.join(sorted(SAMPLES))}")
-    module, _, function = SAMPLES[dataset].partition(":")
-    return getattr(importlib.import_module(module), function)
-
-
-def bundled_root(dataset: str, seed: int = 0) -> Path:
-    """The root of the generated ``dataset`` sample, generating it on first use."""
-    write = writer(dataset)
-    final = cache_dir() / "samples" / f"{dataset}-v{__version__}-{generator_digest()}-seed{seed}"
+def generated(name: str, write: Callable[..., object], seed: int = 0) -> Path:
+    """The root of sample tree ``name`` written by ``write(out, seed=seed)``, generating it on first use."""
+    final = cache_dir() / "samples" / f"{name}-v{__version__}-{generator_digest()}-seed{seed}"
     if final.is_dir():
         return final
     final.parent.mkdir(parents=True, exist_ok=True)

@@ -134,6 +134,10 @@ class ImagenomeSample:
     files: list[Path] = field(default_factory=list)
     faults: dict[str, str] = field(default_factory=dict)  # faults=True: fault -> dicom_id
 
+    def summary(self) -> str:
+        return (f"wrote {len(self.gold_ids)} gold images and {len(self.scene_graph_ids)} scene graphs to {self.root}, "
+                f"on the MIMIC-CXR-JPG sample in {self.mimic_root}")
+
 
 @dataclass(frozen=True)
 class _Image:

@@ -26,15 +26,16 @@ from typing import TypeVar
 import numpy as np
 import yaml
 
-from cxrdata.anatomy.vocabulary import pathologies
 from cxrdata.boxes import Box, from_xyxy_pixels
 from cxrdata.imaging.raster import encode
+from cxrdata.recipe import option
 from cxrdata.sample import tables
 from cxrdata.sample.chest import ChestLayout, frame_regions, render_chest, render_lateral
 from cxrdata.sample.mimic_layouts import place_layouts
 from cxrdata.sample.mimic_table_defects import add_table_defects
 from cxrdata.sample.mscxr import MscxrBox, write_mscxr
 from cxrdata.sample.reports import STYLES, Finding, ReportPlan, compose_report, pick_finding
+from cxrdata.vocabulary import pathologies
 
 Rng = np.random.Generator
 T = TypeVar("T")
@@ -51,6 +52,14 @@ TEST_LABELS = "mimic-cxr-2.1.0-test-set-labeled.csv"
 def config() -> dict:
     """Values of the sample (``mimic.yaml``): columns, exams, sizes, shares."""
     return yaml.safe_load(resources.files("cxrdata.sample").joinpath("mimic.yaml").read_text())
+
+
+
+@dataclass(frozen=True)
+class SampleOptions:
+    """``cxrdata sample-data mimic``: how large a sample."""
+
+    subjects: int = option(12, "Patients to write.", bounds=(1, None))
 
 
 @dataclass(frozen=True)
@@ -85,6 +94,9 @@ class MimicSample:
     def defective_images(self) -> tuple[str, ...]:
         """dicom_ids whose JPEG does not decode."""
         return tuple(d for d in (self.truncated_jpeg, self.corrupt_jpeg) if d)
+
+    def summary(self) -> str:
+        return f"wrote {self.images} images of {self.studies} studies of {self.subjects} subjects to {self.root}"
 
 
 @dataclass

@@ -41,6 +41,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from cxrdata.recipe import option
 from cxrdata.sample import _synth
 from cxrdata.sample._synth import Box
 
@@ -58,6 +59,16 @@ MASTER_COLUMNS: tuple[str, ...] = (
 )
 SPLIT_CYCLE = ("train", "train", "validation", "test", "train", "test")  # per patient
 PROGRESSION = ("improved", "worsened", "stable")  # invented (FORMATS.md 8.4)
+
+
+
+@dataclass(frozen=True)
+class SampleOptions:
+    """``cxrdata sample-data padchest-gr``: which of the real variants to write."""
+
+    ids: bool = option(True, "Write the grounded-reports JSON with StudyID/ImageID (--no-ids: the variant without, "
+                             "as one real copy has, FORMATS 5.2).", flag="--ids/--no-ids")
+    nested: bool = option(False, "Padchest_GR_files/PadChest_GR/ and the prior studies nested twice.")
 
 
 @dataclass(frozen=True)
@@ -133,6 +144,10 @@ class PadchestGrSample:
     duplicate_entries: int  # records repeating an earlier record verbatim (kept once, note duplicate_entry)
     mismatched_study: str | None  # StudyID whose master-table box count disagrees with its record
     files: list[Path] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (f"wrote {len(self.study_ids)} studies ({self.positive_sentences} positive and "
+                f"{self.negative_sentences} negative sentences) to {self.root}")
 
 
 def write_padchest_gr_sample(

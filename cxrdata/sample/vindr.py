@@ -150,6 +150,9 @@ class VindrSample:
     # faults=True: fault -> image_id (FAULTS, "test_annotation_row_duplicate", "bad_id_dotdot", "bad_id_slash")
     faults: dict[str, str] = field(default_factory=dict)
 
+    def summary(self) -> str:
+        return f"wrote {len(self.train_ids)} train and {len(self.test_ids)} test DICOMs to {self.root}"
+
 
 def write_vindr_sample(
     out: Path | str,

@@ -42,10 +42,10 @@ import polars as pl
 
 from cxrdata.boxes import from_xyxy_pixels
 from cxrdata.errors import CxrdataError, Rejected
-from cxrdata.pipeline.image_stage import JpegImageStage
-from cxrdata.pipeline.stage import Record, RecordStage, Stage
-from cxrdata.sources.base import InputFile, canonical_split
-from cxrdata.sources.csvfiles import find_file, header, read_text_csv, require_columns
+from cxrdata.imaging.stages import ImageStage, JpegImageStage
+from cxrdata.io.csvfiles import find_file, header, read_text_csv, require_columns
+from cxrdata.recipe import option
+from cxrdata.sources.base import DatasetEntry, InputFile, canonical_split
 from cxrdata.sources.imagenome_attributes import (
     GOLD_ATTRIBUTES,
     GoldAttributeStage,
@@ -55,6 +55,8 @@ from cxrdata.sources.imagenome_attributes import (
 from cxrdata.sources.input_checks import check_file_id, unique_rows
 from cxrdata.sources.mimic import METADATA
 from cxrdata.sources.regions import Regions, note
+from cxrdata.sources.versions import folder_version, mimic_version
+from cxrdata.stage import Record, RecordStage, Stage
 
 ROOT_NAME = "chest-imagenome-dataset-1.0.0"
 GOLD_BOXES = "gold_dataset/gold_bbox_coordinate_annotations_1000images.csv"
@@ -118,6 +120,10 @@ class ImagenomeRowStage(RecordStage):
 
     name: ClassVar[str] = "imagenome-row"
     version: ClassVar[str] = "2"
+    needs: ClassVar[frozenset[str]] = frozenset({"_listed"})
+    drops: ClassVar[frozenset[str]] = frozenset({"_listed"})
+    gives: ClassVar[frozenset[str]] = frozenset({"dicom_id", "subject_id", "study_id", "view_position", "image_path",
+                                                 "_image_file"})
     mimic_root: Path = Path()
 
     def process(self, record: Record) -> Record:
@@ -147,6 +153,9 @@ class GoldBoxStage(RecordStage):
 
     name: ClassVar[str] = "imagenome-gold-boxes"
     version: ClassVar[str] = "2"
+    needs: ClassVar[frozenset[str]] = frozenset({"_rows", "original_width", "original_height"})
+    drops: ClassVar[frozenset[str]] = frozenset({"_rows"})
+    gives: ClassVar[frozenset[str]] = frozenset({"regions", "rejected_regions"})
 
     def process(self, record: Record) -> Record:
         width, height = record["original_width"], record["original_height"]
@@ -172,6 +181,7 @@ class SceneGraphStage(RecordStage):
 
     name: ClassVar[str] = "imagenome-scene-graph"
     version: ClassVar[str] = "2"
+    gives: ClassVar[frozenset[str]] = frozenset({"_graph"})
     location: Path = Path()
     _zip: zipfile.ZipFile | None = field(default=None, init=False, repr=False)
     _members: dict[str, str] = field(default_factory=dict, init=False, repr=False)
@@ -235,6 +245,9 @@ class SilverRegionStage(RecordStage):
 
     name: ClassVar[str] = "imagenome-silver-regions"
     version: ClassVar[str] = "2"
+    needs: ClassVar[frozenset[str]] = frozenset({"_graph", "original_width", "original_height"})
+    drops: ClassVar[frozenset[str]] = frozenset({"_graph"})
+    gives: ClassVar[frozenset[str]] = frozenset({"anatomy", "regions", "rejected_regions"})
 
     def process(self, record: Record) -> Record:
         graph = record.pop("_graph")
@@ -274,17 +287,56 @@ class SilverRegionStage(RecordStage):
         return record
 
 
+@dataclass(frozen=True)
+class ImagenomeOptions:
+    """``cxrdata build imagenome``: the Chest ImaGenome download and the MIMIC-CXR-JPG images it lists."""
+
+    root: Path = option(help="Chest ImaGenome root (holds gold_dataset/ and silver_dataset/), or the folder above it.")
+    mimic_root: Path = option(help="MIMIC-CXR-JPG root holding the images.")
+
+
+@dataclass(frozen=True)
+class GoldImagesFilter:
+    """Gold images listed in images_to_avoid.csv stay out of silver train/validation, as the dataset asks
+    (counted ``gold_image_in_images_to_avoid``); a gold image listed in test stays."""
+
+    avoid: frozenset[str]
+    name: str = "gold-images"
+
+    def apply(self, records: list[Record]) -> tuple[list[Record], Counter[str]]:
+        kept = [r for r in records if r["split"] == "test" or r["id"] not in self.avoid]
+        return kept, Counter({EXCLUDED_GOLD: len(records) - len(kept)} if len(kept) < len(records) else {})
+
+
+@dataclass(frozen=True)
+class FirstListingFilter:
+    """An image listed in several split files keeps its first listing (train, valid, test order; counted
+    ``listed_twice``); the records come out in id order."""
+
+    name: str = "first-listing"
+
+    def apply(self, records: list[Record]) -> tuple[list[Record], Counter[str]]:
+        first: dict[str, Record] = {}
+        for record in records:
+            first.setdefault(record["id"], record)
+        twice = len(records) - len(first)
+        return sorted(first.values(), key=lambda r: r["id"]), Counter({"listed_twice": twice} if twice else {})
+
+
 @dataclass
 class _ImagenomeBase:
-    root: Path
-    mimic_root: Path
-    image_size: int = 512
-    image_format: str = "jpeg"
+    options: ImagenomeOptions
     dataset: ClassVar[str] = "chest-imagenome"
+    image: ClassVar[type[ImageStage]] = JpegImageStage
     excluded: dict[str, int] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        self.root, self.mimic_root = dataset_dir(Path(self.root)), Path(self.mimic_root)
+    @property
+    def root(self) -> Path:
+        return dataset_dir(self.options.root)
+
+    @property
+    def mimic_root(self) -> Path:
+        return self.options.mimic_root
 
     def _check_common(self) -> None:
         if not self.root.is_dir():
@@ -296,16 +348,17 @@ class _ImagenomeBase:
             _columns(self.root / SPLIT_DIR / name, SPLIT_COLUMNS)
 
     def describe(self) -> dict[str, Any]:
-        return {"image_size": self.image_size, "image_format": self.image_format, "mimic_root": str(self.mimic_root)}
+        return {"mimic_root": str(self.mimic_root)}
 
-    def records_per_task(self) -> int:
-        return {"path": 50_000}.get(self.image_format, 400 if self.image_size == 0 else 4_000)
+    def versions(self) -> dict[str, dict[str, str]]:
+        found = {self.dataset: folder_version(self.root), "mimic-cxr-jpg": mimic_version(self.mimic_root)}
+        return {name: entry for name, entry in found.items() if entry}
+
+    def notices(self) -> list[str]:
+        return []
 
     def _split_inputs(self) -> list[InputFile]:
         return [InputFile.of(self.root / SPLIT_DIR / n, self.root) for n in (*SPLIT_FILES, AVOID_FILE)]
-
-    def _image_stage(self) -> JpegImageStage:
-        return JpegImageStage(max_side=self.image_size, image_format=self.image_format)
 
     def _record(self, dicom_id: str, split: str | None, listed: dict[str, Any] | None,
                 sizes: dict[str, tuple[int, int]]) -> Record:
@@ -318,8 +371,8 @@ class ImagenomeGoldSource(_ImagenomeBase):
     """Gold anatomical boxes of Chest ImaGenome, one row per gold image (split ``test``)."""
 
     config: str = "imagenome-gold"
-    schema: ClassVar[str] = "imagenome-gold"
-    splits: ClassVar[tuple[str, ...]] = (GOLD_SPLIT,)
+    schema: str = "imagenome-gold"
+    splits: tuple[str, ...] = (GOLD_SPLIT,)
 
     def check(self) -> None:
         self._check_common()
@@ -329,6 +382,12 @@ class ImagenomeGoldSource(_ImagenomeBase):
     def inputs(self) -> list[InputFile]:
         return [InputFile.of(self.root / GOLD_BOXES, self.root), InputFile.of(self.root / GOLD_ATTRIBUTES, self.root),
                 *self._split_inputs()]
+
+    def record_keys(self) -> frozenset[str]:
+        return frozenset({"_listed", "_original_size", "_rows", "_attribute_rows"})
+
+    def filters(self) -> list[Any]:
+        return []
 
     def records(self) -> list[Record]:
         """One record per image of the gold box file or of the gold attributes file."""
@@ -350,9 +409,8 @@ class ImagenomeGoldSource(_ImagenomeBase):
             records.append(record)
         return records
 
-    def stages(self) -> list[Stage]:
-        return [ImagenomeRowStage(mimic_root=self.mimic_root), self._image_stage(), GoldBoxStage(),
-                GoldAttributeStage()]
+    def stages(self, image: ImageStage) -> list[Stage]:
+        return [ImagenomeRowStage(mimic_root=self.mimic_root), image, GoldBoxStage(), GoldAttributeStage()]
 
 
 @dataclass
@@ -360,8 +418,8 @@ class ImagenomeSilverSource(_ImagenomeBase):
     """Silver scene graphs of Chest ImaGenome in its official splits, gold images kept out of train/validation."""
 
     config: str = "imagenome-silver"
-    schema: ClassVar[str] = "imagenome-silver"
-    splits: ClassVar[tuple[str, ...]] = ("train", "validation", "test")
+    schema: str = "imagenome-silver"
+    splits: tuple[str, ...] = ("train", "validation", "test")
 
     @property
     def scene_graphs(self) -> Path:
@@ -383,30 +441,32 @@ class ImagenomeSilverSource(_ImagenomeBase):
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "scene_graphs": self.scene_graphs.name}
 
+    def record_keys(self) -> frozenset[str]:
+        return frozenset({"_listed", "_original_size"})
+
+    def filters(self) -> list[Any]:
+        return [GoldImagesFilter(frozenset(_listing(self.root, AVOID_FILE)["dicom_id"])), FirstListingFilter()]
+
     def records(self) -> list[Record]:
-        avoid = set(_listing(self.root, AVOID_FILE)["dicom_id"])
-        rows: dict[str, tuple[str, dict[str, Any]]] = {}
-        self.excluded.clear()
-        for name, split in SPLIT_FILES.items():
-            for row in _listing(self.root, name).iter_rows(named=True):
-                dicom_id = row["dicom_id"] or ""
-                if split != "test" and dicom_id in avoid:
-                    self.excluded[EXCLUDED_GOLD] = self.excluded.get(EXCLUDED_GOLD, 0) + 1
-                elif dicom_id in rows:
-                    self.excluded["listed_twice"] = self.excluded.get("listed_twice", 0) + 1
-                else:
-                    rows[dicom_id] = (split, row)
-        sizes = _original_sizes(self.mimic_root, set(rows))
-        records = [self._record(i, canonical_split(split), row, sizes) for i, (split, row) in rows.items()]
-        return sorted(records, key=lambda r: r["id"])
+        """Every listing row of the official splits, in file order (the filters keep one per image)."""
+        rows = [(row["dicom_id"] or "", split, row) for name, split in SPLIT_FILES.items()
+                for row in _listing(self.root, name).iter_rows(named=True)]
+        sizes = _original_sizes(self.mimic_root, {dicom_id for dicom_id, _, _ in rows})
+        return [self._record(i, canonical_split(split), row, sizes) for i, split, row in rows]
 
-    def stages(self) -> list[Stage]:
-        return [ImagenomeRowStage(mimic_root=self.mimic_root), SceneGraphStage(location=self.scene_graphs),
-                self._image_stage(), SilverRegionStage()]
+    def stages(self, image: ImageStage) -> list[Stage]:
+        return [ImagenomeRowStage(mimic_root=self.mimic_root), SceneGraphStage(location=self.scene_graphs), image,
+                SilverRegionStage()]
 
 
-def imagenome_sources(root: Path, mimic_root: Path, image_size: int = 512,
-                      image_format: str = "jpeg") -> list[_ImagenomeBase]:
-    """Both configs of one Chest ImaGenome build: gold, then silver."""
-    return [cls(root=root, mimic_root=mimic_root, image_size=image_size, image_format=image_format)
-            for cls in (ImagenomeGoldSource, ImagenomeSilverSource)]
+ENTRY = DatasetEntry(
+    name="imagenome",
+    summary="Chest ImaGenome in two configs: imagenome-gold (gold boxes) and imagenome-silver (scene graphs).",
+    options=ImagenomeOptions,
+    source_classes=(ImagenomeGoldSource, ImagenomeSilverSource),
+    doctor="cxrdata.sources.doctor.imagenome:diagnose_imagenome",
+    doctor_summary="Chest ImaGenome 1.0.0 (+ the MIMIC-CXR-JPG images it lists).",
+    sample="cxrdata.sample.imagenome:write_imagenome_sample",
+    sample_paths={"root": "", "mimic_root": "mimic-cxr-jpg"},
+    sample_summary="Chest ImaGenome 1.0.0 (gold CSVs, silver scene graphs and splits) on a MIMIC-CXR-JPG sample.",
+)

@@ -33,10 +33,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from cxrdata.errors import CxrdataError
-from cxrdata.pipeline.stage import Record, RecordStage
-from cxrdata.sources.csvfiles import read_text_csv, require_columns
+from cxrdata.io.csvfiles import read_text_csv, require_columns
 from cxrdata.sources.input_checks import unique_rows
 from cxrdata.sources.regions import note
+from cxrdata.stage import Record, RecordStage
 
 GOLD_ATTRIBUTES = "gold_dataset/gold_attributes_relations_500pts_500studies1st.txt"
 REQUIRED_COLUMNS = ("image_id", "row_id", "bbox", "categoryID", "label_name", "sentence")
@@ -74,6 +74,9 @@ class GoldAttributeStage(RecordStage):
 
     name: ClassVar[str] = "imagenome-gold-attributes"
     version: ClassVar[str] = "1"
+    needs: ClassVar[frozenset[str]] = frozenset({"regions", "_attribute_rows"})
+    drops: ClassVar[frozenset[str]] = frozenset({"_attribute_rows"})
+    gives: ClassVar[frozenset[str]] = frozenset({"sentence_regions"})
 
     def process(self, record: Record) -> Record:
         boxes = {r["label"]: r["box"] for r in record["regions"]}

@@ -28,7 +28,7 @@ from cxrdata.anatomy.gaussian import LUT_SIGMA_DIVISOR
 from cxrdata.anatomy.lut import DEFAULT_GRID, GaussianLUT, build_lut, imagenome_regions
 from cxrdata.boxes import Box, check_box, from_xyxy_pixels
 from cxrdata.errors import CxrdataError, Rejected
-from cxrdata.sources.csvfiles import read_text_csv, require_columns
+from cxrdata.io.csvfiles import read_text_csv, require_columns
 
 ROOT_NAME = "chest-imagenome-dataset-1.0.0"
 GOLD_BOXES = "gold_dataset/gold_bbox_coordinate_annotations_1000images.csv"

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from cxrdata.errors import Rejected
-from cxrdata.pipeline.stage import Record
 from cxrdata.sources.regions import note
+from cxrdata.stage import Record
 
 BAD_ID = "bad_id"
 UNSAFE_ID = "unsafe_id"

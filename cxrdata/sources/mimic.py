@@ -12,19 +12,23 @@ from __future__ import annotations
 
 import codecs
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
 from cxrdata.errors import CxrdataError, Rejected
+from cxrdata.imaging.stages import ImageStage, JpegImageStage
+from cxrdata.io.csvfiles import find_file, read_text_csv, require_columns
 from cxrdata.io.schema import load_schema
-from cxrdata.pipeline.image_stage import JpegImageStage
-from cxrdata.pipeline.stage import Record, RecordStage, Stage
-from cxrdata.sources.base import InputFile, canonical_split
-from cxrdata.sources.csvfiles import find_file, read_text_csv, require_columns
+from cxrdata.recipe import option
+from cxrdata.sources.base import DatasetEntry, InputFile, canonical_split
 from cxrdata.sources.mimic_tables import CONFLICT, HAS_LABELS, join_tables
+from cxrdata.sources.versions import mimic_version
+from cxrdata.stage import Record, RecordStage, Stage
 from cxrdata.text.sections import report_sections, universal_newlines
+from cxrdata.vocabulary import positive_pathologies
 
 METADATA = ("mimic-cxr-2.0.0-metadata.csv.gz", "mimic-cxr-2.0.0-metadata.csv")
 SPLIT = ("mimic-cxr-2.0.0-split.csv.gz", "mimic-cxr-2.0.0-split.csv")
@@ -116,6 +120,11 @@ class MimicRowStage(RecordStage):
 
     name: ClassVar[str] = "mimic-row"
     version: ClassVar[str] = "2"
+    needs: ClassVar[frozenset[str]] = frozenset({"_raw"})
+    drops: ClassVar[frozenset[str]] = frozenset({"_raw"})
+    gives: ClassVar[frozenset[str]] = frozenset({
+        "dicom_id", "subject_id", "study_id", "view_position", "patient_orientation", "study_datetime", "procedure",
+        "image_path", "chexpert", "_image_file", "_report_file", "_original_size"})
     root: Path = Path()
     reports_root: Path = Path()
 
@@ -179,6 +188,8 @@ class ReportStage(RecordStage):
 
     name: ClassVar[str] = "report"
     version: ClassVar[str] = "2"
+    needs: ClassVar[frozenset[str]] = frozenset({"_report_file", "study_id"})
+    gives: ClassVar[frozenset[str]] = frozenset({"findings", "impression", "last_paragraph", "report"})
 
     def process(self, record: Record) -> Record:
         path = Path(record["_report_file"])
@@ -199,24 +210,51 @@ class ReportStage(RecordStage):
         return record
 
 
+@dataclass(frozen=True)
+class MimicOptions:
+    """``cxrdata build mimic``: the download and which images to keep."""
+
+    root: Path = option(help="MIMIC-CXR-JPG root (holds files/ and the CSVs).")
+    reports_root: Path | None = option(None, "Folder holding the unzipped reports' files/ tree; default: --root.")
+    views: tuple[str, ...] = option(FRONTAL_VIEWS, "ViewPositions to keep, comma-separated, or 'all'.")
+    single_pathology: bool = option(False, "Keep only studies with exactly one of the 8 pathologies positive "
+                                           "(seed 003's curation).", cli=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "views", parse_views(",".join(self.views) or "all"))
+
+
+@dataclass(frozen=True)
+class SinglePathologyFilter:
+    """Studies whose CheXpert labels have zero or several of the 8 pathologies positive become no record
+    (counted ``not_single_pathology``, in images)."""
+
+    name: str = "single-pathology"
+
+    def apply(self, records: list[Record]) -> tuple[list[Record], Counter[str]]:
+        kept = [r for r in records if len(positive_pathologies(r["_raw"])) == 1]
+        return kept, Counter({"not_single_pathology": len(records) - len(kept)} if len(kept) < len(records) else {})
+
+
 @dataclass
 class MimicSource:
     """Images of MIMIC-CXR-JPG joined with split, CheXpert labels and report sections."""
 
-    root: Path
-    reports_root: Path | None = None
-    views: tuple[str, ...] = FRONTAL_VIEWS  # empty: every view
-    image_size: int = 512
-    image_format: str = "jpeg"
+    options: MimicOptions
     dataset: ClassVar[str] = "mimic-cxr-jpg"
+    image: ClassVar[type[ImageStage]] = JpegImageStage
     config: str = "mimic"
-    schema: ClassVar[str] = "mimic"
-    splits: ClassVar[tuple[str, ...]] = ("train", "validation", "test")
+    schema: str = "mimic"
+    splits: tuple[str, ...] = ("train", "validation", "test")
     excluded: dict[str, int] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        self.root = Path(self.root)
-        self.reports_root = Path(self.reports_root) if self.reports_root else self.root
+    @property
+    def root(self) -> Path:
+        return self.options.root
+
+    @property
+    def reports_root(self) -> Path:
+        return self.options.reports_root or self.options.root
 
     def check(self) -> None:
         if not self.root.is_dir():
@@ -233,16 +271,29 @@ class MimicSource:
         return [InputFile.of(find_file(self.root, names, "input"), self.root) for names in (METADATA, SPLIT, CHEXPERT)]
 
     def describe(self) -> dict[str, Any]:
-        return {"views": list(self.views) or "all", "image_size": self.image_size, "image_format": self.image_format,
-                "reports_root": str(self.reports_root)}
+        shown: dict[str, Any] = {"views": list(self.options.views) or "all", "reports_root": str(self.reports_root)}
+        if self.options.single_pathology:
+            shown["single_pathology"] = True
+        return shown
 
-    def records_per_task(self) -> int:
-        return {"path": 50_000}.get(self.image_format, 400 if self.image_size == 0 else 4_000)
+    def versions(self) -> dict[str, dict[str, str]]:
+        found = mimic_version(self.root)
+        return {self.dataset: found} if found else {}
+
+    def notices(self) -> list[str]:
+        return []
+
+    def record_keys(self) -> frozenset[str]:
+        return frozenset({"_raw"})
+
+    def filters(self) -> list[SinglePathologyFilter]:
+        return [SinglePathologyFilter()] if self.options.single_pathology else []
 
     def records(self) -> list[Record]:
         joined = join_tables(read_text_csv(find_file(self.root, METADATA, "metadata")),
                              read_text_csv(find_file(self.root, SPLIT, "split")),
-                             read_text_csv(find_file(self.root, CHEXPERT, "chexpert")), chexpert_labels(), self.views)
+                             read_text_csv(find_file(self.root, CHEXPERT, "chexpert")), chexpert_labels(),
+                             self.options.views)
         self.excluded.update(joined.excluded)
         return [
             {"id": row["dicom_id"] or "", "split": canonical_split(row["split_raw"]),
@@ -250,9 +301,18 @@ class MimicSource:
             for row in joined.rows
         ]
 
-    def stages(self) -> list[Stage]:
-        return [
-            MimicRowStage(root=self.root, reports_root=self.reports_root or self.root),
-            ReportStage(),
-            JpegImageStage(max_side=self.image_size, image_format=self.image_format),
-        ]
+    def stages(self, image: ImageStage) -> list[Stage]:
+        return [MimicRowStage(root=self.root, reports_root=self.reports_root), ReportStage(), image]
+
+
+ENTRY = DatasetEntry(
+    name="mimic",
+    summary="MIMIC-CXR-JPG images with split, CheXpert labels and report sections (or a recipe's prompts).",
+    options=MimicOptions,
+    source_classes=(MimicSource,),
+    doctor="cxrdata.sources.doctor.mimic:diagnose_mimic",
+    doctor_summary="MIMIC-CXR-JPG (+ reports).",
+    sample="cxrdata.sample.mimic:write_mimic_sample",
+    sample_options="cxrdata.sample.mimic:SampleOptions",
+    sample_summary="MIMIC-CXR-JPG + reports + MS-CXR (v1.0.0 and v1.1.0 CSV/JSON).",
+)

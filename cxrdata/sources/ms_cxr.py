@@ -26,15 +26,17 @@ from typing import Any, ClassVar
 
 import polars as pl
 
-from cxrdata.anatomy.vocabulary import pathologies
 from cxrdata.boxes import check_box, from_xywh_pixels
 from cxrdata.errors import CxrdataError, Rejected
-from cxrdata.pipeline.image_stage import JpegImageStage
-from cxrdata.pipeline.stage import Record, RecordStage, Stage
-from cxrdata.sources.base import InputFile, canonical_split
-from cxrdata.sources.csvfiles import find_file, header, read_text_csv
+from cxrdata.imaging.stages import ImageStage, JpegImageStage
+from cxrdata.io.csvfiles import find_file, header, read_text_csv
+from cxrdata.recipe import option
+from cxrdata.sources.base import DatasetEntry, InputFile, canonical_split
 from cxrdata.sources.input_checks import check_file_id, inside
 from cxrdata.sources.mimic import DICOM_ID, SPLIT
+from cxrdata.sources.versions import mimic_version, ms_cxr_version
+from cxrdata.stage import Record, RecordStage, Stage
+from cxrdata.vocabulary import pathologies
 
 V1_0_COLUMNS = ("dicom_id", "category_name", "label_text", "path", "x", "y", "w", "h", "image_width", "image_height")
 V1_1_COLUMNS = (*V1_0_COLUMNS, "split")
@@ -132,6 +134,10 @@ class MsCxrRowStage(RecordStage):
 
     name: ClassVar[str] = "ms-cxr-row"
     version: ClassVar[str] = "2"
+    needs: ClassVar[frozenset[str]] = frozenset({"_rows"})
+    drops: ClassVar[frozenset[str]] = frozenset({"_rows", "_split_raw", "_conflict", "_duplicate_rows"})
+    gives: ClassVar[frozenset[str]] = frozenset({"dicom_id", "subject_id", "study_id", "category", "phrase", "boxes",
+                                                 "image_path", "_image_file", "_original_size"})
     mimic_root: Path = Path()  # resolved once by the source
 
     def process(self, record: Record) -> Record:
@@ -178,22 +184,34 @@ class MsCxrRowStage(RecordStage):
         return record
 
 
+@dataclass(frozen=True)
+class MsCxrOptions:
+    """``cxrdata build ms-cxr``: the MS-CXR download and the MIMIC-CXR-JPG images it points to."""
+
+    root: Path = option(help="MS-CXR project folder (holding 0.1/ and 1.1.0/: the newest is read), a version "
+                             "folder, or the CSV.")
+    mimic_root: Path = option(help="MIMIC-CXR-JPG root holding the images.")
+
+
 @dataclass
 class MsCxrSource:
     """MS-CXR phrases with their boxes, one record per (dicom_id, category, label_text)."""
 
-    root: Path  # the CSV, a version folder, or the project folder holding 0.1/ and 1.1.0/
-    mimic_root: Path
-    image_size: int = 512
-    image_format: str = "jpeg"
+    options: MsCxrOptions
     dataset: ClassVar[str] = "ms-cxr"
+    image: ClassVar[type[ImageStage]] = JpegImageStage
     config: str = "ms-cxr"
-    schema: ClassVar[str] = "ms-cxr"
-    splits: ClassVar[tuple[str, ...]] = ("train", "validation", "test")
+    schema: str = "ms-cxr"
+    splits: tuple[str, ...] = ("train", "validation", "test")
     excluded: dict[str, int] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        self.root, self.mimic_root = Path(self.root), Path(self.mimic_root)
+    @property
+    def root(self) -> Path:
+        return self.options.root
+
+    @property
+    def mimic_root(self) -> Path:
+        return self.options.mimic_root
 
     @property
     def choice(self) -> CsvChoice:
@@ -224,15 +242,22 @@ class MsCxrSource:
     def describe(self) -> dict[str, Any]:
         choice = self.choice
         return {"ms_cxr_version": self.ms_cxr_version, "csv": choice.relative(choice.csv),
-                "csvs_found": [choice.relative(p) for p in choice.found],
-                "image_size": self.image_size, "image_format": self.image_format}
+                "csvs_found": [choice.relative(p) for p in choice.found]}
+
+    def versions(self) -> dict[str, dict[str, str]]:
+        found = {self.dataset: ms_cxr_version(self.root, self.describe()),
+                 "mimic-cxr-jpg": mimic_version(self.mimic_root)}
+        return {name: entry for name, entry in found.items() if entry}
+
+    def record_keys(self) -> frozenset[str]:
+        return frozenset({"dicom_id", "ms_cxr_version", "_split_raw", "_rows", "_duplicate_rows", "_conflict"})
+
+    def filters(self) -> list[Any]:
+        return []
 
     def notices(self) -> list[str]:
         """Lines the build prints after its summary."""
         return [self.choice.summary]
-
-    def records_per_task(self) -> int:
-        return {"path": 50_000}.get(self.image_format, 400 if self.image_size == 0 else 4_000)
 
     def _splits(self, frame: pl.DataFrame) -> pl.DataFrame:
         if "split" in frame.columns:
@@ -260,6 +285,18 @@ class MsCxrSource:
             })
         return records
 
-    def stages(self) -> list[Stage]:
-        return [MsCxrRowStage(mimic_root=self.mimic_root.resolve()),
-                JpegImageStage(max_side=self.image_size, image_format=self.image_format)]
+    def stages(self, image: ImageStage) -> list[Stage]:
+        return [MsCxrRowStage(mimic_root=self.mimic_root.resolve()), image]
+
+
+ENTRY = DatasetEntry(
+    name="ms-cxr",
+    summary="MS-CXR phrases and boxes on MIMIC-CXR-JPG images (v1.0.0 or v1.1.0, from the header).",
+    options=MsCxrOptions,
+    source_classes=(MsCxrSource,),
+    doctor="cxrdata.sources.doctor.ms_cxr:diagnose_ms_cxr",
+    doctor_summary="MS-CXR (+ the MIMIC-CXR-JPG images it points to).",
+    sample="cxrdata.sample.mimic:write_mimic_sample",
+    sample_tree="mimic",
+    sample_paths={"root": "ms-cxr", "mimic_root": ""},
+)

@@ -22,14 +22,16 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from cxrdata.errors import CxrdataError, Rejected
-from cxrdata.pipeline.image_stage import Png16ImageStage
-from cxrdata.pipeline.stage import Record, RecordStage, Stage
-from cxrdata.sources.base import InputFile, canonical_split
-from cxrdata.sources.csvfiles import check_readable, require_columns
+from cxrdata.imaging.stages import ImageStage, Png16ImageStage
+from cxrdata.io.csvfiles import check_readable, require_columns
+from cxrdata.recipe import option
+from cxrdata.sources.base import DatasetEntry, InputFile, canonical_split
 from cxrdata.sources.input_checks import check_file_id
 from cxrdata.sources.padchest_gr_entries import entry_problem
 from cxrdata.sources.padchest_gr_master import Study, pair_by_order, read_studies
 from cxrdata.sources.regions import Regions
+from cxrdata.sources.versions import padchest_version
+from cxrdata.stage import Record, RecordStage, Stage
 
 REPORTS_GLOB = "grounded_reports_*.json"
 MASTER_TABLE = "master_table.csv"
@@ -59,6 +61,10 @@ class PadchestSentenceStage(RecordStage):
 
     name: ClassVar[str] = "padchest-gr-sentences"
     version: ClassVar[str] = "2"
+    needs: ClassVar[frozenset[str]] = frozenset({"_raw", "_problem", "_study", "_duplicates", "study_id", "image_id"})
+    drops: ClassVar[frozenset[str]] = frozenset({"_raw", "_problem", "_study", "_duplicates"})
+    gives: ClassVar[frozenset[str]] = frozenset({"sentences", "regions", "rejected_regions", "previous_study_id",
+                                                 "previous_image_id"})
 
     def process(self, record: Record) -> Record:
         raw = record.pop("_raw")
@@ -100,22 +106,29 @@ class PadchestSentenceStage(RecordStage):
         return record
 
 
+@dataclass(frozen=True)
+class PadchestGrOptions:
+    """``cxrdata build padchest-gr``: the download."""
+
+    root: Path = option(help="PadChest-GR root (grounded_reports_*.json, master_table.csv, PadChest_GR/).")
+
+
 @dataclass
 class PadchestGrSource:
     """PadChest-GR studies with grounded sentences; split and patient from the master table."""
 
-    root: Path
-    image_size: int = 512
-    image_format: str = "jpeg"
+    options: PadchestGrOptions
     dataset: ClassVar[str] = "padchest-gr"
+    image: ClassVar[type[ImageStage]] = Png16ImageStage
     config: str = "padchest-gr"
-    schema: ClassVar[str] = "padchest-gr"
-    splits: ClassVar[tuple[str, ...]] = ("train", "validation", "test")
+    schema: str = "padchest-gr"
+    splits: tuple[str, ...] = ("train", "validation", "test")
     excluded: dict[str, int] = field(default_factory=dict)
     pairing: str | None = field(default=None, init=False)  # "ids" or "order", known once the JSON is read
 
-    def __post_init__(self) -> None:
-        self.root = Path(self.root)
+    @property
+    def root(self) -> Path:
+        return self.options.root
 
     @property
     def reports(self) -> Path:
@@ -160,8 +173,18 @@ class PadchestGrSource:
     def describe(self) -> dict[str, Any]:
         if self.pairing is None:
             self._entries()
-        return {"image_size": self.image_size, "image_format": self.image_format, "reports": self.reports.name,
-                "pairing": self.pairing}
+        return {"reports": self.reports.name, "pairing": self.pairing}
+
+    def versions(self) -> dict[str, dict[str, str]]:
+        found = padchest_version(self.root, self.describe())
+        return {self.dataset: found} if found else {}
+
+    def record_keys(self) -> frozenset[str]:
+        return frozenset({"study_id", "image_id", "patient_id", "image_path", "_image_file", "_study", "_raw",
+                          "_problem", "_duplicates"})
+
+    def filters(self) -> list[Any]:
+        return []
 
     def notices(self) -> list[str]:
         """Lines the build prints after its summary."""
@@ -169,9 +192,6 @@ class PadchestGrSource:
             return [f"padchest-gr: {self.reports.name} has no StudyID/ImageID; its records were paired with "
                     f"{MASTER_TABLE}'s studies by order and each pair verified (manifest: pairing = order)"]
         return []
-
-    def records_per_task(self) -> int:
-        return {"path": 50_000}.get(self.image_format, 2_000)
 
     def records(self) -> list[Record]:
         entries = self._entries()
@@ -225,5 +245,18 @@ class PadchestGrSource:
                 records.append(self._record(study.image_id or f"entry-{k}", entry, study))
         return records
 
-    def stages(self) -> list[Stage]:
-        return [PadchestSentenceStage(), Png16ImageStage(max_side=self.image_size, image_format=self.image_format)]
+    def stages(self, image: ImageStage) -> list[Stage]:
+        return [PadchestSentenceStage(), image]
+
+
+ENTRY = DatasetEntry(
+    name="padchest-gr",
+    summary="PadChest-GR 16-bit PNGs with grounded sentences (en + es) and both readers' boxes.",
+    options=PadchestGrOptions,
+    source_classes=(PadchestGrSource,),
+    doctor="cxrdata.sources.doctor.padchest_gr:diagnose_padchest_gr",
+    doctor_summary="PadChest-GR.",
+    sample="cxrdata.sample.padchest_gr:write_padchest_gr_sample",
+    sample_options="cxrdata.sample.padchest_gr:SampleOptions",
+    sample_summary="PadChest-GR: 16-bit PNGs, grounded_reports JSON and master_table.csv.",
+)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from cxrdata.errors import CxrdataError
-from cxrdata.sources.csvfiles import read_text_csv
+from cxrdata.io.csvfiles import read_text_csv
 from cxrdata.sources.padchest_gr_entries import Problem, grounded
 
 FIRST_CHECKED = 5  # records with an abnormal sentence that must all verify before order pairing is trusted

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from cxrdata.boxes import check_box
 from cxrdata.errors import Rejected
-from cxrdata.pipeline.stage import Record
+from cxrdata.stage import Record
 
 
 def note(record: Record, name: str) -> None:

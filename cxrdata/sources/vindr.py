@@ -20,21 +20,24 @@ the image (``image_labels_conflict``), and a label cell other than 0/1/empty rej
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from cxrdata.boxes import from_xyxy_pixels
 from cxrdata.errors import CxrdataError, Rejected
-from cxrdata.imaging.dicom_display import DEFAULT_DISPLAY, DISPLAY_MODES
-from cxrdata.pipeline.image_stage import DicomImageStage
-from cxrdata.pipeline.stage import Record, RecordStage, Stage
-from cxrdata.sources.base import InputFile
-from cxrdata.sources.csvfiles import read_text_csv, require_columns
+from cxrdata.imaging.dicom_stage import DicomImageStage
+from cxrdata.imaging.stages import ImageStage
+from cxrdata.io.csvfiles import read_text_csv, require_columns
+from cxrdata.recipe import option
+from cxrdata.sources.base import DatasetEntry, InputFile
 from cxrdata.sources.fusion import FUSE_MODES, ReaderBox, fuse
 from cxrdata.sources.input_checks import check_file_id, unique_rows
 from cxrdata.sources.regions import Regions, note
+from cxrdata.sources.versions import folder_version
+from cxrdata.stage import Record, RecordStage, Stage
 
 ANNOTATIONS = {"train": "annotations/annotations_train.csv", "test": "annotations/annotations_test.csv"}
 IMAGE_LABELS = {"train": "annotations/image_labels_train.csv", "test": "annotations/image_labels_test.csv"}
@@ -63,6 +66,8 @@ class VindrRowStage(RecordStage):
 
     name: ClassVar[str] = "vindr-row"
     version: ClassVar[str] = "1"
+    needs: ClassVar[frozenset[str]] = frozenset({"image_id", "_rows", "_labels"})
+    gives: ClassVar[frozenset[str]] = frozenset({"_image_file"})
     root: Path = Path()
 
     def process(self, record: Record) -> Record:
@@ -92,6 +97,10 @@ class VindrBoxStage(RecordStage):
 
     name: ClassVar[str] = "vindr-boxes"
     version: ClassVar[str] = "2"
+    needs: ClassVar[frozenset[str]] = frozenset({"_rows", "_labels", "original_width", "original_height"})
+    drops: ClassVar[frozenset[str]] = frozenset({"_rows", "_labels", "_dicom_header"})
+    gives: ClassVar[frozenset[str]] = frozenset({"regions", "rejected_regions", "fused_regions", "no_finding_readers",
+                                                 "image_labels", "dicom", "_fuse", "_classes_present"})
     fuse: str = "none"
     iou: float = 0.1
 
@@ -101,7 +110,8 @@ class VindrBoxStage(RecordStage):
     def process(self, record: Record) -> Record:
         width, height = record["original_width"], record["original_height"]
         regions, no_finding = Regions(record, SOURCE), []
-        for row in record.pop("_rows"):
+        rows = record.pop("_rows")
+        for row in rows:
             reader, label = _reader(row.get("rad_id")), row["class_name"] or ""
             if label == NO_FINDING:
                 no_finding.append(reader)
@@ -121,6 +131,8 @@ class VindrBoxStage(RecordStage):
             no_finding_readers=no_finding,
             image_labels=_labels(record.pop("_labels"), record),
             dicom={k: header.get(k) for k in DICOM_FIELDS},
+            _fuse=self.fuse,  # which view fused_regions is (a later stage may prefer it to the raw boxes)
+            _classes_present=frozenset(row["class_name"] for row in rows if row["class_name"] != NO_FINDING),
         )
         return record
 
@@ -145,30 +157,56 @@ def _labels(rows: list[dict[str, Any]], record: Record) -> list[dict[str, Any]]:
     return out
 
 
+SPLITS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class VindrOptions:
+    """``cxrdata build vindr``: the download, the readers' fused view, and the splits kept."""
+
+    root: Path = option(help="VinDr-CXR root (holds annotations/, train/, test/).")
+    fuse: Literal["none", "union", "wbf"] = option(
+        "none", "Add a fused view of the readers' boxes beside the raw ones (never replaces them).", choices=FUSE_MODES)
+    iou: float = option(0.1, "Boxes of one label overlapping more than this are fused.", bounds=(0.0, 1.0, True))
+    splits: tuple[str, ...] = option(SPLITS, "Splits kept (train, test); the others are counted as excluded.",
+                                     cli=False)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.iou < 1.0:
+            raise ValueError(f"--iou must be in [0, 1), not {self.iou}")
+        unknown = [s for s in self.splits if s not in SPLITS]
+        if unknown or not self.splits:
+            raise ValueError(f"VinDr-CXR splits are {', '.join(SPLITS)}; got {', '.join(self.splits) or 'none'}")
+        object.__setattr__(self, "splits", tuple(s for s in SPLITS if s in self.splits))
+
+
+@dataclass(frozen=True)
+class SplitFilter:
+    """Images of the splits not kept become no record (counted ``image_in_other_split``)."""
+
+    splits: tuple[str, ...]
+    name: str = "splits"
+
+    def apply(self, records: list[Record]) -> tuple[list[Record], Counter[str]]:
+        kept = [r for r in records if r["split"] in self.splits]
+        return kept, Counter({"image_in_other_split": len(records) - len(kept)} if len(kept) < len(records) else {})
+
+
 @dataclass
 class VindrSource:
     """VinDr-CXR train (3 readers) and test (consensus) images with boxes and image-level labels."""
 
-    root: Path
-    image_size: int = 512
-    image_format: str = "jpeg"
-    fuse: str = "none"
-    iou: float = 0.1
-    dicom_display: str = DEFAULT_DISPLAY
+    options: VindrOptions
     dataset: ClassVar[str] = "vindr-cxr"
+    image: ClassVar[type[ImageStage]] = DicomImageStage
     config: str = "vindr"
-    schema: ClassVar[str] = "vindr"
-    splits: ClassVar[tuple[str, ...]] = ("train", "test")
+    schema: str = "vindr"
+    splits: tuple[str, ...] = SPLITS
     excluded: dict[str, int] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        self.root = Path(self.root)
-        if self.fuse not in FUSE_MODES:
-            raise CxrdataError(f"--fuse must be one of {', '.join(FUSE_MODES)}, not {self.fuse!r}")
-        if not 0.0 <= self.iou < 1.0:
-            raise CxrdataError(f"--iou must be in [0, 1), not {self.iou}")
-        if self.dicom_display not in DISPLAY_MODES:
-            raise CxrdataError(f"--dicom-display must be one of {', '.join(DISPLAY_MODES)}, not {self.dicom_display!r}")
+    @property
+    def root(self) -> Path:
+        return self.options.root
 
     def check(self) -> None:
         if not self.root.is_dir():
@@ -185,11 +223,23 @@ class VindrSource:
         return [InputFile.of(self.root / rel, self.root) for rel in (*ANNOTATIONS.values(), *IMAGE_LABELS.values())]
 
     def describe(self) -> dict[str, Any]:
-        return {"image_size": self.image_size, "image_format": self.image_format, "fuse": self.fuse, "iou": self.iou,
-                "dicom_display": self.dicom_display}
+        shown: dict[str, Any] = {"fuse": self.options.fuse, "iou": self.options.iou}
+        if self.options.splits != SPLITS:
+            shown["splits"] = list(self.options.splits)
+        return shown
 
-    def records_per_task(self) -> int:
-        return {"path": 50_000}.get(self.image_format, 2_000)
+    def versions(self) -> dict[str, dict[str, str]]:
+        found = folder_version(self.root)
+        return {self.dataset: found} if found else {}
+
+    def notices(self) -> list[str]:
+        return []
+
+    def record_keys(self) -> frozenset[str]:
+        return frozenset({"image_id", "image_path", "_rows", "_labels"})
+
+    def filters(self) -> list[SplitFilter]:
+        return [SplitFilter(self.options.splits)] if self.options.splits != SPLITS else []
 
     def records(self) -> list[Record]:
         records: list[Record] = []
@@ -206,7 +256,18 @@ class VindrSource:
                 })
         return records
 
-    def stages(self) -> list[Stage]:
-        return [VindrRowStage(root=self.root),
-                DicomImageStage(max_side=self.image_size, image_format=self.image_format, display=self.dicom_display),
-                VindrBoxStage(fuse=self.fuse, iou=self.iou)]
+    def stages(self, image: ImageStage) -> list[Stage]:
+        """The image first: the boxes are pixels of the DICOM grid, whose size only its header gives."""
+        return [VindrRowStage(root=self.root), image, VindrBoxStage(fuse=self.options.fuse, iou=self.options.iou)]
+
+
+ENTRY = DatasetEntry(
+    name="vindr",
+    summary="VinDr-CXR DICOMs with every reader's boxes and image-level labels (train and test).",
+    options=VindrOptions,
+    source_classes=(VindrSource,),
+    doctor="cxrdata.sources.doctor.vindr:diagnose_vindr",
+    doctor_summary="VinDr-CXR 1.0.0.",
+    sample="cxrdata.sample.vindr:write_vindr_sample",
+    sample_summary="VinDr-CXR 1.0.0: DICOMs (MONOCHROME1/2, RLE, JPEG 2000, VOI LUT...) and the annotation CSVs.",
+)

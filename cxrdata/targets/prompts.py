@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from cxrdata.anatomy.locations import order_locations
-from cxrdata.anatomy.vocabulary import pathologies
+from cxrdata.vocabulary import pathologies
 
 AND_TOKEN = "<and>"
 

@@ -15,44 +15,31 @@ lands on the "cardiomegaly" term, giving ``"cardiomegaly cardiomegaly"``: that i
 
 Readers: the test split has consensus boxes. In train every reader's box counts (three readers' boxes
 of one class bound into one prompt) unless ``fuse`` is ``union``/``wbf``, which matches the fused
-boxes instead. The rows are built through the ordinary pipeline (:class:`VindrPromptSource`: VinDr-CXR's
-own image and box stages, then :class:`SynthPromptStage`), so the output has the standard layout
-(manifest, rejects, shards). A pair whose boxes all fail the box check is rejected (``no_valid_box``);
-images without a box of a selected class are counted in the manifest's ``excluded``.
-An image with several selected classes is decoded once per class.
+boxes instead. The rows are built by the ordinary pipeline (recipe ``vindr-prompts``: VinDr-CXR's own
+image and box stages, then :class:`PerClassStage` fans each image out into one record per selected
+class, so an image is decoded once however many classes it has, then :class:`SynthPromptStage`). A
+pair whose boxes all fail the box check is rejected (``no_valid_box``); images without a box of a
+selected class are counted in the manifest's ``excluded``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import yaml
 
 from cxrdata.anatomy.locations import order_locations
-from cxrdata.anatomy.lut import GaussianLUT, lut_to_dict, read_lut
+from cxrdata.anatomy.lut import GaussianLUT, lut_digest
 from cxrdata.anatomy.wasserstein import match_boxes
 from cxrdata.errors import CxrdataError
-from cxrdata.pipeline.stage import Record, Reject, Stage
-from cxrdata.sources.base import InputFile
-from cxrdata.sources.vindr import VindrSource
+from cxrdata.stage import Record, RecordStage, Reject, Stage
 from cxrdata.targets.prompts import AND_TOKEN
-
-SCHEMA_COLUMNS = (
-    "id", "image_id", "split", "class_name", "pathology", "prompt", "locations", "distances", "boxes", "readers",
-    "image", "image_width", "image_height", "original_width", "original_height", "image_path",
-    "rejected_regions", "dicom",
-)
-EXCLUDED_NO_CLASS = "image_without_selected_class"
-EXCLUDED_SPLIT = "image_in_other_split"
 
 
 @cache
@@ -129,10 +116,28 @@ def synth_prompt(boxes: Sequence[Sequence[float]], lut: GaussianLUT, class_name:
     return SyntheticPrompt(tuple(terms), tuple(float(d) for d in dist), format_prompt(terms, class_word(class_name)))
 
 
-def lut_digest(lut: GaussianLUT) -> str:
-    """A short hash of the LUT's content (its JSON document without the tool version)."""
-    doc = {k: v for k, v in lut_to_dict(lut).items() if k != "cxrdata_version"}
-    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+@dataclass
+class PerClassStage(RecordStage):
+    """One VinDr-CXR image with its regions -> one record per selected class it has a box row of (fan-out):
+    id ``<image_id>/<class slug>``, that class's regions, rejected regions and fused boxes only."""
+
+    name: ClassVar[str] = "per-class"
+    version: ClassVar[str] = "1"
+    needs: ClassVar[frozenset[str]] = frozenset({"regions", "rejected_regions", "fused_regions", "_classes_present"})
+    gives: ClassVar[frozenset[str]] = frozenset({"_class"})
+    classes: tuple[str, ...] = ()
+
+    def process(self, record: Record) -> list[Record]:
+        present = record.pop("_classes_present")
+        out = []
+        for class_name in self.classes:
+            if class_name not in present:
+                continue
+            out.append({**record, "id": f"{record['image_id']}/{class_slug(class_name)}", "_class": class_name,
+                        "regions": [r for r in record["regions"] if r["label"] == class_name],
+                        "rejected_regions": [r for r in record["rejected_regions"] if r["label"] == class_name],
+                        "fused_regions": [f for f in record["fused_regions"] if f["label"] == class_name]})
+        return out
 
 
 @dataclass
@@ -141,16 +146,22 @@ class SynthPromptStage(Stage):
 
     name: ClassVar[str] = "synth-prompts"
     version: ClassVar[str] = "1"
+    needs: ClassVar[frozenset[str]] = frozenset({"_class", "regions", "fused_regions", "_fuse"})
+    gives: ClassVar[frozenset[str]] = frozenset({"class_name", "pathology", "prompt", "locations", "distances",
+                                                 "boxes", "readers"})
     lut: GaussianLUT | None = None
     include_mixtures: bool = False
-    use_fused: bool = False
+    columns: tuple[str, ...] = ()  # the output schema's columns: the row keeps these only
 
     def fingerprint(self) -> str:
         assert self.lut is not None
-        return f"{self.name}@{self.version}:{lut_digest(self.lut)}:{self.include_mixtures}:{self.use_fused}"
+        return f"{self.name}@{self.version}:{lut_digest(self.lut)}:{self.include_mixtures}"
+
+    def keys_after(self, keys: frozenset[str]) -> frozenset[str]:
+        return frozenset(k for k in keys | self.gives if k in self.columns or k == "_notes")
 
     def _boxes(self, record: Record) -> tuple[list[list[float]], list[str]]:
-        if self.use_fused:
+        if record["_fuse"] != "none":  # the readers' fused boxes instead of every reader's
             fused = record["fused_regions"]
             return [list(f["box"]) for f in fused], ["+".join(f["readers"]) for f in fused]
         kept = [r for r in record["regions"] if r["box"] is not None]
@@ -182,7 +193,7 @@ class SynthPromptStage(Stage):
     def _row(self, record: Record, boxes: list[list[float]], readers: list[str], terms: list[str],
              dist: np.ndarray) -> Record:
         class_name = record["_class"]
-        row = {key: record[key] for key in SCHEMA_COLUMNS if key in record}
+        row = {key: record[key] for key in self.columns if key in record}
         row.update(
             class_name=class_name, pathology=pathology_of(class_name),
             prompt=format_prompt(terms, class_word(class_name)), locations=list(terms),
@@ -191,70 +202,3 @@ class SynthPromptStage(Stage):
         if "_notes" in record:
             row["_notes"] = record["_notes"]
         return row
-
-
-@dataclass
-class VindrPromptSource:
-    """VinDr-CXR (image, class) pairs with synthetic prompts: config ``vindr-prompts``."""
-
-    root: Path
-    lut_path: Path
-    classes: tuple[str, ...] = ()
-    splits: tuple[str, ...] = ("test",)
-    image_size: int = 512
-    image_format: str = "jpeg"
-    fuse: str = "none"
-    iou: float = 0.1
-    include_mixtures: bool = False
-    dicom_display: str = "stretch"
-    dataset: ClassVar[str] = "vindr-cxr"
-    config: str = "vindr-prompts"
-    schema: ClassVar[str] = "vindr-prompts"
-    excluded: dict[str, int] = field(default_factory=dict)
-    lut: GaussianLUT = field(init=False)
-    vindr: VindrSource = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.root, self.lut_path = Path(self.root), Path(self.lut_path)
-        self.classes = resolve_classes(self.classes or None)
-        unknown = [s for s in self.splits if s not in VindrSource.splits]
-        if unknown or not self.splits:
-            raise CxrdataError(f"VinDr-CXR splits are {', '.join(VindrSource.splits)}; got {', '.join(self.splits)}")
-        self.splits = tuple(s for s in VindrSource.splits if s in self.splits)
-        self.vindr = VindrSource(self.root, image_size=self.image_size, image_format=self.image_format,
-                                 fuse=self.fuse, iou=self.iou, dicom_display=self.dicom_display)
-        self.lut = read_lut(self.lut_path)
-
-    def check(self) -> None:
-        self.vindr.check()
-
-    def inputs(self) -> list[InputFile]:
-        return [*self.vindr.inputs(), InputFile(str(self.lut_path.resolve()), self.lut_path.stat().st_size)]
-
-    def describe(self) -> dict[str, Any]:
-        return {**self.vindr.describe(), "lut": str(self.lut_path), "lut_sha256": lut_digest(self.lut),
-                "classes": list(self.classes), "splits": list(self.splits), "include_mixtures": self.include_mixtures}
-
-    def records_per_task(self) -> int:
-        return self.vindr.records_per_task()
-
-    def records(self) -> list[Record]:
-        """One raw record per (image, selected class) with rows of that class, in image then class order."""
-        self.excluded.clear()
-        records: list[Record] = []
-        for image in self.vindr.records():
-            if image["split"] not in self.splits:
-                self.excluded[EXCLUDED_SPLIT] = self.excluded.get(EXCLUDED_SPLIT, 0) + 1
-                continue
-            pairs = [(c, [r for r in image["_rows"] if r["class_name"] == c]) for c in self.classes]
-            pairs = [(c, rows) for c, rows in pairs if rows]
-            if not pairs:
-                self.excluded[EXCLUDED_NO_CLASS] = self.excluded.get(EXCLUDED_NO_CLASS, 0) + 1
-            for class_name, rows in pairs:
-                records.append({**image, "id": f"{image['image_id']}/{class_slug(class_name)}",
-                                "_rows": rows, "_labels": list(image["_labels"]), "_class": class_name})
-        return records
-
-    def stages(self) -> list[Stage]:
-        return [*self.vindr.stages(),
-                SynthPromptStage(lut=self.lut, include_mixtures=self.include_mixtures, use_fused=self.fuse != "none")]

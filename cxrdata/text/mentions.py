@@ -17,8 +17,8 @@ from importlib import resources
 
 import yaml
 
-from cxrdata.anatomy.vocabulary import pathologies
 from cxrdata.text.context import NEGATED, POSITIVE, UNCERTAIN, Certainty, ConText, Trigger, default_context
+from cxrdata.vocabulary import pathologies
 
 ABSENT = "absent"
 

@@ -1,6 +1,6 @@
 """The token codebook of LDM prompt tuning (seed 003, section 3.3) and prompt -> token sequence mapping.
 
-The codebook holds one row per CLIP sub-token of the prompt vocabulary (``cxrdata.anatomy.vocabulary``):
+The codebook holds one row per CLIP sub-token of the prompt vocabulary (``cxrdata.vocabulary``):
 the words of the 27 location terms (role ``location``, the only trainable rows), the words of the 8
 pathologies (role ``pathology``, frozen) and the special tokens ``<BoS>``, ``<EoS>``, ``<pad>`` and ``<and>``
 (role ``special``, frozen), each initialised from CLIP's own token embedding (``<and>`` from the word
@@ -27,9 +27,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from cxrdata.anatomy.vocabulary import locations, pathologies
 from cxrdata.errors import CxrdataError
 from cxrdata.targets.prompts import pathology_words
+from cxrdata.vocabulary import locations, pathologies
 
 LOCATION, PATHOLOGY, SPECIAL = "location", "pathology", "special"
 SPECIAL_NAMES = ("<BoS>", "<EoS>", "<pad>", "<and>")

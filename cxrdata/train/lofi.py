@@ -51,7 +51,7 @@ TOP_KEYS = {"name", "trainer", "description", "tiny", *RECIPE_KEYS}
 
 def load_lofi_recipe(name_or_path: str | Path) -> dict[str, Any]:
     """A bundled recipe by name (``lofi``, ``lofi-tiny``) or a YAML file, every key checked."""
-    from cxrdata.sources.recipes import recipes_dir
+    from cxrdata.recipe import recipes_dir
 
     path = Path(name_or_path)
     if not path.suffix:

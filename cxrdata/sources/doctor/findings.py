@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cxrdata.errors import CxrdataError, Rejected
-from cxrdata.sources.csvfiles import read_text_csv, require_columns
+from cxrdata.io.csvfiles import read_text_csv, require_columns
 
 SAMPLE_DECODES = 20
 PARTIAL_FIX = "a partial download? re-run the download to completion (a sample always differs: ignore this there)"

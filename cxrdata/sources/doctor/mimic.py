@@ -8,8 +8,8 @@ import polars as pl
 
 from cxrdata.errors import CxrdataError
 from cxrdata.imaging.raster import decode_jpeg
+from cxrdata.io.csvfiles import find_file, read_text_csv, require_columns
 from cxrdata.sources import mimic
-from cxrdata.sources.csvfiles import find_file, read_text_csv, require_columns
 from cxrdata.sources.doctor.findings import SAMPLE_DECODES, Finding, decode_findings, official
 from cxrdata.sources.mimic_tables import distinct
 

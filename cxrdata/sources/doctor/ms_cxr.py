@@ -8,11 +8,10 @@ from pathlib import Path
 
 import polars as pl
 
-from cxrdata.anatomy.vocabulary import pathologies
 from cxrdata.errors import CxrdataError
 from cxrdata.imaging.raster import decode_jpeg
+from cxrdata.io.csvfiles import find_file, header, read_text_csv
 from cxrdata.sources import ms_cxr
-from cxrdata.sources.csvfiles import find_file, header, read_text_csv
 from cxrdata.sources.doctor.findings import (
     SAMPLE_DECODES,
     Finding,
@@ -22,6 +21,7 @@ from cxrdata.sources.doctor.findings import (
     official,
 )
 from cxrdata.sources.mimic import SPLIT
+from cxrdata.vocabulary import pathologies
 
 GET = ("download MS-CXR from PhysioNet (physionet.org/content/ms-cxr/1.1.0/) and pass the project folder "
        "(holding 1.1.0/) or the folder holding MS_CXR_Local_Alignment_v1.1.0.csv as --root")

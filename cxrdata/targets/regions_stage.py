@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from cxrdata.errors import Rejected
-from cxrdata.pipeline.stage import Record, RecordStage
+from cxrdata.stage import Record, RecordStage
 from cxrdata.targets.box_text import DEFAULT_FORMAT, FORMATS, BoxFormat
 from cxrdata.targets.regions import region_pairs
 
@@ -37,8 +37,11 @@ def record_regions(record: Mapping[str, Any]) -> list[dict[str, Any]]:
 class RegionTargetsStage(RecordStage):
     """Adds ``box_format``, ``grounding`` and ``dense_captions`` (lists of ``{prompt, target}``)."""
 
-    name = "lofi-targets"
-    version = "1"
+    name: ClassVar[str] = "lofi-targets"
+    version: ClassVar[str] = "1"
+    needs: ClassVar[frozenset[str]] = frozenset({"original_width", "original_height"})
+    needs_one_of: ClassVar[tuple[frozenset[str], ...]] = (frozenset({"regions"}), frozenset({"boxes", "phrase"}))
+    gives: ClassVar[frozenset[str]] = frozenset({"box_format", "grounding", "dense_captions"})
 
     box_format: BoxFormat = DEFAULT_FORMAT
 

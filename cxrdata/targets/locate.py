@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from functools import cache
 
 from cxrdata.anatomy.locations import locate_sentence, report_locations
-from cxrdata.extract.base import Entity, Extractor
+from cxrdata.extract.base import Extractor
 from cxrdata.targets.prompts import build_prompt
 from cxrdata.text.context import NEGATED, POSITIVE, UNCERTAIN
+from cxrdata.text.entities import Entity
 from cxrdata.text.mentions import (
     Mention,
     find_mentions,

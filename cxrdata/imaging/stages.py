@@ -24,18 +24,11 @@ full-resolution size even when a user holds a resized tree); a disagreement is n
 from __future__ import annotations
 
 import os
-import warnings
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
-
-import pydicom
-from pydicom import uid
+from typing import Any, ClassVar, Literal
 
 from cxrdata.errors import Rejected
-from cxrdata.imaging.dicom import decode_dicom, safe_header
-from cxrdata.imaging.dicom_syntax import syntax_from_fragment
 from cxrdata.imaging.png16 import decode_png16, png_layout, png_size
 from cxrdata.imaging.raster import (
     MAX_PIXELS,
@@ -48,18 +41,37 @@ from cxrdata.imaging.raster import (
     resize_longest_side,
     resize_shortest_side,
 )
-from cxrdata.io.schema import TableSchema, image_columns_as_paths
-from cxrdata.pipeline.stage import Record, RecordStage, Resources, Stage
+from cxrdata.recipe import option
+from cxrdata.stage import Record, RecordStage, Resources
 
 IMAGE_FORMATS = ("jpeg", "png", "path")
 IMAGE_FITS = {"longest": resize_longest_side, "shortest": resize_shortest_side}  # the side that becomes max_side
 _SUFFIX = {"jpeg": ".jpg", "png": ".png"}
-_LOOKS_LIKE_DICOM = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "Modality", "Rows", "PixelData")
-_HEAD = 64 * 1024  # first read of a header (grown while the header is not complete)
-_TAIL = 4096  # the end of a file read to check it is whole
-_SEQUENCE_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"  # (FFFE,E0DD), little endian, length 0
+HEAD_BYTES = 64 * 1024  # first read of a header (grown while the header is not complete)
+TAIL_BYTES = 4096  # the end of a file read to check it is whole
 
 Stored = tuple[Any, tuple[int, int], tuple[int, int]]  # image cell, stored size, file's size
+IMAGE_GIVES = frozenset({"image", "image_width", "image_height", "original_width", "original_height"})
+
+
+@dataclass(frozen=True)
+class ImageOptions:
+    """How a build stores its images (``--image-*`` options, a recipe's ``image:`` section)."""
+
+    size: int = option(512, "Longest side of stored images (see --image-fit; aspect kept, never enlarged); "
+                            "0 keeps the original bytes.", cli_name="image-size", bounds=(0, None))
+    format: Literal["jpeg", "png", "path"] = option(
+        "jpeg", "Re-encode as JPEG or PNG, or store only the absolute path of each source file.",
+        cli_name="image-format", choices=IMAGE_FORMATS)
+    fit: Literal["longest", "shortest"] = option(
+        "longest", "The side that becomes --image-size: longest, or shortest (the chest X-ray LDM's inputs).",
+        cli_name="image-fit", choices=("longest", "shortest"))
+    max_pixels: int = option(MAX_PIXELS, "Reject an image whose header claims more pixels than this, before "
+                                         "decoding it (0: no limit).", cli_name="max-pixels", bounds=(0, None))
+
+    def __post_init__(self) -> None:
+        if self.size < 0 or self.max_pixels < 0:
+            raise ValueError("--image-size and --max-pixels must be >= 0")
 
 
 def read_file(path: Path) -> bytes:
@@ -73,7 +85,7 @@ def read_file(path: Path) -> bytes:
         raise Rejected("image_unreadable", f"{path}: {exc.strerror or exc}") from None
 
 
-def read_head_tail(path: Path, head: int = _HEAD, tail: int = _TAIL) -> tuple[bytes, bytes, int]:
+def read_head_tail(path: Path, head: int = HEAD_BYTES, tail: int = TAIL_BYTES) -> tuple[bytes, bytes, int]:
     """The first ``head`` and last ``tail`` bytes of a file, and its size, without reading the rest."""
     try:
         with open(path, "rb") as fh:
@@ -103,6 +115,25 @@ class ImageStage(RecordStage):
     quality: int = 95
     max_pixels: int = MAX_PIXELS
     fit: str = "longest"  # the side that becomes max_side: longest | shortest (never enlarged either way)
+
+    @classmethod
+    def configured(cls, image: ImageOptions, extra: Any = None) -> ImageStage:
+        """This image kind as a build's options ask (``extra``: the kind's own options, if it has any)."""
+        kind_options = {} if extra is None else {k: getattr(extra, k) for k in vars(extra)}
+        return cls(max_side=image.size, image_format=image.format, fit=image.fit, max_pixels=image.max_pixels,
+                   **kind_options)
+
+    def records_per_task(self) -> int:
+        """Records that make a shard of a few hundred MB in this storage mode."""
+        if self.image_format == "path":
+            return 50_000
+        return self.records_per_task_full_size if self.max_side == 0 else self.records_per_task_resized
+
+    records_per_task_full_size: ClassVar[int] = 400
+    records_per_task_resized: ClassVar[int] = 4_000
+    options: ClassVar[type | None] = None  # the kind's own options class (e.g. DICOM display), if any
+    gives: ClassVar[frozenset[str]] = IMAGE_GIVES
+    needs: ClassVar[frozenset[str]] = frozenset({"_image_file"})
 
     def __post_init__(self) -> None:
         if self.image_format not in IMAGE_FORMATS:
@@ -194,128 +225,14 @@ class JpegImageStage(ImageStage):
 
 
 @dataclass
-class DicomImageStage(ImageStage):
-    """A DICOM source: modality LUT -> VOI -> MONOCHROME1 inversion (:mod:`cxrdata.imaging.dicom`).
-
-    Leaves the whitelisted header (no patient tags) in ``_dicom_header`` for the dataset's stages.
-    """
-
-    name: ClassVar[str] = "dicom-image"
-    resources: ClassVar[Resources] = Resources(cpus=1.0, batch_size=16)
-    displayable: ClassVar[bool] = False
-    display: str = "stretch"  # --dicom-display: stretch or window (cxrdata.imaging.dicom_display)
-
-    def probe(self, path: Path, record: Record) -> tuple[int, int]:
-        header = read_dicom_header(path)
-        if header.syntax_inferred:
-            record.setdefault("_notes", []).append("dicom_transfer_syntax_inferred")
-        record["_dicom_header"] = safe_header(header.dataset)
-        return int(header.dataset.Columns), int(header.dataset.Rows)
-
-    def decode(self, path: Path, record: Record) -> Raster:
-        header = read_dicom_header(path).dataset
-        width, height = int(header.Columns), int(header.Rows)
-        check_pixel_count(width, height, self.max_pixels)
-        image = decode_dicom(read_file(path), max_side=self.decode_side(width, height), display=self.display)
-        if image.syntax_inferred:
-            record.setdefault("_notes", []).append("dicom_transfer_syntax_inferred")
-        record["_dicom_header"] = image.header
-        return image.raster
-
-
-@dataclass(frozen=True)
-class DicomHeader:
-    """A DICOM file's dataset without its Pixel Data, after the ``path`` mode checks."""
-
-    dataset: pydicom.Dataset
-    syntax_inferred: bool
-
-
-def read_dicom_header(path: Path) -> DicomHeader:
-    """Read a DICOM file up to its Pixel Data, then check that element from its first and last bytes.
-
-    Checks: image attributes present, a (7FE0,0010) Pixel Data element, native data as long as the
-    image needs and inside the file, encapsulated data closed by its sequence delimiter. A missing
-    Transfer Syntax UID is inferred as the decoder infers it (from the first fragment's magic bytes).
-    """
-    try:
-        with open(path, "rb") as fh, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            size = os.fstat(fh.fileno()).st_size
-            ds = pydicom.dcmread(fh, force=True, stop_before_pixels=True)
-            pixels_at = fh.tell()
-            pixel_head = fh.read(_HEAD)
-            fh.seek(max(pixels_at, size - _TAIL))
-            tail = fh.read()
-    except FileNotFoundError:
-        raise Rejected("image_missing", f"{path} does not exist") from None
-    except IsADirectoryError:
-        raise Rejected("image_unreadable", f"{path} is a folder, not an image file") from None
-    except OSError as exc:
-        raise Rejected("image_unreadable", f"{path}: {exc.strerror or exc}") from None
-    except Exception as exc:
-        raise Rejected("dicom_invalid", f"{type(exc).__name__}: {exc}") from None
-    if ds.preamble is None and not any(name in ds for name in _LOOKS_LIKE_DICOM[:-1]):
-        raise Rejected("dicom_invalid", "no DICOM preamble and no image or SOP elements")
-    if ds.get("Rows") in (None, "") or ds.get("Columns") in (None, ""):
-        raise Rejected("dicom_invalid", "not a DICOM image: no Rows/Columns")
-    implicit = ds.original_encoding[0] is True
-    value_at, length = _pixel_element(pixel_head, implicit)
-    if not hasattr(ds, "file_meta"):
-        ds.file_meta = pydicom.dataset.FileMetaDataset()
-    inferred = not ds.file_meta.get("TransferSyntaxUID")
-    if length == _UNDEFINED:
-        if _SEQUENCE_DELIMITER not in tail:
-            raise Rejected("image_truncated", "encapsulated Pixel Data has no sequence delimiter (file cut short)")
-        if inferred and (syntax := syntax_from_fragment(_first_fragment(pixel_head[value_at:]))) is not None:
-            ds.file_meta.TransferSyntaxUID = syntax
-        return DicomHeader(ds, inferred)
-    if pixels_at + value_at + length > size:
-        raise Rejected("image_truncated", f"Pixel Data claims {length} bytes, the file holds "
-                                          f"{size - pixels_at - value_at}")
-    if inferred and (syntax := _NATIVE.get(ds.original_encoding)) is not None:  # as the file was parsed
-        ds.file_meta.TransferSyntaxUID = syntax
-    encapsulated = pixel_head[value_at : value_at + 4] == _ITEM
-    needed = int(ds.Rows) * int(ds.Columns) * -(-int(ds.get("BitsAllocated") or 16) // 8)
-    needed *= int(ds.get("SamplesPerPixel") or 1)
-    if not encapsulated and length < needed:
-        raise Rejected("image_truncated", f"Pixel Data holds {length} bytes, the image needs {needed}")
-    return DicomHeader(ds, inferred)
-
-
-_PIXEL_TAG = b"\xe0\x7f\x10\x00"  # (7FE0,0010), little endian
-_ITEM = b"\xfe\xff\x00\xe0"  # (FFFE,E000)
-_UNDEFINED = 0xFFFFFFFF
-_LONG_VRS = (b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN")
-_NATIVE = {(True, True): uid.ImplicitVRLittleEndian, (False, True): uid.ExplicitVRLittleEndian,
-           (False, False): uid.ExplicitVRBigEndian}
-
-
-def _pixel_element(head: bytes, implicit: bool) -> tuple[int, int]:
-    """(offset of the value, value length) of the Pixel Data element that starts ``head``."""
-    if len(head) < 8 or head[:4] != _PIXEL_TAG:
-        raise Rejected("dicom_no_pixels", "dataset has no (7FE0,0010) Pixel Data")
-    if not implicit and head[4:6] in _LONG_VRS:
-        return 12, int.from_bytes(head[8:12], "little")
-    return 8, int.from_bytes(head[4:8], "little")
-
-
-def _first_fragment(value: bytes) -> bytes:
-    """The start of the first fragment after the Basic Offset Table item of encapsulated data."""
-    if value[:4] != _ITEM:
-        return b""
-    table_length = int.from_bytes(value[4:8], "little")
-    second = value[8 + table_length :]
-    return second[8:] if second[:4] == _ITEM else b""
-
-
-@dataclass
 class Png16ImageStage(ImageStage):
     """A 16-bit grayscale PNG (PadChest-GR), percentile-windowed to 8 bits; an 8-bit PNG is a reject."""
 
     name: ClassVar[str] = "png16-image"
     resources: ClassVar[Resources] = Resources(cpus=1.0, batch_size=16)
     displayable: ClassVar[bool] = False
+    records_per_task_full_size: ClassVar[int] = 2_000
+    records_per_task_resized: ClassVar[int] = 2_000
 
     def probe(self, path: Path, record: Record) -> tuple[int, int]:
         head, tail, _ = read_head_tail(path, head=64)
@@ -333,10 +250,3 @@ class Png16ImageStage(ImageStage):
             record.setdefault("_notes", []).append("png_trailing_bytes")
         return decode_png16(data, max_side=self.decode_side(layout.width, layout.height), max_pixels=self.max_pixels)
 
-
-def output_schema(schema: TableSchema, stages: Iterable[Stage]) -> TableSchema:
-    """The table a config writes: its schema, with the image column as a string path when its image stage
-    stores path strings (see :attr:`ImageStage.stores_path_strings`)."""
-    if any(isinstance(stage, ImageStage) and stage.stores_path_strings for stage in stages):
-        return image_columns_as_paths(schema)
-    return schema

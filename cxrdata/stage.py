@@ -5,12 +5,18 @@ Records are plain ``dict``s everywhere (one engine-independent format). A record
 cannot process becomes a :class:`Reject`; it is never dropped silently.
 
 Most stages work record by record: subclass :class:`RecordStage`, implement ``process`` and raise
-:class:`cxrdata.errors.Rejected` for bad input. Stages that need a whole batch (a model forward
-pass) subclass :class:`Stage` and implement ``run`` themselves.
+:class:`cxrdata.errors.Rejected` for bad input; ``process`` may return several records for one
+(fan-out: VinDr-CXR's one prompt row per class of an image, decoded once). Stages that need a whole
+batch (a model forward pass) subclass :class:`Stage` and implement ``run`` themselves.
+
+A stage declares the record keys it ``needs`` and ``gives`` (and the private working keys it
+``drops``), so a plan can refuse, before any work, a chain whose stages miss their inputs or whose
+output columns differ from the schema's (see :mod:`cxrdata.pipeline.plan`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -47,12 +53,24 @@ class Stage:
     name: ClassVar[str] = "stage"
     version: ClassVar[str] = "1"
     resources: ClassVar[Resources] = Resources()
+    needs: ClassVar[frozenset[str]] = frozenset()  # record keys read (public columns or ``_private`` ones)
+    needs_one_of: ClassVar[tuple[frozenset[str], ...]] = ()  # ... and all keys of at least one of these sets
+    gives: ClassVar[frozenset[str]] = frozenset()  # record keys added
+    drops: ClassVar[frozenset[str]] = frozenset()  # record keys removed (private working data consumed)
 
     def setup(self) -> None:
         """Runs once per worker before the first batch (load models here, never per record)."""
 
     def run(self, batch: list[Record]) -> list[Record | Reject]:
         raise NotImplementedError
+
+    def can_run_on(self, keys: frozenset[str]) -> bool:
+        """Whether records holding ``keys`` give this stage what it ``needs``."""
+        return self.needs <= keys and (not self.needs_one_of or any(group <= keys for group in self.needs_one_of))
+
+    def keys_after(self, keys: frozenset[str]) -> frozenset[str]:
+        """The record keys after this stage, given those before it (a plan's static check)."""
+        return (keys - self.drops) | self.gives
 
     def reject(self, record: Record, reason: str, detail: str = "") -> Reject:
         return Reject(
@@ -71,25 +89,34 @@ class Stage:
 
 @dataclass
 class RecordStage(Stage):
-    """A stage that transforms one record at a time."""
+    """A stage that transforms one record at a time (into one record, or several: fan-out)."""
 
-    def process(self, record: Record) -> Record:
+    def process(self, record: Record) -> Record | list[Record]:
         raise NotImplementedError
 
     def run(self, batch: list[Record]) -> list[Record | Reject]:
         out: list[Record | Reject] = []
         for record in batch:
             try:
-                out.append(self.process(record))
+                result = self.process(record)
             except Rejected as exc:
                 out.append(self.reject(record, exc.reason, exc.detail))
+                continue
+            if isinstance(result, list):
+                if not result:
+                    raise RuntimeError(f"stage {self.name} returned no record for {record.get('id')!r}: "
+                                       "a record is either kept or rejected, never dropped")
+                out.extend(result)
+            else:
+                out.append(result)
         return out
 
 
-def split_rejects(items: list[Record | Reject]) -> tuple[list[Record], list[Reject]]:
+def split_rejects(items: Iterable[Record | Reject]) -> tuple[list[Record], list[Reject]]:
     """Separate a stage's output into kept records and rejects."""
-    kept = [item for item in items if not isinstance(item, Reject)]
-    rejects = [item for item in items if isinstance(item, Reject)]
+    kept, rejects = [], []
+    for item in items:
+        (rejects if isinstance(item, Reject) else kept).append(item)
     return kept, rejects
 
 

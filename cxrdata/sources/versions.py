@@ -15,7 +15,6 @@ from typing import Any
 
 VERSION_DIR = re.compile(r"^(?:.*-)?v?(\d+\.\d+(?:\.\d+)?)$")
 MIMIC_2_1_ONLY = ("mimic-cxr-2.1.0-test-set-labeled.csv", "IMAGE_FILENAMES")
-MIMIC_METADATA = ("mimic-cxr-2.0.0-metadata.csv.gz", "mimic-cxr-2.0.0-metadata.csv")
 MS_CXR_CSV = re.compile(r"MS_CXR_Local_Alignment_v(\d+\.\d+\.\d+)\.csv$")
 PADCHEST_REPORTS = re.compile(r"grounded_reports_(\d{8})\.json$")
 
@@ -38,7 +37,9 @@ def mimic_version(root: Path) -> dict[str, str] | None:
             return _entry(("2.1.0", f"{name} present (2.1.0 only)"))
     if found := _folder_version(root):
         return _entry(found)
-    if any((root / name).is_file() for name in MIMIC_METADATA):
+    from cxrdata.sources.mimic import METADATA
+
+    if any((root / name).is_file() for name in METADATA):
         return _entry(("2.0.0", "2.0.0 metadata without the files 2.1.0 adds"))
     return None
 
@@ -82,3 +83,8 @@ def dataset_versions(dataset: str, root: Path, options: dict[str, Any],
 def source_versions(source: Any) -> dict[str, dict[str, str]]:
     """:func:`dataset_versions` of a pipeline source (its dataset, root, describe() and mimic_root)."""
     return dataset_versions(source.dataset, source.root, source.describe(), getattr(source, "mimic_root", None))
+
+
+def folder_version(root: Path) -> dict[str, str] | None:
+    """A version from the download folder's name (``.../vindr-cxr/1.0.0/``, ``chest-imagenome-dataset-1.0.0``)."""
+    return _entry(_folder_version(Path(root)))

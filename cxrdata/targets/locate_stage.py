@@ -3,32 +3,28 @@
 A batch of records costs ONE extractor call over all their candidate sentences (RadGraph-XL batches them).
 The extractor is chosen in the main process (:mod:`cxrdata.extract.select`, so its ``name@version`` is in
 the config hash), loaded in ``setup()`` once per worker and wrapped in the persistent SQLite cache, so a
-rerun never recomputes a sentence. The curation itself is :func:`cxrdata.text.locate.locate_reports`.
+rerun never recomputes a sentence. The curation itself is :func:`cxrdata.targets.locate.locate_reports`.
 
 A record without a location becomes a reject of stage ``locate`` with the reasons of
-:mod:`cxrdata.text.locate`: ``no_sentence``, ``negated``, ``uncertain`` or ``no_location``.
+:mod:`cxrdata.targets.locate`: ``no_sentence``, ``negated``, ``uncertain`` or ``no_location``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from cxrdata.anatomy.locations import sentence_locations
-from cxrdata.anatomy.lut import GaussianLUT, lut_to_dict
-from cxrdata.anatomy.vocabulary import pathologies
+from cxrdata.anatomy.lut import GaussianLUT, lut_digest
 from cxrdata.errors import Rejected
-from cxrdata.extract.base import Entity, Extractor
+from cxrdata.extract.base import Extractor
 from cxrdata.extract.cache import CachedExtractor, ExtractionCache
 from cxrdata.extract.rules import RuleExtractor
 from cxrdata.extract.select import extractor_label, load_extractor, uses_gpu
-from cxrdata.pipeline.stage import Record, Reject, Resources, Stage
-from cxrdata.targets.prompts import build_prompt
-from cxrdata.text.locate import (
+from cxrdata.stage import Record, Reject, Resources, Stage
+from cxrdata.targets.locate import (
     DROP_NEGATED,
     DROP_UNCERTAIN,
     NO_LOCATION,
@@ -38,6 +34,9 @@ from cxrdata.text.locate import (
     candidates,
     locate_reports,
 )
+from cxrdata.targets.prompts import build_prompt
+from cxrdata.text.entities import Entity
+from cxrdata.vocabulary import positive_pathologies
 
 _DETAILS = {
     NO_SENTENCE: "no sentence of {sections} mentions {pathology}",
@@ -60,12 +59,6 @@ class _Extracted:
         return [list(self.entities[s]) for s in sentences]
 
 
-def lut_digest(lut: GaussianLUT) -> str:
-    """First 12 hex digits of the sha256 of the LUT's content (grid, divisor, Gaussians)."""
-    doc = {k: v for k, v in lut_to_dict(lut).items() if k != "cxrdata_version"}
-    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:12]
-
-
 @dataclass
 class LocateStage(Stage):
     """Finds the locations of a record's pathology and writes its prompt; subclasses say where the text
@@ -78,6 +71,8 @@ class LocateStage(Stage):
 
     name: ClassVar[str] = "locate"
     version: ClassVar[str] = "2"  # 2: the location mapper of issue 13
+    gives: ClassVar[frozenset[str]] = frozenset({"pathology", "locations", "prompt", "sentences", "extractor",
+                                                 "gaussians", "lut_grid"})
 
     extractor: Extractor = field(default_factory=RuleExtractor)
     extraction_cache: Path | None = None
@@ -97,6 +92,10 @@ class LocateStage(Stage):
         text = f"{'+'.join(self.sections)}/{'+'.join(self.fallback) or '-'}"
         return (f"{self.name}@{self.version}:{extractor_label(self.extractor)}:lut={lut}:{text}"
                 f":uncertain={int(self.include_uncertain)}")
+
+    def keys_after(self, keys: frozenset[str]) -> frozenset[str]:
+        after = keys | self.gives
+        return frozenset(k for k in after if k.startswith("_") or k in self.columns) if self.columns else after
 
     def setup(self) -> None:
         """Load the model (RadGraph) and put the persistent cache in front of it."""
@@ -174,9 +173,10 @@ class LocateStage(Stage):
 class ReportLocateStage(LocateStage):
     """MIMIC-CXR: the study's one positive CheXpert pathology (of the 8), located in its report."""
 
+    needs: ClassVar[frozenset[str]] = frozenset({"chexpert", "findings", "impression", "last_paragraph"})
+
     def inputs(self, record: Record) -> tuple[Sections, str]:
-        labels = record.get("chexpert") or {}
-        positive = [p for p in pathologies() if labels.get(p) == 1.0]
+        positive = positive_pathologies(record.get("chexpert") or {})
         if len(positive) != 1:
             raise Rejected("not_single_pathology", f"{len(positive)} of the 8 pathologies are positive")
         return record, positive[0]
@@ -191,6 +191,7 @@ class PhraseLocateStage(LocateStage):
     unless ``require_mention``; such rows are noted ``pathology_not_named`` in the manifest.
     """
 
+    needs: ClassVar[frozenset[str]] = frozenset({"phrase", "category"})
     sections: tuple[str, ...] = ("phrase",)
     fallback: tuple[str, ...] = ()
     require_mention: bool = False

@@ -1,0 +1,83 @@
+"""The Python API: what the command line calls, usable from a notebook or a script.
+
+    import cxrdata
+    result = cxrdata.build("mimic", root="/data/mimic-cxr-jpg", out="shards/", image_size=256)
+    ds = cxrdata.load("shards/", split="train")
+    findings = cxrdata.doctor("vindr", root="/data/vindr-cxr")
+
+Options are the command line's, with underscores (``image_size``, ``reports_root``, ``box_format``): the
+dataset's own, its images', and those of the recipe's stages. Nothing here prints unless asked.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from cxrdata.errors import CxrdataError
+from cxrdata.pipeline.build import BuildOptions, BuildResult
+from cxrdata.pipeline.build import build as run_plans
+from cxrdata.pipeline.plan import ConfigPlan, option_groups, plan_build
+from cxrdata.sources.registry import entry, resolve, sample_paths
+
+
+def plans(dataset: str, *, out: str | Path, recipe: str | Path | None = None, sample: bool = False,
+          **options: Any) -> list[ConfigPlan]:
+    """The checked plans of a build (one per output config), without running them."""
+    source, image, stages = option_groups(dataset).split(options)
+    if sample:
+        paths = sample_paths(entry(dataset))
+        clash = sorted(set(source) & set(paths))
+        if clash:
+            raise CxrdataError(f"give either --sample or {', '.join('--' + c.replace('_', '-') for c in clash)}")
+        source.update(paths)
+    missing = [name for name in ("root",) if name not in source]
+    if missing:
+        raise CxrdataError("give --root DIR (the dataset's download) or --sample")
+    return plan_build(dataset, recipe, out=Path(out), source=source, image=image, stages=stages)
+
+
+def build(dataset: str, *, out: str | Path, recipe: str | Path | None = None, sample: bool = False,
+          workers: int | None = None, tasks: int | None = None, engine: str = "local", ray_address: str | None = None,
+          overwrite: bool = False, quiet: bool = True, max_reject_share: float = 0.5, **options: Any) -> BuildResult:
+    """Build ``dataset`` (``mimic``, ``ms-cxr``, ``imagenome``, ``vindr``, ``padchest-gr``, ...) into ``out``.
+
+    Resumable (run it again to finish a killed build), refuses a different configuration in the same
+    ``out``, and returns the counts; ``result.problems`` says when a config wrote nothing or rejected more
+    than ``max_reject_share`` of what it read."""
+    config_plans = plans(dataset, out=out, recipe=recipe, sample=sample, **options)
+    settings = BuildOptions(out=Path(out), tasks=tasks, overwrite=overwrite, quiet=quiet, engine=engine,
+                            address=ray_address, max_reject_share=max_reject_share)
+    if workers is not None:
+        settings.workers = workers
+    return run_plans(config_plans, settings)
+
+
+def load(out: str | Path, config: str | None = None, split: str | None = None) -> Any:
+    """A build's config as a ``datasets`` object (a ``DatasetDict``, or one split's ``Dataset``)."""
+    import datasets
+
+    from cxrdata.io.layout import read_build
+
+    found = read_build(Path(out), config)
+    files = {s: [str(p) for p in paths] for s, paths in found.files.items()}
+    if split is not None:
+        if split not in files:
+            raise CxrdataError(f"config {found.config} of {out} has no split {split!r} (it has: {', '.join(files)})")
+        files = {split: files[split]}
+    loaded = datasets.load_dataset("parquet", data_files=files)
+    return loaded[split] if split is not None else loaded
+
+
+def doctor(dataset: str, *, decode: int = 20, sample: bool = False, **paths: Any) -> list[Any]:
+    """What a download holds, what is missing or malformed, and how to fix each (a list of findings)."""
+    dataset_entry = entry(dataset)
+    if sample:
+        paths = {**{k: v for k, v in sample_paths(dataset_entry).items()}, **paths}
+    return resolve(dataset_entry.doctor)(**{k: Path(v) if v is not None else None for k, v in paths.items()},
+                                         decode=decode)
+
+
+def sample_data(dataset: str, out: str | Path, seed: int = 0, **options: Any) -> Any:
+    """Write a small synthetic download of ``dataset`` in its exact real layout (returns what was written)."""
+    return resolve(entry(dataset).sample)(Path(out), seed=seed, **options)
