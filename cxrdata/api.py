@@ -11,6 +11,7 @@ dataset's own, its images', and those of the recipe's stages. Nothing here print
 
 from __future__ import annotations
 
+from dataclasses import MISSING
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from cxrdata.errors import CxrdataError
 from cxrdata.pipeline.build import BuildOptions, BuildResult
 from cxrdata.pipeline.build import build as run_plans
 from cxrdata.pipeline.plan import ConfigPlan, option_groups, plan_build
+from cxrdata.recipe import option_fields
 from cxrdata.sources.registry import entry, resolve, sample_paths
 
 
@@ -29,11 +31,12 @@ def plans(dataset: str, *, out: str | Path, recipe: str | Path | None = None, sa
         paths = sample_paths(entry(dataset))
         clash = sorted(set(source) & set(paths))
         if clash:
-            raise CxrdataError(f"give either --sample or {', '.join('--' + c.replace('_', '-') for c in clash)}")
+            raise CxrdataError(f"give either {', '.join('--' + c.replace('_', '-') for c in clash)} or --sample, "
+                               "not both")
         source.update(paths)
-    missing = [name for name in ("root",) if name not in source]
-    if missing:
-        raise CxrdataError("give --root DIR (the dataset's download) or --sample")
+    required = [f.name for f in option_fields(entry(dataset).options) if f.default is MISSING]
+    if any(name not in source for name in required):
+        raise CxrdataError(f"give {' and '.join('--' + n.replace('_', '-') for n in required)}, or --sample")
     return plan_build(dataset, recipe, out=Path(out), source=source, image=image, stages=stages)
 
 

@@ -10,10 +10,10 @@ os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="cxrdata-hf-cache-")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest
+from cxrdata_testing import build_with
 
-from cxrdata.pipeline.build import BuildOptions, BuildResult, build
+from cxrdata.pipeline.build import BuildResult
 from cxrdata.sample.mimic import MimicSample, write_mimic_sample
-from cxrdata.sources.mimic import MimicSource
 
 
 @pytest.fixture(scope="session")
@@ -26,4 +26,4 @@ def mimic_sample(tmp_path_factory: pytest.TempPathFactory) -> MimicSample:
 def mimic_build(mimic_sample: MimicSample, tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
     """The sample built with default options (frontal views, 512 px JPEG), two workers."""
     out = tmp_path_factory.mktemp("mimic-build") / "out"
-    return build([MimicSource(root=mimic_sample.root)], BuildOptions(out=out, workers=2, quiet=True))
+    return build_with("mimic", out, workers=2, root=mimic_sample.root)

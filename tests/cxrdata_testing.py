@@ -96,3 +96,32 @@ def write_mini_mimic_metadata(root: Path, size: Callable[[int, int], tuple[int, 
                              80556.875 + st, "CHEST", "x", "Erect"])
     tables.write_csv(root / METADATA[0], METADATA_HEADER, rows)
     return root
+
+
+def build_with(dataset: str, out: Path, *, workers: int = 1, **options):
+    """``cxrdata.build`` of ``dataset`` into ``out``, quiet, one worker unless told (the API the CLI calls)."""
+    import cxrdata
+
+    return cxrdata.build(dataset, out=out, workers=workers, quiet=True, **options)
+
+
+def plan_of(dataset: str, *, recipe=None, config: str | None = None, out: Path | None = None, **options):
+    """The plan of one config of a build (its source and stages), without running it."""
+    import tempfile
+
+    from cxrdata.api import plans
+
+    found = plans(dataset, out=out or Path(tempfile.gettempdir()) / "cxrdata-unused-out", recipe=recipe, **options)
+    return found[0] if config is None else next(p for p in found if p.config == config)
+
+
+def run_plan(plan) -> tuple[dict, dict]:
+    """A plan's records through its stages in this process: (kept by id, rejects by record id)."""
+    from cxrdata.stage import StageChain
+
+    plan.source.check()
+    chain = StageChain(plan.stages)
+    chain.setup()
+    records, _ = plan.records()
+    kept, rejects = chain.run(records)
+    return {r["id"]: r for r in kept}, {r.record_id: r for r in rejects}

@@ -16,11 +16,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from cxrdata.api import plans as plan_of_all
 from cxrdata.cli import main
 from cxrdata.pipeline.build import BuildOptions, build
 from cxrdata.sample.mimic import MimicSample
-from cxrdata.sources.mimic import MimicSource
-from cxrdata.sources.ms_cxr import MsCxrSource
 
 STEPS = 4
 # Each test module that imports a fixture registers its own copy, and pytest caches session fixtures per copy:
@@ -53,9 +52,10 @@ def lofi_shards_fixture(mimic_sample: MimicSample, tmp_path_factory: pytest.Temp
     if key in _ONCE:
         return _ONCE[key]  # type: ignore[return-value]
     out = tmp_path_factory.mktemp("lofi-shards") / "out"
-    sources = [MimicSource(root=mimic_sample.root, image_size=128),
-               MsCxrSource(root=mimic_sample.mscxr_csv["1.1.0"].parent, mimic_root=mimic_sample.root, image_size=128)]
-    build(sources, BuildOptions(out=out, workers=1, quiet=True))  # no worker start-up cost
+    plans = [*plan_of_all("mimic", out=out, root=mimic_sample.root, image_size=128),
+             *plan_of_all("ms-cxr", out=out, root=mimic_sample.mscxr_csv["1.1.0"].parent, mimic_root=mimic_sample.root,
+                          image_size=128)]
+    build(plans, BuildOptions(out=out, workers=1, quiet=True))  # one OUT, two configs; no worker start-up cost
     _ONCE[key] = out
     return out
 

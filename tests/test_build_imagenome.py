@@ -13,13 +13,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from cxrdata_testing import build_with
 
 from cxrdata.cli import main
 from cxrdata.imaging.raster import decode_jpeg, resize_longest_side
-from cxrdata.pipeline.build import BuildOptions, build
 from cxrdata.sample.imagenome import ImagenomeSample, write_imagenome_sample
 from cxrdata.sample.mimic import MimicSample
-from cxrdata.sources.imagenome import imagenome_sources
 
 SIZE = 128
 SPLITS = {"train": "train", "valid": "validation", "test": "test"}
@@ -38,7 +37,7 @@ def built(mimic_sample: MimicSample, tmp_path_factory: pytest.TempPathFactory) -
     base = tmp_path_factory.mktemp("imagenome-build")
     sample = write_imagenome_sample(base, mimic_root=mimic_sample.root, seed=0)
     out = base / "out"
-    build(imagenome_sources(base, mimic_sample.root, image_size=SIZE), BuildOptions(out=out, workers=1, quiet=True))
+    build_with("imagenome", out, root=base, mimic_root=mimic_sample.root, image_size=SIZE, max_reject_share=1)
     return Built(sample, mimic_sample, out, json.loads((out / "manifest.json").read_text()))
 
 

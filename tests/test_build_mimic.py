@@ -10,12 +10,10 @@ import datasets
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
-from cxrdata_testing import expected_rejects, metadata, read_records, read_rejects
+from cxrdata_testing import build_with, expected_rejects, metadata, read_records, read_rejects
 
 from cxrdata.errors import CxrdataError
 from cxrdata.io.schema import load_schema
-from cxrdata.pipeline.build import BuildOptions, build
-from cxrdata.sources.mimic import MimicSource
 
 
 def test_every_frontal_image_is_written_or_rejected_with_its_reason(mimic_sample, mimic_build):
@@ -129,15 +127,14 @@ def test_study_time_without_its_leading_zero_is_parsed(mimic_sample, mimic_build
 def test_rerun_does_nothing_and_changes_nothing(mimic_sample, mimic_build):
     out = mimic_build.out
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
-    again = build([MimicSource(root=mimic_sample.root)], BuildOptions(out=out, workers=2, quiet=True))
+    again = build_with("mimic", out, workers=2, root=mimic_sample.root)
     assert again.nothing_to_do
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
 
 
 def test_a_changed_configuration_is_refused(mimic_sample, mimic_build):
     with pytest.raises(CxrdataError, match="image_size"):
-        build([MimicSource(root=mimic_sample.root, image_size=256)],
-              BuildOptions(out=mimic_build.out, workers=1, quiet=True))
+        build_with("mimic", mimic_build.out, root=mimic_sample.root, image_size=256)
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -145,7 +142,7 @@ def _digest(folder: Path) -> dict[str, str]:
 
 
 def test_same_bytes_whatever_the_number_of_workers(mimic_sample, mimic_build, tmp_path):
-    one = build([MimicSource(root=mimic_sample.root)], BuildOptions(out=tmp_path / "one", workers=1, quiet=True))
+    one = build_with("mimic", tmp_path / "one", root=mimic_sample.root)
     assert _digest(one.out / "data" / "mimic") == _digest(mimic_build.out / "data" / "mimic")
     assert (one.out / "manifest.json").read_bytes() != b""
     assert _digest(one.out / "rejects" / "mimic") == _digest(mimic_build.out / "rejects" / "mimic")
@@ -153,8 +150,7 @@ def test_same_bytes_whatever_the_number_of_workers(mimic_sample, mimic_build, tm
 
 def test_all_views_original_bytes_and_overwrite(mimic_sample, tmp_path):
     out = tmp_path / "all"
-    result = build([MimicSource(root=mimic_sample.root, views=(), image_size=0)],
-                   BuildOptions(out=out, workers=1, quiet=True))
+    result = build_with("mimic", out, root=mimic_sample.root, views="all", image_size=0)
     assert result.results[0].totals.read == mimic_sample.images
     rejected = read_rejects(out, "mimic")
     assert rejected == expected_rejects(mimic_sample, views=())
@@ -165,8 +161,7 @@ def test_all_views_original_bytes_and_overwrite(mimic_sample, tmp_path):
         original = (mimic_sample.root / record["image_path"]).read_bytes()
         assert record["image"]["bytes"] == original
         assert (record["image_width"], record["image_height"]) == (record["original_width"], record["original_height"])
-    again = build([MimicSource(root=mimic_sample.root, image_format="path")],
-                  BuildOptions(out=out, workers=1, quiet=True, overwrite=True))
+    again = build_with("mimic", out, root=mimic_sample.root, image_format="path", overwrite=True)
     assert again.results[0].totals.read == mimic_sample.frontal_images
     row = datasets.load_dataset(str(out), split="train")[0]
     assert row["image"].size == (row["original_width"], row["original_height"])

@@ -13,14 +13,13 @@ import datasets
 import polars as pl
 import pytest
 from click.testing import CliRunner
-from cxrdata_testing import read_records, read_rejects
+from cxrdata_testing import build_with, read_records, read_rejects
 
 from cxrdata.boxes import to_xywh_pixels
 from cxrdata.cli import main
 from cxrdata.errors import CxrdataError
-from cxrdata.pipeline.build import BuildOptions, build
 from cxrdata.sample.mscxr import DEID_PREFIX
-from cxrdata.sources.ms_cxr import MsCxrSource, detect_version
+from cxrdata.sources.ms_cxr import MsCxrOptions, MsCxrSource, detect_version
 
 KEY = ("dicom_id", "category_name", "label_text")
 
@@ -48,8 +47,7 @@ def ms_cxr_build(request, mimic_sample, tmp_path_factory):
     version = request.param
     csv = mimic_sample.mscxr_csv[version]
     out = tmp_path_factory.mktemp(f"ms-cxr-{version}") / "out"
-    result = build([MsCxrSource(root=csv.parent, mimic_root=mimic_sample.root)],
-                   BuildOptions(out=out, workers=1, quiet=True))
+    result = build_with("ms-cxr", out, root=csv.parent, mimic_root=mimic_sample.root)
     return version, csv, result
 
 
@@ -152,8 +150,8 @@ def _copy_csv(mimic_sample, tmp_path, edit):
 
 
 def _build(csv_or_root: Path, mimic_root: Path, out: Path):
-    return build([MsCxrSource(root=csv_or_root, mimic_root=mimic_root, image_format="path")],
-                 BuildOptions(out=out, workers=1, quiet=True))
+    return build_with("ms-cxr", out, root=csv_or_root, mimic_root=mimic_root, image_format="path",
+                      max_reject_share=1)
 
 
 def test_every_group_is_written_or_rejected_id_by_id(mimic_sample, tmp_path):
@@ -215,9 +213,9 @@ def test_two_different_copies_of_the_newest_version_are_refused(mimic_sample, tm
     copy.parent.mkdir()
     copy.write_text(mimic_sample.mscxr_csv["1.1.0"].read_text().replace(",train", ",test", 1))
     with pytest.raises(CxrdataError, match=r"two different copies of MS_CXR_Local_Alignment_v1\.1\.0\.csv"):
-        MsCxrSource(root=project, mimic_root=mimic_sample.root).check()
+        MsCxrSource(MsCxrOptions(root=project, mimic_root=mimic_sample.root)).check()
     copy.write_text(mimic_sample.mscxr_csv["1.1.0"].read_text())  # the same bytes twice: fine
-    assert MsCxrSource(root=project, mimic_root=mimic_sample.root).csv.parent.name == "1.1.0"
+    assert MsCxrSource(MsCxrOptions(root=project, mimic_root=mimic_sample.root)).csv.parent.name == "1.1.0"
 
 
 def test_symlinked_image_folders_stay_inside_the_root(mimic_sample, tmp_path):
@@ -248,13 +246,11 @@ def test_an_empty_csv_is_one_error_line(mimic_sample, tmp_path, content):
 def test_a_renamed_column_is_refused_up_front(mimic_sample, tmp_path):
     csv = _copy_csv(mimic_sample, tmp_path, lambda f: f.rename({"label_text": "phrase"}))
     with pytest.raises(CxrdataError, match="missing column\\(s\\) label_text"):
-        build([MsCxrSource(root=csv.parent, mimic_root=mimic_sample.root)],
-              BuildOptions(out=tmp_path / "out", workers=1, quiet=True))
+        build_with("ms-cxr", tmp_path / "out", root=csv.parent, mimic_root=mimic_sample.root)
 
 
 def test_v1_0_without_the_mimic_split_file_is_refused(mimic_sample, tmp_path):
     images = tmp_path / "mimic"
     shutil.copytree(mimic_sample.root / "files", images / "files")
     with pytest.raises(CxrdataError, match="split"):
-        build([MsCxrSource(root=mimic_sample.mscxr_csv["1.0.0"].parent, mimic_root=images)],
-              BuildOptions(out=tmp_path / "out", workers=1, quiet=True))
+        build_with("ms-cxr", tmp_path / "out", root=mimic_sample.mscxr_csv["1.0.0"].parent, mimic_root=images)

@@ -13,13 +13,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from cxrdata_testing import read_records
+from cxrdata_testing import build_with, read_records
 
 from cxrdata.cli import main
 from cxrdata.imaging.png16 import decode_png16
-from cxrdata.pipeline.build import BuildOptions, build
 from cxrdata.sample.padchest_gr import REPORTS_FILE, PadchestGrSample, write_padchest_gr_sample
-from cxrdata.sources.padchest_gr import PadchestGrSource
 
 SIZE = 128
 
@@ -38,7 +36,7 @@ def built(request, tmp_path_factory: pytest.TempPathFactory) -> Built:
     sample = write_padchest_gr_sample(base / "padchest-gr", studies=12, seed=0, ids=request.param,
                                       nested=not request.param)
     out = base / "out"
-    build([PadchestGrSource(sample.root, image_size=SIZE)], BuildOptions(out=out, workers=1, tasks=3, quiet=True))
+    build_with("padchest-gr", out, root=sample.root, image_size=SIZE, tasks=3, max_reject_share=1)
     ds = datasets.load_dataset("parquet", data_dir=str(out / "data" / "padchest-gr"))
     return Built(sample, out, json.loads((out / "manifest.json").read_text()), ds)
 

@@ -12,14 +12,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from cxrdata_testing import read_records
+from cxrdata_testing import build_with, read_records
 
 from cxrdata.boxes import to_xyxy_pixels
 from cxrdata.cli import main
-from cxrdata.pipeline.build import BuildOptions, build
 from cxrdata.sample import _synth
 from cxrdata.sample.vindr import VindrSample, write_vindr_sample
-from cxrdata.sources.vindr import VindrSource
 
 SIZE = 128
 
@@ -36,7 +34,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     base = tmp_path_factory.mktemp("vindr-build")
     sample = write_vindr_sample(base / "vindr", images=8, test_images=4, seed=0)
     out = base / "out"
-    build([VindrSource(sample.root, image_size=SIZE, fuse="wbf")], BuildOptions(out=out, workers=1, quiet=True))
+    build_with("vindr", out, root=sample.root, image_size=SIZE, fuse="wbf", max_reject_share=1)
     return Built(sample, out, json.loads((out / "manifest.json").read_text()))
 
 

@@ -10,15 +10,13 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from cxrdata.io.versions import dataset_versions
+from cxrdata_testing import build_with
 
 from cxrdata import __version__
 from cxrdata.io.card import LICENCE, card_text
 from cxrdata.io.layout import OutputLayout
-from cxrdata.pipeline.build import BuildOptions, build
-from cxrdata.sources.ms_cxr import MsCxrSource
-from cxrdata.sources.padchest_gr import PadchestGrSource
 from cxrdata.sources.registry import bundled_root
+from cxrdata.sources.versions import dataset_versions
 
 
 def rows_of(out: Path, config: str) -> list[dict]:
@@ -29,8 +27,7 @@ def rows_of(out: Path, config: str) -> list[dict]:
 @pytest.fixture(scope="module")
 def ms_cxr_out(mimic_sample, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("card-ms-cxr") / "out"
-    source = MsCxrSource(root=mimic_sample.mscxr_csv["1.1.0"].parent, mimic_root=mimic_sample.root, image_size=64)
-    build([source], BuildOptions(out=out, workers=1, quiet=True))
+    build_with("ms-cxr", out, root=mimic_sample.mscxr_csv["1.1.0"].parent, mimic_root=mimic_sample.root, image_size=64)
     return out
 
 
@@ -74,8 +71,7 @@ def test_card_versions_hash_licence_and_loading(ms_cxr_out):
 
 def test_padchest_card_has_the_json_date_stamp(tmp_path):
     out = tmp_path / "out"
-    build([PadchestGrSource(root=bundled_root("padchest-gr"), image_size=64)], BuildOptions(out=out, workers=1,
-                                                                                           quiet=True))
+    build_with("padchest-gr", out, root=bundled_root("padchest-gr"), image_size=64, max_reject_share=1)
     card = (out / "README.md").read_text()
     assert ("- padchest-gr read padchest-gr 20240819 (evidence: grounded_reports_20240819.json date stamp)"
             in section(card, "Versions"))
@@ -103,12 +99,9 @@ def test_two_builds_in_folders_of_the_same_name_load_as_themselves(mimic_sample,
     """`datasets` caches a local folder under its name and a hash of the card's YAML: the card must differ."""
     import datasets
 
-    from cxrdata.sources.mimic import MimicSource
-
     outs = [tmp_path / "a" / "out", tmp_path / "b" / "out"]
-    build([MimicSource(root=mimic_sample.root, image_size=32)], BuildOptions(out=outs[0], workers=1, quiet=True))
-    build([MimicSource(root=mimic_sample.root, image_size=32, views=("PA",))],
-          BuildOptions(out=outs[1], workers=1, quiet=True))
+    build_with("mimic", outs[0], root=mimic_sample.root, image_size=32)
+    build_with("mimic", outs[1], root=mimic_sample.root, image_size=32, views="PA")
     expected = [sum(pq.read_metadata(p).num_rows for p in (out / "data" / "mimic").glob("train-*.parquet"))
                 for out in outs]
     assert expected[0] != expected[1]

@@ -27,14 +27,13 @@ import datasets
 import numpy as np
 import pydicom
 import pytest
+from cxrdata_testing import build_with
 from pydicom.data import get_testdata_file
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 from pydicom.uid import RLELossless
 
-from cxrdata.pipeline.build import BuildOptions, build
 from cxrdata.sample import tables
 from cxrdata.sample.vindr import ANNOTATION_COLUMNS, IMAGE_LABELS_TEST, IMAGE_LABELS_TRAIN
-from cxrdata.sources.vindr import VindrSource
 
 LOSSLESS = ("RG1_UNCR.dcm", "RG1_J2KR.dcm", "RG1_RLE (derived)", "vlut_04.dcm", "mlut_18.dcm")
 LOSSY = ("RG1_J2KI.dcm", "RG1_UNCI.dcm")  # UNCI is J2KI decompressed: the same lossy pixels
@@ -118,8 +117,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     rows, manifests = {}, {}
     for display in ("stretch", "window"):
         out = base / f"out-{display}"
-        build([VindrSource(base / "vindr", image_size=0, dicom_display=display)],
-              BuildOptions(out=out, workers=1, quiet=True))
+        build_with("vindr", out, root=base / "vindr", image_size=0, dicom_display=display)
         manifests[display] = json.loads((out / "manifest.json").read_text())
         ds = datasets.load_dataset("parquet", data_dir=str(out / "data" / "vindr"), split="train+test")
         rows[display] = {row["id"]: np.asarray(row["image"]) for row in ds}

@@ -70,7 +70,7 @@ def invoke(*args: str):
 
 
 def test_mimic_sample(mimic_sample):
-    findings = diagnose_mimic(mimic_sample.root, sample=ALL)
+    findings = diagnose_mimic(mimic_sample.root, decode=ALL)
     bad = errors(findings)
     broken = {mimic_sample.truncated_jpeg, mimic_sample.corrupt_jpeg}
     assert {item.rsplit("/", 1)[-1].removesuffix(".jpg") for item in bad if item.endswith(".jpg")} == broken
@@ -79,7 +79,7 @@ def test_mimic_sample(mimic_sample):
 
 
 def test_ms_cxr_sample(mimic_sample):
-    findings = diagnose_ms_cxr(mimic_sample.mscxr_csv["1.1.0"].parent, mimic_sample.root, sample=ALL)
+    findings = diagnose_ms_cxr(mimic_sample.mscxr_csv["1.1.0"].parent, mimic_sample.root, decode=ALL)
     assert not errors(findings)
     levels = {f.item: (f.level, f.detail) for f in findings}
     assert levels["MS_CXR_Local_Alignment_v1.1.0.csv"] == ("ok", "MS-CXR v1.1.0 (read from the header)")
@@ -90,9 +90,9 @@ def test_ms_cxr_sample(mimic_sample):
     assert levels["referenced images"] == ("ok", f"{images} of {images} referenced images present")
     assert levels["MS_CXR_Local_Alignment_v1.1.0.csv duplicates"] == (
         "warning", "1 row(s) repeated verbatim (the build keeps one box and counts a note duplicate_row)")
-    old = diagnose_ms_cxr(mimic_sample.mscxr_csv["1.0.0"].parent, mimic_sample.root, sample=ALL)
+    old = diagnose_ms_cxr(mimic_sample.mscxr_csv["1.0.0"].parent, mimic_sample.root, decode=ALL)
     assert not errors(old) and "MS-CXR v1.0.0 (read from the header)" in {f.detail for f in old}
-    project = {f.item: f.detail for f in diagnose_ms_cxr(mimic_sample.root / "ms-cxr", mimic_sample.root, sample=0)}
+    project = {f.item: f.detail for f in diagnose_ms_cxr(mimic_sample.root / "ms-cxr", mimic_sample.root, decode=0)}
     assert project["MS-CXR version"] == ("MS-CXR: reading 1.1.0/MS_CXR_Local_Alignment_v1.1.0.csv, the newest of 2 "
                                          "found (also 0.1/MS_CXR_Local_Alignment_v1.0.0.csv)")
     assert invoke("doctor", "ms-cxr", "--root", str(mimic_sample.mscxr_csv["1.1.0"].parent)).exit_code == 0
@@ -100,7 +100,7 @@ def test_ms_cxr_sample(mimic_sample):
 
 def test_vindr_sample():
     root = bundled_root("vindr")
-    findings = diagnose_vindr(root, sample=ALL)
+    findings = diagnose_vindr(root, decode=ALL)
     no_pixels = {f"{p.parent.name}/{p.name}" for p in sorted(root.glob("*/*.dicom"))
                  if "PixelData" not in pydicom.dcmread(p, force=True)}
     assert set(errors(findings)) == no_pixels and len(no_pixels) == 1
@@ -115,7 +115,7 @@ def test_vindr_sample():
 
 def test_padchest_gr_sample():
     root = bundled_root("padchest-gr")
-    findings = diagnose_padchest_gr(root, sample=ALL)
+    findings = diagnose_padchest_gr(root, decode=ALL)
     entries = json.loads(next(root.glob("grounded_reports_*.json")).read_text())
     missing = [e["ImageID"] for e in entries
                if ".." not in e["ImageID"] and not (root / "PadChest_GR" / e["ImageID"]).is_file()]
@@ -140,7 +140,7 @@ def test_padchest_gr_without_ids_nested(tmp_path):
     """The real copy without ids: the doctor pairs it by order like the build, and finds the prior studies nested
     twice."""
     sample = write_padchest_gr_sample(tmp_path / "pgr", studies=12, ids=False, nested=True)
-    findings = diagnose_padchest_gr(sample.root, sample=0)
+    findings = diagnose_padchest_gr(sample.root, decode=0)
     pairing = errors(findings)["grounded_reports_20240819.json: pairing"]
     [k] = [int(i.split("-")[1]) for i, r in sample.rejected.items() if r == "pairing_mismatch"]
     assert pairing.detail.startswith(f"no StudyID/ImageID: paired with master_table.csv's studies by order, "
@@ -151,13 +151,13 @@ def test_padchest_gr_without_ids_nested(tmp_path):
     assert "Padchest_GR_files/PadChest_GR/ report images" in errors(findings)  # the missing PNG, found by order
     reports = sample.root / "grounded_reports_20240819.json"
     reports.write_text(json.dumps(json.loads(reports.read_text())[1:]))
-    refused = errors(diagnose_padchest_gr(sample.root, sample=0))["grounded_reports_20240819.json: pairing"]
+    refused = errors(diagnose_padchest_gr(sample.root, decode=0))["grounded_reports_20240819.json: pairing"]
     assert "cannot be paired by order" in refused.detail
 
 
 def test_imagenome_sample():
     root = bundled_root("imagenome")
-    findings = diagnose_imagenome(root, root / "mimic-cxr-jpg", sample=ALL)
+    findings = diagnose_imagenome(root, root / "mimic-cxr-jpg", decode=ALL)
     truncated = []
     for path in sorted(root.glob("*/silver_dataset/scene_graph/*.json")):
         try:
@@ -182,7 +182,7 @@ def test_vindr_broken(tmp_path):
     rename_column(root / "annotations" / "annotations_train.csv", "class_name", "label")
     victim = sorted((root / "test").glob("*.dicom"))[0]
     truncate(victim)
-    bad = errors(diagnose_vindr(root, sample=ALL))
+    bad = errors(diagnose_vindr(root, decode=ALL))
     assert bad["image_labels_test.csv"].fix == (
         "download VinDr-CXR 1.0.0 from PhysioNet (physionet.org/content/vindr-cxr/1.0.0/) into --root")
     assert "missing column(s) class_name" in bad["annotations_train.csv"].detail
@@ -194,7 +194,7 @@ def test_vindr_broken(tmp_path):
     assert bad[item].fix.startswith(f"re-download {item} from PhysioNet")
     dcm = root / "train" / "renamed.dcm"
     sorted((root / "train").glob("*.dicom"))[0].rename(dcm)
-    assert "rename them" in errors(diagnose_vindr(root, sample=0))["train/"].fix
+    assert "rename them" in errors(diagnose_vindr(root, decode=0))["train/"].fix
 
 
 def test_padchest_gr_broken(tmp_path):
@@ -202,7 +202,7 @@ def test_padchest_gr_broken(tmp_path):
     rename_column(root / "master_table.csv", "split", "Split")
     victim = sorted((root / "PadChest_GR").glob("*.png"))[-1]
     truncate(victim)
-    bad = errors(diagnose_padchest_gr(root, sample=ALL))
+    bad = errors(diagnose_padchest_gr(root, decode=ALL))
     assert "missing column(s) split" in bad["master_table.csv"].detail
     assert bad["master_table.csv"].fix.startswith("restore master_table.csv from the BIMCV download; its columns must "
                                                   "be: StudyID,ImageID,label,")
@@ -210,10 +210,10 @@ def test_padchest_gr_broken(tmp_path):
     assert "image_truncated" in bad[item].detail
     assert bad[item].fix.startswith(f"restore the original 16-bit {item} from the BIMCV download")
     (root / "master_table.csv").rename(root / "master_table.csv.zip")  # as some users have it: still zipped
-    unzip = errors(diagnose_padchest_gr(root, sample=0))["master_table.csv"].fix
+    unzip = errors(diagnose_padchest_gr(root, decode=0))["master_table.csv"].fix
     assert unzip == "unzip master_table.csv.zip in --root"
     next(root.glob("grounded_reports_*.json")).unlink()
-    assert errors(diagnose_padchest_gr(root, sample=0))["grounded_reports_*.json"].fix.startswith(
+    assert errors(diagnose_padchest_gr(root, decode=0))["grounded_reports_*.json"].fix.startswith(
         "request PadChest-GR from BIMCV")
 
 
@@ -225,7 +225,7 @@ def test_imagenome_broken(tmp_path):
     listed = pl.read_csv(data / "silver_dataset" / "splits" / "test.csv", infer_schema=False)["path"][0]
     victim = root / "mimic-cxr-jpg" / listed.replace(".dcm", ".jpg")
     truncate(victim)
-    bad = errors(diagnose_imagenome(root, root / "mimic-cxr-jpg", sample=ALL))
+    bad = errors(diagnose_imagenome(root, root / "mimic-cxr-jpg", decode=ALL))
     assert bad["valid.csv"].fix.startswith("download Chest ImaGenome 1.0.0 from PhysioNet")
     gold = bad["gold_bbox_coordinate_annotations_1000images.csv"]
     assert "missing column(s) bbox_name" in gold.detail
@@ -256,7 +256,7 @@ def test_ms_cxr_broken(mimic_sample, tmp_path):
         if i > 0:  # the first referenced image is missing, the second does not decode
             shutil.copy(mimic_sample.root / path, target)
     truncate(mimic / sorted(set(frame["path"]))[1])
-    bad = errors(diagnose_ms_cxr(root, mimic, sample=ALL))
+    bad = errors(diagnose_ms_cxr(root, mimic, decode=ALL))
     assert bad["referenced images"].detail.endswith(f"first missing: {sorted(set(frame['path']))[0]}")
     assert bad["referenced images"].fix.startswith("MS-CXR ships no images: download MIMIC-CXR-JPG")
     assert bad[sorted(set(frame["path"]))[1]].fix.startswith("re-download MIMIC-CXR-JPG's files/")
@@ -279,7 +279,7 @@ def test_mimic_broken(mimic_sample, tmp_path):
     (root / "files").symlink_to(mimic_sample.root / "files")
     rename_column(root / "mimic-cxr-2.0.0-split.csv.gz", "split", "fold")
     (root / "mimic-cxr-2.0.0-chexpert.csv.gz").unlink()
-    bad = errors(diagnose_mimic(root, sample=0))
+    bad = errors(diagnose_mimic(root, decode=0))
     assert "missing column(s) split" in bad["mimic-cxr-2.0.0-split.csv.gz"].detail
     assert bad["mimic-cxr-2.0.0-chexpert.csv.gz"].fix == (
         "download it from the MIMIC-CXR-JPG project on PhysioNet into --root")

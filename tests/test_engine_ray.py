@@ -17,14 +17,13 @@ from click.testing import CliRunner
 
 ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
 
-from cxrdata.sources.recipes import LdmPromptsSource, Overrides, load_recipe, mimic_recipe_source  # noqa: E402
-from cxrdata_testing import read_records  # noqa: E402
+from cxrdata_testing import plan_of, read_records  # noqa: E402
 
 from cxrdata.cli import main  # noqa: E402
 from cxrdata.errors import CxrdataError  # noqa: E402
 from cxrdata.pipeline import engine_ray  # noqa: E402
 from cxrdata.pipeline.build import BuildOptions, BuildResult, build  # noqa: E402
-from cxrdata.sources.mimic import MimicSource  # noqa: E402
+from cxrdata.pipeline.plan import ConfigPlan  # noqa: E402
 from cxrdata.stage import Record, RecordStage, Resources, Stage  # noqa: E402
 from cxrdata.targets.locate_stage import ReportLocateStage  # noqa: E402
 
@@ -95,29 +94,27 @@ class GpuReportLocate(ReportLocateStage):
         super().setup()
 
 
-@dataclass
-class LdmOnGpu(LdmPromptsSource):
-    def stages(self) -> list[Stage]:
-        return [GpuReportLocate(**_init_fields(s)) if isinstance(s, ReportLocateStage) else s
-                for s in super().stages()]
+def ldm_on_gpu(plan: ConfigPlan) -> ConfigPlan:
+    """The ldm-prompts plan with its locate stage declaring a GPU share."""
+    plan.stages = [GpuReportLocate(**_init_fields(s)) if isinstance(s, ReportLocateStage) else s for s in plan.stages]
+    return plan
 
 
 def _init_fields(obj: Any) -> dict[str, Any]:
     return {f.name: getattr(obj, f.name) for f in fields(obj) if f.init}
 
 
-@dataclass
-class CrashingMimic(MimicSource):
+def mimic_plan(root: Path, **options: Any) -> ConfigPlan:
+    return plan_of("mimic", root=root, **options)
+
+
+def crashing_mimic(root: Path, crash: Stage, before_image: bool = False) -> ConfigPlan:
     """MIMIC with one more stage (one that crashes) before the image stage (``head``) or after it (in the
     writer's task)."""
-
-    crash: Stage | None = None
-    before_image: bool = False
-
-    def stages(self) -> list[Stage]:
-        row, report, image = super().stages()
-        assert self.crash is not None
-        return [row, report, self.crash, image] if self.before_image else [row, report, image, self.crash]
+    plan = mimic_plan(root)
+    row, report, image = plan.stages
+    plan.stages = [row, report, crash, image] if before_image else [row, report, image, crash]
+    return plan
 
 
 def digests(out: Path, folder: str) -> dict[str, str]:
@@ -141,18 +138,18 @@ def assert_same_output(out: Path, reference: Path, config: str = "mimic") -> Non
     assert not list(out.rglob("*.tmp"))
 
 
-def ray_build(sources: list[Any], out: Path) -> BuildResult:
-    return build(sources, BuildOptions(out=out, workers=2, quiet=True, engine="ray"))
+def ray_build(plans: list[ConfigPlan], out: Path) -> BuildResult:
+    return build(plans, BuildOptions(out=out, workers=2, quiet=True, engine="ray"))
 
 
 def test_ray_writes_the_same_files_and_manifest_as_local(mimic_sample, mimic_build, tmp_path):
-    result = ray_build([MimicSource(root=mimic_sample.root)], tmp_path / "ray")
+    result = ray_build([mimic_plan(mimic_sample.root)], tmp_path / "ray")
     assert result.results[0].tasks_run == result.results[0].tasks > 1
     assert_same_output(result.out, mimic_build.out)
     assert (result.out / "manifest.json").read_text() == (mimic_build.out / "manifest.json").read_text()
 
     before = {p: p.stat().st_mtime_ns for p in result.out.rglob("*") if p.is_file()}
-    again = ray_build([MimicSource(root=mimic_sample.root)], result.out)
+    again = ray_build([mimic_plan(mimic_sample.root)], result.out)
     assert again.nothing_to_do
     assert {p: p.stat().st_mtime_ns for p in result.out.rglob("*") if p.is_file()} == before
 
@@ -176,11 +173,13 @@ def test_cli_ldm_prompts_with_rules_gives_the_same_prompts(mimic_sample, tmp_pat
 
 
 def test_gpu_locate_stage_runs_in_actors_and_gives_the_same_prompts(mimic_sample, tmp_path):
-    source, _ = mimic_recipe_source(load_recipe("ldm-prompts"), mimic_sample.root, None, Overrides(extractor="rules"))
-    on_gpu = LdmOnGpu(**_init_fields(source))
-    head, tail = engine_ray.split_chain(on_gpu.stages())
+    def ldm_plan(out: Path) -> ConfigPlan:
+        return plan_of("mimic", recipe="ldm-prompts", root=mimic_sample.root, extractor="rules", out=out)
+
+    on_gpu = ldm_on_gpu(ldm_plan(tmp_path / "ray"))
+    head, tail = engine_ray.split_chain(on_gpu.stages)
     assert isinstance(head[-1], GpuReportLocate) and [s.name for s in tail] == ["image"]
-    local = build([source], BuildOptions(out=tmp_path / "local", workers=2, tasks=3, quiet=True))
+    local = build([ldm_plan(tmp_path / "local")], BuildOptions(out=tmp_path / "local", workers=2, tasks=3, quiet=True))
     on_ray = build([on_gpu], BuildOptions(out=tmp_path / "ray", workers=2, tasks=3, quiet=True, engine="ray"))
     assert on_ray.config_hash == local.config_hash
     assert read_records(on_ray.out, "ldm-prompts")
@@ -193,9 +192,9 @@ def test_a_worker_killed_mid_task_is_retried(mimic_sample, mimic_build, tmp_path
     victim = sorted(read_records(mimic_build.out, "mimic"))[len(read_records(mimic_build.out, "mimic")) // 2]
     flag = tmp_path / "crashed"
     kind = CrashInActor if before_image else CrashWhileNoFlag
-    source = CrashingMimic(root=mimic_sample.root, crash=kind(flag=flag, victim=victim), before_image=before_image)
+    source = crashing_mimic(mimic_sample.root, kind(flag=flag, victim=victim), before_image=before_image)
     if before_image:
-        assert engine_ray.needs_actor(source.stages()[2])
+        assert engine_ray.needs_actor(source.stages[2])
     result = ray_build([source], tmp_path / "out")
     assert flag.exists(), "the worker was killed"
     assert result.results[0].totals.written == mimic_build.results[0].totals.written
@@ -207,7 +206,7 @@ def test_a_worker_that_keeps_dying_stops_the_build_and_a_rerun_resumes(mimic_sam
     monkeypatch.setattr(engine_ray, "RETRIES", 1)
     victim = sorted(read_records(mimic_build.out, "mimic"))[0]
     flag = tmp_path / "fixed"
-    source = CrashingMimic(root=mimic_sample.root, crash=CrashWhileNoFlag(flag=flag, victim=victim, once=False))
+    source = crashing_mimic(mimic_sample.root, CrashWhileNoFlag(flag=flag, victim=victim, once=False))
     out = tmp_path / "out"
     with pytest.raises(CxrdataError, match=r"worker died 2 times.*rerun the same command"):
         ray_build([source], out)
@@ -220,8 +219,8 @@ def test_a_worker_that_keeps_dying_stops_the_build_and_a_rerun_resumes(mimic_sam
 
 
 def test_a_gpu_stage_runs_in_gpu_actors_and_changes_nothing(mimic_sample, mimic_build, tmp_path):
-    source = CrashingMimic(root=mimic_sample.root, crash=NeedsGpu(), before_image=True)
-    head, tail = engine_ray.split_chain(source.stages())
+    source = crashing_mimic(mimic_sample.root, NeedsGpu(), before_image=True)
+    head, tail = engine_ray.split_chain(source.stages)
     assert [s.name for s in head] == ["mimic-row", "report", "gpu"] and [s.name for s in tail] == ["image"]
     assert_same_output(ray_build([source], tmp_path / "out").out, mimic_build.out)
 
@@ -234,4 +233,4 @@ def test_a_gpu_stage_on_a_cluster_without_gpus_is_refused():
 
 def test_ray_address_needs_the_ray_engine(mimic_sample, tmp_path):
     with pytest.raises(CxrdataError, match="--ray-address applies only with --engine ray"):
-        build([MimicSource(root=mimic_sample.root)], BuildOptions(out=tmp_path / "o", address="auto", quiet=True))
+        build([mimic_plan(mimic_sample.root)], BuildOptions(out=tmp_path / "o", address="auto", quiet=True))

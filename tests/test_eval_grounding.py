@@ -12,14 +12,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from cxrdata_testing import read_records
+from cxrdata_testing import build_with, read_records
 
 from cxrdata.cli import main
 from cxrdata.errors import CxrdataError
 from cxrdata.evaluate.grounding_eval import evaluate_grounding, heatmap_name, load_records, write_heatmap
-from cxrdata.pipeline.build import BuildOptions, build
 from cxrdata.sample.mimic import MimicSample
-from cxrdata.sources.ms_cxr import MsCxrSource
 
 PAPER_ORDER = ["Pneumonia", "Pneumothorax", "Consolidation", "Atelectasis", "Edema", "Cardiomegaly", "Lung Opacity",
                "Pleural Effusion"]
@@ -32,9 +30,8 @@ def invoke(*args: object):
 @pytest.fixture(scope="module")
 def ms_cxr(mimic_sample: MimicSample, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("ms-cxr-build") / "out"
-    source = MsCxrSource(root=mimic_sample.root / "ms-cxr" / "1.1.0", mimic_root=mimic_sample.root,
-                         image_format="path")
-    build([source], BuildOptions(out=out, workers=1, quiet=True))
+    build_with("ms-cxr", out, root=mimic_sample.root / "ms-cxr" / "1.1.0", mimic_root=mimic_sample.root,
+               image_format="path")
     return out
 
 

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from cxrdata.sources.recipes import available_recipes, load_recipe
+from cxrdata_testing import plan_of
 
 from cxrdata.cli import main
 from cxrdata.errors import CxrdataError
 from cxrdata.extract.rules import RuleExtractor
 from cxrdata.extract.select import make_extractor, select_extractor, uses_gpu
+from cxrdata.recipe import build_recipe_names, load_build_recipe
 from cxrdata.stage import Resources
 from cxrdata.targets.locate_stage import ReportLocateStage
 
@@ -81,33 +82,42 @@ def test_stage_declares_its_resources() -> None:
 
 
 def test_bundled_recipes() -> None:
-    assert {"ldm-prompts", "ms-cxr-loc"} <= set(available_recipes())
-    ldm = load_recipe("ldm-prompts")
-    assert (ldm.dataset, ldm.output, ldm.views, ldm.single_pathology) == ("mimic", "ldm-prompts", ("PA", "AP"), True)
-    assert (ldm.image_size, ldm.image_format, ldm.extractor) == (512, "jpeg", "auto")
-    assert ldm.sections == ("findings", "impression") and ldm.fallback == ("last_paragraph",)
-    loc = load_recipe("ms-cxr-loc")
-    assert (loc.dataset, loc.output, loc.require_mention) == ("ms-cxr", "ms-cxr-loc", False)
+    assert {"ldm-prompts", "ms-cxr-loc"} <= set(build_recipe_names())
+    ldm = load_build_recipe("ldm-prompts")
+    assert (ldm.datasets, ldm.output, ldm.source) == (("mimic",), "ldm-prompts",
+                                                      {"views": ["PA", "AP"], "single_pathology": True})
+    assert ldm.image == {"size": 512, "fit": "shortest", "format": "jpeg"}
+    assert ldm.stages == (("locate", {"extractor": "auto", "sections": ["findings", "impression"],
+                                      "fallback": ["last_paragraph"], "include_uncertain": False}),)
+    loc = load_build_recipe("ms-cxr-loc")
+    assert (loc.datasets, loc.output, loc.stages[0][0], loc.stages[0][1]["require_mention"]) == \
+        (("ms-cxr",), "ms-cxr-loc", "locate-phrase", False)
 
 
 @pytest.mark.parametrize(
-    ("text", "message"),
+    ("dataset", "text", "message"),
     [
-        ("dataset: vindr\noutput: ldm-prompts\n", "'dataset' must be one of"),
-        ("dataset: mimic\noutput: nope\n", "'output' must name a schema"),
-        ("dataset: mimic\noutput: ldm-prompts\nfilter: {}\n", "unknown key(s) filter"),
-        ("dataset: mimic\noutput: ldm-prompts\nimage: {size: big}\n", "'image.size' must be a int"),
-        ("dataset: mimic\noutput: ldm-prompts\nlanguage: {extractor: spacy}\n", "'language.extractor' must be"),
-        ("dataset: ms-cxr\noutput: ms-cxr-loc\nfilters: {views: [PA]}\n", "unknown key(s) filters"),
-        ("dataset: mimic\noutput: ldm-prompts\nlanguage: {sections: [history]}\n", "'language.sections' must"),
+        ("mimic", "datasets: [vindr]\noutput: ldm-prompts\n", "is for `cxrdata build` vindr, not `build mimic`"),
+        ("mimic", "datasets: [mimic]\noutput: nope\n", "no output schema named 'nope'"),
+        ("mimic", "datasets: [mimic]\noutput: mimic\nfilter: {}\n", "unknown key(s) filter"),
+        ("mimic", "datasets: [mimic]\noutput: mimic\nimage: {size: big}\n", "'size' must be an integer"),
+        ("mimic", "datasets: [mimic]\noutput: ldm-prompts\nstages: [{locate: {extractor: spacy}}]\n",
+         "'extractor' must be one of auto, radgraph, rules"),
+        ("ms-cxr", "datasets: [ms-cxr]\noutput: ms-cxr\nsource: {views: [PA]}\n", "unknown key(s) views"),
+        ("mimic", "datasets: [mimic]\noutput: ldm-prompts\nstages: [{locate: {sections: [history]}}]\n",
+         "'sections' and 'fallback' list report sections"),
+        ("mimic", "datasets: [mimic]\noutput: mimic\nimage: {size: 512, fit: short}\n",
+         "'fit' must be one of longest, shortest, got 'short'"),
+        ("mimic", "datasets: [mimic]\noutput: mimic\nstages: [{translate: {}}]\n", "unknown stage 'translate'"),
     ],
 )
-def test_bad_recipes_are_refused_naming_the_key(tmp_path: Path, text: str, message: str) -> None:
+def test_bad_recipes_are_refused_naming_the_key(tmp_path: Path, dataset: str, text: str, message: str) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(text)
     with pytest.raises(CxrdataError) as err:
-        load_recipe(path)
-    assert message in str(err.value) and str(path) in str(err.value)
+        plan_of(dataset, recipe=path, root=tmp_path, mimic_root=tmp_path) if dataset == "ms-cxr" else \
+            plan_of(dataset, recipe=path, root=tmp_path)
+    assert message in str(err.value) and (str(path) in str(err.value) or "not `build" in str(err.value))
 
 
 def invoke(*args: str):
@@ -133,13 +143,13 @@ def test_cli_radgraph_without_weights(mimic_sample, tmp_path: Path) -> None:
 def test_cli_refuses_language_options_without_a_recipe(mimic_sample, tmp_path: Path) -> None:
     result = invoke("build", "mimic", "--root", str(mimic_sample.root), "--extractor", "rules",
                     "--lut", "x.json", "--out", str(tmp_path / "o"))
-    assert_one_line_error(result, "--extractor, --lut apply only with --recipe")
+    assert_one_line_error(result, "--extractor, --lut apply only with a --recipe that has them (ldm-prompts)")
 
 
 def test_cli_recipe_for_another_command(mimic_sample, tmp_path: Path) -> None:
     result = invoke("build", "mimic", "--root", str(mimic_sample.root), "--recipe", "ms-cxr-loc",
                     "--out", str(tmp_path / "o"))
-    assert_one_line_error(result, "recipe ms-cxr-loc is for `cxrdata build ms-cxr`")
+    assert_one_line_error(result, "recipe ms-cxr-loc is for `cxrdata build` ms-cxr, not `build mimic`")
     result = invoke("build", "mimic", "--root", str(mimic_sample.root), "--recipe", "nope",
                     "--out", str(tmp_path / "o"))
     assert_one_line_error(result, "no recipe named 'nope'", "ldm-prompts")

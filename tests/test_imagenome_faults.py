@@ -15,13 +15,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from cxrdata_testing import METADATA_HEADER, read_records
+from cxrdata_testing import METADATA_HEADER, build_with, read_records
 
 from cxrdata.cli import main
-from cxrdata.pipeline.build import BuildOptions, build
 from cxrdata.sample.imagenome import GOLD_ATTRIBUTES, GOLD_BOXES, ImagenomeSample, write_imagenome_sample
 from cxrdata.sample.mimic import MimicSample
-from cxrdata.sources.imagenome import imagenome_sources
 from cxrdata.sources.mimic import METADATA
 
 SPLITS = {"train.csv": "train", "valid.csv": "validation", "test.csv": "test"}
@@ -36,7 +34,7 @@ class Built:
 
 
 def _build(sample: ImagenomeSample, mimic_root: Path, out: Path) -> dict:
-    build(imagenome_sources(sample.root, mimic_root, image_size=32), BuildOptions(out=out, workers=1, quiet=True))
+    build_with("imagenome", out, root=sample.root, mimic_root=mimic_root, image_size=32, max_reject_share=1)
     return json.loads((out / "manifest.json").read_text())
 
 
@@ -250,7 +248,7 @@ def test_doctor_names_a_broken_attributes_file(hostile: ImagenomeSample, mimic_s
 
     root = _copy_tree(hostile, tmp_path)
     (root / GOLD_ATTRIBUTES).write_bytes(b"")
-    [finding] = [f for f in diagnose_imagenome(root, None, sample=0) if f.item == GOLD_ATTRIBUTES]
+    [finding] = [f for f in diagnose_imagenome(root, None, decode=0) if f.item == GOLD_ATTRIBUTES]
     assert finding.level == "error"
     assert finding.detail == f"{root / GOLD_ATTRIBUTES} is empty (0 bytes): download it again"
     assert finding.fix.startswith(f"restore {GOLD_ATTRIBUTES} from chest-imagenome-dataset-1.0.0.zip; its columns")

@@ -8,17 +8,13 @@ from pathlib import Path
 import datasets
 import pytest
 from click.testing import CliRunner
-from cxrdata.sources.recipes import available_recipes, load_recipe, recipe_kind
-from cxrdata.sources.targets_recipe import load_targets_recipe, targets_recipe_sources
-from cxrdata_testing import read_records
+from cxrdata_testing import build_with, plan_of, read_records
 
 from cxrdata.cli import main
 from cxrdata.errors import CxrdataError, Rejected
 from cxrdata.io.schema import load_schema
-from cxrdata.pipeline.build import BuildOptions, build
+from cxrdata.recipe import build_recipe_names, load_build_recipe
 from cxrdata.sample.vindr import write_vindr_sample
-from cxrdata.sources.ms_cxr import MsCxrSource
-from cxrdata.sources.vindr import VindrSource
 from cxrdata.targets.box_text import bin_size, boxes_to_text, text_to_boxes
 from cxrdata.targets.regions_stage import RegionTargetsStage
 
@@ -36,16 +32,16 @@ def test_schema_extends_its_base(base: str) -> None:
     assert json.loads(schema.arrow.metadata[b"cxrdata"]) == {"schema": f"{base}-lofi-regions", "version": 1}
 
 
-def test_recipe_kinds() -> None:
-    assert {"lofi-regions", "ms-cxr-loc", "ldm-prompts"} <= set(available_recipes())
-    assert "lofi" not in available_recipes()  # a training recipe (its `targets` is a mapping)
-    assert recipe_kind("lofi-regions") == "targets" and recipe_kind("ms-cxr-loc") == "dataset"
-    recipe = load_targets_recipe("lofi-regions")
-    assert recipe.box_format == "lofi" and recipe.datasets == ("ms-cxr", "imagenome", "vindr", "padchest-gr")
-    with pytest.raises(CxrdataError, match="targets recipe"):
-        load_recipe("lofi-regions")
+def test_one_recipe_format() -> None:
+    assert {"lofi-regions", "ms-cxr-loc", "ldm-prompts", "vindr-prompts"} <= set(build_recipe_names())
+    assert "lofi" not in build_recipe_names()  # a training recipe
+    recipe = load_build_recipe("lofi-regions")
+    assert recipe.stages == (("lofi-targets", {"box_format": "lofi"}),) and recipe.output == "{config}-lofi-regions"
+    assert recipe.datasets == ("ms-cxr", "imagenome", "vindr", "padchest-gr")
+    with pytest.raises(CxrdataError, match="not a build recipe"):
+        load_build_recipe("lofi")
     with pytest.raises(CxrdataError, match="not `build mimic`"):
-        targets_recipe_sources(recipe, "mimic", [])
+        plan_of("mimic", recipe="lofi-regions", root=Path("/nowhere"))
 
 
 def test_stage_skips_unusable_regions_and_rejects_a_record_without_any() -> None:
@@ -77,14 +73,11 @@ def _check_pairs(row: dict, phrases_boxes: dict[str, list], fmt: str) -> None:
 
 
 def test_ms_cxr_build(mimic_sample, tmp_path: Path) -> None:
-    inner = MsCxrSource(root=mimic_sample.mscxr_csv["1.1.0"].parent, mimic_root=mimic_sample.root,
-                        image_format="path")
-    recipe = load_targets_recipe("lofi-regions")
+    options = {"root": mimic_sample.mscxr_csv["1.1.0"].parent, "mimic_root": mimic_sample.root, "image_format": "path"}
+    assert plan_of("ms-cxr", recipe="lofi-regions", **options).config == "ms-cxr-lofi-regions"
     runs = []
     for name in ("a", "b"):
-        [source] = targets_recipe_sources(recipe, "ms-cxr", [inner])
-        assert (source.config, source.schema) == ("ms-cxr-lofi-regions", "ms-cxr-lofi-regions")
-        build([source], BuildOptions(out=tmp_path / name, workers=1, quiet=True))
+        build_with("ms-cxr", tmp_path / name, recipe="lofi-regions", **options)
         runs.append(read_records(tmp_path / name, "ms-cxr-lofi-regions"))
     assert runs[0] == runs[1] and runs[0]
     for row in runs[0].values():
@@ -107,11 +100,10 @@ def _phrases(row: dict) -> dict[str, list]:
 
 
 def test_vindr_build_is_deterministic_and_loads(vindr_root: Path, tmp_path: Path) -> None:
-    [source] = targets_recipe_sources(load_targets_recipe("lofi-regions"), "vindr",
-                                      [VindrSource(vindr_root, image_format="path")], box_format="florence2")
     runs = []
     for name in ("a", "b"):
-        build([source], BuildOptions(out=tmp_path / name, workers=1, quiet=True))
+        build_with("vindr", tmp_path / name, recipe="lofi-regions", root=vindr_root, image_format="path",
+                   box_format="florence2", max_reject_share=1)
         runs.append(read_records(tmp_path / name, "vindr-lofi-regions"))
     assert runs[0] == runs[1] and runs[0]
     for row in runs[0].values():
@@ -129,7 +121,7 @@ def test_cli_vindr_paligemma(vindr_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = CliRunner().invoke(main, ["build", "vindr", "--root", str(vindr_root), "--recipe", "lofi-regions",
                                        "--box-format", "paligemma", "--image-format", "path", "--out", str(out),
-                                       "--workers", "1", "--quiet"])
+                                       "--workers", "1", "--quiet", "--max-reject-share", "1"])
     assert result.exit_code == 0, result.output
     rows = read_records(out, "vindr-lofi-regions")
     assert rows and all(r["box_format"] == "paligemma" for r in rows.values())
@@ -140,4 +132,5 @@ def test_cli_vindr_paligemma(vindr_root: Path, tmp_path: Path) -> None:
     assert result.exit_code == 2 and "--box-format applies only" in result.output
     result = CliRunner().invoke(main, ["build", "vindr", "--root", str(vindr_root), "--recipe", "ms-cxr-loc",
                                        "--out", str(tmp_path / "y"), "--quiet"])
-    assert result.exit_code == 2 and "not a targets recipe" in result.output
+    assert result.exit_code == 2 and "recipe ms-cxr-loc is for `cxrdata build` ms-cxr, not `build vindr`" in \
+        result.output

@@ -16,14 +16,13 @@ from pathlib import Path
 import datasets
 import pytest
 from click.testing import CliRunner
-from cxrdata_testing import read_records, read_rejects
+from cxrdata_testing import build_with, read_records, read_rejects
 
 from cxrdata.cli import main
 from cxrdata.errors import CxrdataError, Rejected
-from cxrdata.pipeline.build import BuildOptions, build
 from cxrdata.sample.mimic import MimicSample, write_mimic_sample
 from cxrdata.sources.doctor import diagnose_mimic
-from cxrdata.sources.mimic import MimicRowStage, MimicSource, chexpert_labels
+from cxrdata.sources.mimic import MimicRowStage, chexpert_labels
 from cxrdata.sources.mimic_tables import CONFLICT, HAS_LABELS
 
 FRONTAL = ("PA", "AP")
@@ -41,7 +40,7 @@ def defective(tmp_path_factory: pytest.TempPathFactory) -> tuple[MimicSample, Pa
     # Not named "out": `datasets` caches a local folder by its name, so two builds called "out" in one test
     # session load as one (the first one's rows).
     out = tmp_path_factory.mktemp("build") / "defective-mimic-build"
-    build([MimicSource(root=sample.root)], BuildOptions(out=out, workers=1, quiet=True))
+    build_with("mimic", out, root=sample.root, max_reject_share=1)
     return sample, out
 
 
@@ -162,7 +161,7 @@ def test_reject_details_name_the_problem(defective) -> None:
 
 def test_doctor_names_each_table_defect_as_the_build_treats_it(defective) -> None:
     sample, _ = defective
-    findings = [f for f in diagnose_mimic(sample.root, sample=0) if f.level != "ok" and "full release" not in f.detail]
+    findings = [f for f in diagnose_mimic(sample.root, decode=0) if f.level != "ok" and "full release" not in f.detail]
     by_table = defaultdict(list)
     for f in findings:
         by_table[f.item].append((f.level, f.detail.split(";")[0]))
@@ -197,7 +196,7 @@ def test_empty_or_broken_tables_are_one_error_line(small, tmp_path, table: str, 
     (root / "files").symlink_to(small.root / "files")
     (root / table).write_bytes(broken)
     with pytest.raises(CxrdataError, match=re.escape(says)):
-        build([MimicSource(root=root)], BuildOptions(out=tmp_path / "out", workers=1, quiet=True))
+        build_with("mimic", tmp_path / "out", root=root)
     result = CliRunner().invoke(main, ["build", "mimic", "--root", str(root), "--out", str(tmp_path / "cli")],
                                 catch_exceptions=False)
     assert result.exit_code == 2 and "Traceback" not in result.output

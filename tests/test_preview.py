@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from cxrdata_testing import build_with
 from PIL import Image
 
 from cxrdata.anatomy.lut import build_lut, write_lut
@@ -21,10 +22,8 @@ from cxrdata.cli import main
 from cxrdata.inspect.colours import assign
 from cxrdata.inspect.preview import BACKGROUND, CAPTION_HEIGHT, CELL, GAP, LINE, PANEL_FILL
 from cxrdata.inspect.records import choose_panels
-from cxrdata.pipeline.build import BuildOptions, build
 from cxrdata.sample.chest import anatomy_boxes
 from cxrdata.sources.registry import bundled_root
-from cxrdata.sources.vindr import VindrSource
 
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync")
@@ -57,7 +56,7 @@ def loc_out(mimic_sample, tmp_path_factory) -> Path:
 def vindr_path_out(tmp_path_factory) -> Path:
     """VinDr-CXR in path mode: the preview must decode the referenced DICOMs itself."""
     out = tmp_path_factory.mktemp("preview-vindr") / "out"
-    build([VindrSource(root=bundled_root("vindr"), image_format="path")], BuildOptions(out=out, workers=1, quiet=True))
+    build_with("vindr", out, root=bundled_root("vindr"), image_format="path", max_reject_share=1)
     return out
 
 

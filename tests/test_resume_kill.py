@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cxrdata_testing import read_records
+from cxrdata_testing import build_with, read_records
 
 pytestmark = pytest.mark.slow
 
@@ -87,15 +87,13 @@ def test_a_second_concurrent_build_on_the_same_out_is_refused(mimic_sample, tmp_
     import fcntl
 
     from cxrdata.errors import CxrdataError
-    from cxrdata.pipeline.build import BuildOptions, build
-    from cxrdata.sources.mimic import MimicSource
 
     out = tmp_path / "out"
     out.mkdir()
     with open(out / ".cxrdata.lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         with pytest.raises(CxrdataError, match="another cxrdata build"):
-            build([MimicSource(root=mimic_sample.root)], BuildOptions(out=out, workers=1, quiet=True))
+            build_with("mimic", out, root=mimic_sample.root)
 
 
 # -- every dataset, killed at 20 random moments ---------------------------------------------------------------

@@ -17,11 +17,11 @@ import pytest
 
 from cxrdata.errors import CxrdataError, Rejected
 from cxrdata.imaging.raster import decode_jpeg, jpeg_size
-from cxrdata.sample import bundled
 from cxrdata.sample.chest import anatomy_boxes, region_names, render_chest, render_lateral
 from cxrdata.sample.mimic import MimicSample, write_mimic_sample
 from cxrdata.sample.mscxr import DEID_PREFIX
 from cxrdata.sample.reports import LAYOUTS, STYLES, ReportPlan, compose_report, phrases, pick_finding
+from cxrdata.sources.registry import bundled_root
 
 # Headers exactly as FORMATS.md writes them.
 METADATA_HEADER = (
@@ -155,15 +155,15 @@ def test_rows_and_columns_are_the_real_jpeg_size(sample: MimicSample) -> None:
 def test_same_seed_same_bytes_through_the_cache(sample: MimicSample, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CXRDATA_CACHE", str(tmp_path / "cache"))
-    root = bundled.bundled_root("mimic")
+    root = bundled_root("mimic")
     assert root.parent == tmp_path / "cache" / "samples"
     assert root.name.startswith("mimic-v") and root.name.endswith("-seed0")
     assert _tree(root) == _tree(sample.root)
     (root / "marker").write_text("kept")
-    assert bundled.bundled_root("mimic") == root and (root / "marker").exists()  # reused, not rebuilt
+    assert bundled_root("mimic") == root and (root / "marker").exists()  # reused, not rebuilt
     assert [p.name for p in root.parent.iterdir()] == [root.name]  # no scratch folder left behind
     with pytest.raises(CxrdataError, match="no bundled sample"):
-        bundled.bundled_root("no-such-dataset")
+        bundled_root("no-such-dataset")
 
 
 def test_seed_decides_every_byte(tmp_path: Path) -> None:

@@ -12,14 +12,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from cxrdata_testing import write_mini_mimic_metadata
+from cxrdata_testing import plan_of, run_plan, write_mini_mimic_metadata
 
 from cxrdata.errors import CxrdataError
 from cxrdata.io.schema import load_schema
 from cxrdata.sample import _synth
 from cxrdata.sample.imagenome import ImagenomeSample, write_imagenome_sample
-from cxrdata.sources.imagenome import ImagenomeGoldSource, ImagenomeSilverSource, imagenome_sources
-from cxrdata.stage import StageChain
+from cxrdata.sources.imagenome import ENTRY, ImagenomeOptions, ImagenomeSilverSource
 
 SCENE_GRAPHS = "silver_dataset/scene_graph"
 
@@ -70,12 +69,17 @@ def fixture(tmp_path_factory: pytest.TempPathFactory) -> Fixture:
     return write_fixture(tmp_path_factory.mktemp("imagenome"))
 
 
-def _run(source: ImagenomeGoldSource | ImagenomeSilverSource) -> tuple[dict, dict]:
-    source.check()
-    chain = StageChain(source.stages())
-    chain.setup()
-    kept, rejects = chain.run(source.records())
-    return {r["id"]: r for r in kept}, {r.record_id: r.reason for r in rejects}
+def _run(plan) -> tuple[dict, dict]:
+    kept, rejects = run_plan(plan)
+    return kept, {i: r.reason for i, r in rejects.items()}
+
+
+def gold_plan(root: Path, mimic_root: Path, **options: object):
+    return plan_of("imagenome", config="imagenome-gold", root=root, mimic_root=mimic_root, **options)
+
+
+def silver_plan(root: Path, mimic_root: Path, **options: object):
+    return plan_of("imagenome", config="imagenome-silver", root=root, mimic_root=mimic_root, **options)
 
 
 def _gold_csv(sample: ImagenomeSample) -> list[dict[str, str]]:
@@ -85,7 +89,7 @@ def _gold_csv(sample: ImagenomeSample) -> list[dict[str, str]]:
 
 def test_gold_boxes_from_original_pixels(fixture: Fixture) -> None:
     sample = fixture.sample
-    rows, rejects = _run(ImagenomeGoldSource(sample.root.parent, sample.mimic_root, image_size=64))
+    rows, rejects = _run(gold_plan(sample.root.parent, sample.mimic_root, image_size=64))
     assert rejects == {} and sorted(rows) == sorted(sample.gold_ids)
     expected = {(r["image_id"].removesuffix(".dcm"), r["bbox_name"]): r for r in _gold_csv(sample)}
     assert sum(len(r["regions"]) for r in rows.values()) == sample.gold_rows == len(expected)
@@ -110,7 +114,7 @@ def _attribute_tsv(sample: ImagenomeSample) -> list[dict[str, str]]:
 def test_gold_sentence_regions_from_the_attributes_file(fixture: Fixture) -> None:
     """Every TSV row, grouped by hand here per (row_id, bbox), is one attribute of one sentence region."""
     sample = fixture.sample
-    rows, rejects = _run(ImagenomeGoldSource(sample.root.parent, sample.mimic_root, image_size=32))
+    rows, rejects = _run(gold_plan(sample.root.parent, sample.mimic_root, image_size=32))
     assert rejects == {} and sample.gold_attribute_ids and set(sample.gold_attribute_ids) < set(rows)
     expected: dict[str, dict[tuple[str, str], dict]] = {}
     for r in _attribute_tsv(sample):
@@ -142,13 +146,13 @@ def test_gold_sentence_regions_from_the_attributes_file(fixture: Fixture) -> Non
 
 def test_silver_rows_regions_and_defects(fixture: Fixture) -> None:
     sample = fixture.sample
-    source = ImagenomeSilverSource(sample.root, sample.mimic_root, image_size=64)
-    rows, rejects = _run(source)
+    plan = silver_plan(sample.root, sample.mimic_root, image_size=64)
+    rows, rejects = _run(plan)
     assert rejects == {sample.missing_scene_graph: "scene_graph_missing",
                        sample.truncated_scene_graph: "scene_graph_invalid",
                        fixture.truncated_jpeg: "image_truncated"}
     in_train_or_valid = [i for i in sample.avoid_ids if i in sample.splits["train"] + sample.splits["valid"]]
-    assert in_train_or_valid and source.excluded == {"gold_image_in_images_to_avoid": len(in_train_or_valid)}
+    assert in_train_or_valid and plan.records()[1] == {"gold_image_in_images_to_avoid": len(in_train_or_valid)}
     assert not set(in_train_or_valid) & set(rows)
     listed = {i for ids in sample.splits.values() for i in ids}
     assert set(rows) | set(rejects) == listed - set(in_train_or_valid)
@@ -187,8 +191,8 @@ def test_scene_graphs_read_from_zip(fixture: Fixture, tmp_path: Path) -> None:
     with zipfile.ZipFile(root / "silver_dataset" / "scene_graph.zip", "w") as zf:
         for path in sorted((sample.root / "silver_dataset" / "scene_graph").glob("*.json")):
             zf.write(path, f"scene_graph/{path.name}")
-    folder_rows, folder_rejects = _run(ImagenomeSilverSource(sample.root, sample.mimic_root, image_size=32))
-    zip_rows, zip_rejects = _run(ImagenomeSilverSource(root, sample.mimic_root, image_size=32))
+    folder_rows, folder_rejects = _run(silver_plan(sample.root, sample.mimic_root, image_size=32))
+    zip_rows, zip_rejects = _run(silver_plan(root, sample.mimic_root, image_size=32))
     assert zip_rejects == folder_rejects
     assert {k: r["regions"] for k, r in zip_rows.items()} == {k: r["regions"] for k, r in folder_rows.items()}
 
@@ -200,9 +204,9 @@ def test_renamed_split_column_is_one_clear_error(fixture: Fixture, tmp_path: Pat
     valid = root / "silver_dataset" / "splits" / "valid.csv"
     valid.write_text(valid.read_text().replace("dicom_id", "dicomid", 1))
     with pytest.raises(CxrdataError, match=r"^valid\.csv: missing column\(s\) dicom_id \(found: "):
-        ImagenomeSilverSource(root, fixture.sample.mimic_root).check()
+        ImagenomeSilverSource(ImagenomeOptions(root=root, mimic_root=fixture.sample.mimic_root)).check()
     with pytest.raises(CxrdataError, match="pass --mimic-root"):
-        ImagenomeSilverSource(fixture.sample.root, tmp_path / "nowhere").check()
+        ImagenomeSilverSource(ImagenomeOptions(root=fixture.sample.root, mimic_root=tmp_path / "nowhere")).check()
 
 
 def test_one_region_struct_across_configs() -> None:
@@ -215,7 +219,7 @@ def test_one_region_struct_across_configs() -> None:
 
 
 def test_sources_are_two_configs(fixture: Fixture) -> None:
-    sources = imagenome_sources(fixture.sample.root.parent, fixture.sample.mimic_root)
+    sources = ENTRY.sources(ImagenomeOptions(root=fixture.sample.root.parent, mimic_root=fixture.sample.mimic_root))
     assert [s.config for s in sources] == ["imagenome-gold", "imagenome-silver"]
     assert all(s.root == fixture.sample.root for s in sources)
 

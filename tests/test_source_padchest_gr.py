@@ -8,12 +8,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+from cxrdata_testing import plan_of, run_plan
 
 from cxrdata.errors import CxrdataError
 from cxrdata.sample.padchest_gr import MASTER_TABLE, REPORTS_FILE, PadchestGrSample, write_padchest_gr_sample
-from cxrdata.sources.padchest_gr import PadchestGrSource
+from cxrdata.sources.padchest_gr import PadchestGrOptions, PadchestGrSource
 from cxrdata.sources.padchest_gr_master import FIRST_CHECKED
-from cxrdata.stage import StageChain
 
 VARIANTS = {"ids": {"ids": True}, "order": {"ids": False, "nested": True}}
 
@@ -24,12 +24,8 @@ def sample(request, tmp_path_factory: pytest.TempPathFactory) -> PadchestGrSampl
 
 
 def _run(root: Path, **options: object) -> tuple[dict, dict]:
-    source = PadchestGrSource(root, **{"image_size": 64, **options})  # type: ignore[arg-type]
-    source.check()
-    chain = StageChain(source.stages())
-    chain.setup()
-    kept, rejects = chain.run(source.records())
-    return {r["id"]: r for r in kept}, {r.record_id: r.reason for r in rejects}
+    kept, rejects = run_plan(plan_of("padchest-gr", root=root, **{"image_size": 64, **options}))
+    return kept, {i: r.reason for i, r in rejects.items()}
 
 
 def _copy(sample: PadchestGrSample, tmp_path: Path) -> tuple[Path, list[dict]]:
@@ -85,7 +81,7 @@ def test_rows(sample: PadchestGrSample) -> None:
 
 
 def test_the_pairing_mode_is_known(sample: PadchestGrSample) -> None:
-    source = PadchestGrSource(sample.root)
+    source = PadchestGrSource(PadchestGrOptions(root=sample.root))
     source.check()
     assert source.describe()["pairing"] == ("ids" if sample.ids else "order")
     assert bool(source.notices()) != sample.ids
@@ -106,7 +102,7 @@ def test_storage_modes(sample: PadchestGrSample) -> None:
 
 def test_values_of_the_wrong_type_are_rejected_with_the_field_named(sample: PadchestGrSample, tmp_path) -> None:
     root, _ = _copy(sample, tmp_path)
-    source = PadchestGrSource(root)
+    source = PadchestGrSource(PadchestGrOptions(root=root))
     source.check()
     details = {r["id"]: r["_problem"] for r in source.records() if r["_problem"]}
     texts = sorted(d[1] for d in details.values() if d[0] == "bad_value")
@@ -132,21 +128,21 @@ def test_truncated_empty_and_zero_byte_files_are_one_clear_error(sample: Padches
     text = reports.read_text()
     reports.write_text(text[:-300])
     with pytest.raises(CxrdataError, match=r"^grounded_reports_20240819\.json is not valid JSON \(truncated"):
-        PadchestGrSource(root).check()
+        PadchestGrSource(PadchestGrOptions(root=root)).check()
     reports.write_text("")
     with pytest.raises(CxrdataError, match=r"grounded_reports_20240819\.json is empty \(0 bytes\)"):
-        PadchestGrSource(root).check()
+        PadchestGrSource(PadchestGrOptions(root=root)).check()
     reports.write_text("[]")
     with pytest.raises(CxrdataError, match=r"is an empty list \(no studies\)"):
-        PadchestGrSource(root).check()
+        PadchestGrSource(PadchestGrOptions(root=root)).check()
     reports.write_text(text)
     header = master.read_text().split("\n", 1)[0]
     master.write_text(header + "\n")
     with pytest.raises(CxrdataError, match=r"master_table\.csv has a header but no rows"):
-        PadchestGrSource(root).records()
+        PadchestGrSource(PadchestGrOptions(root=root)).records()
     master.write_text("")
     with pytest.raises(CxrdataError, match=r"master_table\.csv is empty \(0 bytes\)"):
-        PadchestGrSource(root).check()
+        PadchestGrSource(PadchestGrOptions(root=root)).check()
 
 
 def test_renamed_master_column_is_one_clear_error(sample: PadchestGrSample, tmp_path: Path) -> None:
@@ -154,7 +150,7 @@ def test_renamed_master_column_is_one_clear_error(sample: PadchestGrSample, tmp_
     master = root / MASTER_TABLE
     master.write_text(master.read_text().replace("PatientID", "Patient_ID", 1))
     with pytest.raises(CxrdataError, match=r"^master_table\.csv: missing column\(s\) PatientID \(found: StudyID"):
-        PadchestGrSource(root).check()
+        PadchestGrSource(PadchestGrOptions(root=root)).check()
 
 
 def test_entry_without_ids_in_a_file_with_ids_is_a_reject(sample: PadchestGrSample, tmp_path: Path) -> None:
@@ -178,7 +174,7 @@ def test_records_out_of_order_are_refused(sample: PadchestGrSample, tmp_path: Pa
     _write(root, [entries[3], *entries[:3], *entries[4:]])
     with pytest.raises(CxrdataError, match=r"first records do not match master_table\.csv's studies in order "
                                            r"\(record 0, study \d+"):
-        PadchestGrSource(root).records()
+        PadchestGrSource(PadchestGrOptions(root=root)).records()
 
 
 def test_a_missing_record_is_refused(sample: PadchestGrSample, tmp_path: Path) -> None:
@@ -186,7 +182,7 @@ def test_a_missing_record_is_refused(sample: PadchestGrSample, tmp_path: Path) -
     _write(root, entries[:-1])
     with pytest.raises(CxrdataError, match=rf"has {len(entries) - 1} records without StudyID/ImageID but "
                                            rf"master_table\.csv lists {len(entries)} studies"):
-        PadchestGrSource(root).records()
+        PadchestGrSource(PadchestGrOptions(root=root)).records()
 
 
 def test_records_slipping_out_of_step_later_are_refused(sample: PadchestGrSample, tmp_path: Path) -> None:
@@ -195,7 +191,7 @@ def test_records_slipping_out_of_step_later_are_refused(sample: PadchestGrSample
     k = informative[FIRST_CHECKED - 1] + 1  # the first record after the ones checked up front
     _write(root, [*entries[:k], *entries[k + 1:], entries[k]])  # one record moved to the end: the rest shift
     with pytest.raises(CxrdataError, match=r"matches master_table\.csv's study \d+ .*the records are out of step"):
-        PadchestGrSource(root).records()
+        PadchestGrSource(PadchestGrOptions(root=root)).records()
 
 
 def test_master_table_disagreements_are_rejects(sample: PadchestGrSample, tmp_path: Path) -> None:

@@ -8,11 +8,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from cxrdata_testing import plan_of, run_plan
 
 from cxrdata.errors import CxrdataError
 from cxrdata.sample.vindr import VindrSample, write_vindr_sample
-from cxrdata.sources.vindr import VindrSource
-from cxrdata.stage import StageChain
+from cxrdata.sources.vindr import VindrOptions, VindrSource
 
 
 @pytest.fixture(scope="module")
@@ -22,12 +22,7 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> VindrSample:
 
 def _run(sample: VindrSample | Path, **options: object) -> tuple[dict, dict]:
     root = sample.root if isinstance(sample, VindrSample) else sample
-    source = VindrSource(root, **{"image_size": 64, **options})  # type: ignore[arg-type]
-    source.check()
-    chain = StageChain(source.stages())
-    chain.setup()
-    kept, rejects = chain.run(source.records())
-    return {r["id"]: r for r in kept}, {r.record_id: r for r in rejects}
+    return run_plan(plan_of("vindr", root=root, **{"image_size": 64, **options}))
 
 
 def test_rows_and_rejects(sample: VindrSample) -> None:
@@ -131,6 +126,6 @@ def test_bad_csv_is_one_clear_error(sample: VindrSample, tmp_path: Path) -> None
     csv = root / "annotations" / "annotations_train.csv"
     csv.write_text(csv.read_text().replace("x_min", "xmin", 1))
     with pytest.raises(CxrdataError, match=r"^annotations_train\.csv: missing column\(s\) x_min \(found: "):
-        VindrSource(root).check()
-    with pytest.raises(CxrdataError, match="--fuse must be one of none, union, wbf"):
-        VindrSource(root, fuse="nms")
+        VindrSource(VindrOptions(root=root)).check()
+    with pytest.raises(CxrdataError, match="'fuse' must be one of none, union, wbf"):
+        plan_of("vindr", root=root, fuse="nms")

@@ -11,16 +11,15 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from cxrdata_testing import build_with
 from PIL import Image
 
 from cxrdata.anatomy.lut import build_lut, write_lut
 from cxrdata.cli import main
 from cxrdata.inspect.plots import DPI, SPLIT_COLOURS, WIDTH_INCHES
 from cxrdata.io.stats import BOX_MEASURES, NO_LOCATION, QUANTILES, statistics
-from cxrdata.pipeline.build import BuildOptions, build
 from cxrdata.sample.chest import anatomy_boxes
 from cxrdata.sources.registry import bundled_root
-from cxrdata.sources.vindr import VindrSource
 
 
 def rows_of(out: Path, config: str) -> list[dict]:
@@ -54,7 +53,7 @@ def loc_out(mimic_sample, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def vindr_out(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("stats-vindr") / "out"
-    build([VindrSource(root=bundled_root("vindr"), image_size=128)], BuildOptions(out=out, workers=1, quiet=True))
+    build_with("vindr", out, root=bundled_root("vindr"), image_size=128, max_reject_share=1)
     return out
 
 

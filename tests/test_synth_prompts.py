@@ -154,11 +154,18 @@ def test_accounting(built: Built) -> None:
     config = built.manifest["configs"]["vindr-prompts"]
     counts = config["counts"]
     expected = _boxes_by_hand(built.sample)
-    assert counts["total"]["read"] == len(expected)
-    assert counts["total"]["written"] + counts["total"]["rejected"] == len(expected)
+    failed = built.sample.no_pixel_data
+    assert {rid for rid in expected if rid.startswith(failed + "/")}, "the image without pixels has boxes"
+    # An image is decoded once, then fanned out into one record per class: the image without pixel data is one
+    # reject (before the fan-out), each other image's classes are its records.
+    decoded = {rid: boxes for rid, boxes in expected.items() if not rid.startswith(failed + "/")}
+    images = {rid.split("/")[0] for rid in decoded}
+    assert counts["total"]["read"] == len(decoded) + 1
+    assert counts["total"]["written"] == len(decoded) and counts["total"]["rejected"] == 1
+    assert counts["total"]["fanned_out"] == len(decoded) - len(images)
     rejected = {row["record_id"] for path in (built.out / "rejects" / "vindr-prompts").glob("*.parquet")
                 for row in pq.read_table(path).to_pylist()}
-    assert rejected == {rid for rid in expected if rid.startswith(built.sample.no_pixel_data + "/")} != set()
+    assert rejected == {failed}
     normal = {i for i in (*built.sample.train_ids, *built.sample.test_ids) if not any(
         rid.startswith(i) for rid in expected)}
     assert config.get("excluded", config.get("excluded_by_options")) == {"image_without_selected_class": len(normal)}

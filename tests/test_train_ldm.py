@@ -591,11 +591,8 @@ def test_ldm_prompts_store_the_shortest_side_and_the_vae_gets_512_original_pixel
     assert any(torch.equal(images[0, 0], c) for c in crops.values())
 
 
-def test_recipe_image_fit_is_checked(tmp_path: Path):
-    from cxrdata.sources.recipes import load_recipe
+def test_recipe_image_fit(tmp_path: Path):
+    from cxrdata.recipe import load_build_recipe
 
-    assert load_recipe("ldm-prompts").image_fit == "shortest" and load_recipe("ms-cxr-loc").image_fit == "longest"
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("dataset: mimic\noutput: ldm-prompts\nimage:\n  size: 512\n  fit: short\n")
-    with pytest.raises(CxrdataError, match=r"'image.fit' must be one of longest, shortest, got 'short'"):
-        load_recipe(bad)
+    assert load_build_recipe("ldm-prompts").image["fit"] == "shortest"
+    assert "fit" not in load_build_recipe("ms-cxr-loc").image  # the default: longest

@@ -13,12 +13,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from cxrdata_testing import read_records, read_rejects
+from cxrdata_testing import build_with, read_records, read_rejects
 
 from cxrdata.cli import main
-from cxrdata.pipeline.build import BuildOptions, build
 from cxrdata.sample.vindr import VindrSample, write_vindr_sample
-from cxrdata.sources.vindr import VindrSource
 
 CSVS = ("annotations_train.csv", "annotations_test.csv", "image_labels_train.csv", "image_labels_test.csv")
 
@@ -39,7 +37,7 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> VindrSample:
 @pytest.fixture(scope="module")
 def built(sample: VindrSample, tmp_path_factory: pytest.TempPathFactory) -> Built:
     out = tmp_path_factory.mktemp("vindr-faults-build") / "out"
-    build([VindrSource(sample.root, image_size=32)], BuildOptions(out=out, workers=1, quiet=True))
+    build_with("vindr", out, root=sample.root, image_size=32, max_reject_share=1)
     return Built(sample, out, json.loads((out / "manifest.json").read_text()))
 
 

@@ -52,7 +52,7 @@ def build_manifest(layout: OutputLayout, build_config: dict[str, Any], totals: d
         "version": version,
         "config_hash": build_config["hash"],
         "configs": configs,
-        "inputs": {config: [vars(f) for f in plan.source.inputs()] for config, plan in plans.items()},
+        "inputs": {config: [vars(f) for f in plan.inputs()] for config, plan in plans.items()},
     }
     return manifest
 

@@ -28,7 +28,7 @@ from cxrdata.recipe import (
     option_name,
     options_from,
 )
-from cxrdata.sources.base import RAW_KEYS, Filter, Source
+from cxrdata.sources.base import RAW_KEYS, Filter, InputFile, Source
 from cxrdata.sources.registry import entry
 from cxrdata.stage import Record, Stage
 from cxrdata.targets.recipe_stages import SPECS, StageContext
@@ -45,10 +45,15 @@ class ConfigPlan:
     filters: list[Filter] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)  # the options the manifest shows
     notices: list[str] = field(default_factory=list)
+    stage_inputs: list[Path] = field(default_factory=list)  # files the recipe's stages read (a LUT)
 
     @property
     def config(self) -> str:
         return self.schema.name
+
+    def inputs(self) -> list[InputFile]:
+        """The files this config reads: the source's, then the stages' (for the manifest)."""
+        return [*self.source.inputs(), *(InputFile(str(p.resolve()), p.stat().st_size) for p in self.stage_inputs)]
 
     @property
     def image_stage(self) -> ImageStage:
@@ -123,8 +128,8 @@ def plan_build(dataset: str, recipe: str | Path | BuildRecipe | None = None, *, 
     where = f"recipe {book.path}" if book.path else f"build {dataset}"
     source_options = options_from(dataset_entry.options, {**book.source, **(source or {})}, f"{where}: source")
     stage_values = dict(stages or {})
-    unused = set(stage_values) - {n for name, _ in book.stages for n in _field_names(SPECS[name].options)
-                                  if name in SPECS}
+    unused = set(stage_values) - {n for name, _ in book.stages if name in SPECS
+                                  for n in _field_names(SPECS[name].options)}
     if unused:
         takers = recipes_taking(dataset, unused)
         raise CxrdataError(f"{', '.join('--' + u.replace('_', '-') for u in sorted(unused))} "
@@ -167,10 +172,14 @@ def _config_plan(src: Source, book: BuildRecipe, where: str, out: Path, image_va
     image_stage = kind.configured(image_options, extra)
     chain = src.stages(image_stage)
     config = book.output_config(src.config)
-    schema = output_schema(load_schema(config), chain)
+    try:
+        schema = output_schema(load_schema(config), chain)
+    except CxrdataError as exc:
+        raise CxrdataError(f"{where}: output {config!r}: {exc}") from None
     options: dict[str, Any] = {**src.describe(), **_image_described(image_options, extra)}
     filters: list[Filter] = list(src.filters())
     notices: list[str] = []
+    stage_inputs: list[Path] = []
     context = StageContext(columns=tuple(schema.names), out=out, recipe=book.name)
     keys = RAW_KEYS | src.record_keys()
     for name, values in book.stages:
@@ -186,7 +195,8 @@ def _config_plan(src: Source, book: BuildRecipe, where: str, out: Path, image_va
         options.update(made.describe)
         filters += list(made.filters)
         notices += list(made.notices)
-    plan = ConfigPlan(src, chain, schema, book.name, filters, options, notices)
+        stage_inputs += list(made.inputs)
+    plan = ConfigPlan(src, chain, schema, book.name, filters, options, notices, stage_inputs)
     plan.check()
     return plan
 

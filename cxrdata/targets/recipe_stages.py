@@ -42,6 +42,7 @@ class Made:
     describe: dict[str, Any]
     filters: Sequence[Any] = ()
     notices: Sequence[str] = ()
+    inputs: Sequence[Path] = ()  # files the stages read (a LUT): recorded in the manifest's inputs
 
 
 @dataclass(frozen=True)
@@ -104,12 +105,13 @@ def _language(options: LanguageOptions, context: StageContext) -> tuple[dict[str
 def make_locate(options: LocateOptions, context: StageContext) -> Made:
     kwargs, shown, notices = _language(options, context)
     stage = ReportLocateStage(sections=options.sections, fallback=options.fallback, **kwargs)
-    return Made([stage], shown, notices=notices)
+    return Made([stage], shown, notices=notices, inputs=[options.lut] if options.lut else [])
 
 
 def make_phrase_locate(options: PhraseLocateOptions, context: StageContext) -> Made:
     kwargs, shown, notices = _language(options, context)
-    return Made([PhraseLocateStage(require_mention=options.require_mention, **kwargs)], shown, notices=notices)
+    return Made([PhraseLocateStage(require_mention=options.require_mention, **kwargs)], shown, notices=notices,
+                inputs=[options.lut] if options.lut else [])
 
 
 # -- LoFi region targets -------------------------------------------------------------------------------------
@@ -160,7 +162,7 @@ def make_synth_prompts(options: SynthPromptOptions, context: StageContext) -> Ma
         lut=lut, include_mixtures=options.include_mixtures, columns=context.columns)]
     shown = {"lut": str(options.lut), "lut_sha256": lut_digest(lut), "classes": list(classes),
              "include_mixtures": options.include_mixtures}
-    return Made(stages, shown, filters=[ClassFilter(classes)])
+    return Made(stages, shown, filters=[ClassFilter(classes)], inputs=[options.lut])
 
 
 SPECS: dict[str, StageSpec] = {spec.name: spec for spec in (

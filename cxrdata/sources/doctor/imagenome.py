@@ -139,10 +139,10 @@ def _images(listed: dict[str, str], mimic_root: Path | None, sample: int) -> lis
                              lambda p: decode_jpeg(p.read_bytes(), max_side=64), REDOWNLOAD, sample)]
 
 
-def diagnose_imagenome(root: Path, mimic_root: Path | None = None, sample: int = SAMPLE_DECODES) -> list[Finding]:
+def diagnose_imagenome(root: Path, mimic_root: Path | None = None, decode: int = SAMPLE_DECODES) -> list[Finding]:
     """Check a Chest ImaGenome download (and, with ``mimic_root``, the MIMIC-CXR-JPG images it lists)."""
     if not root.is_dir():
         return [Finding("error", str(root), "does not exist", GET)]
     root = dataset_dir(root)
     split_findings, listed = _splits(root)
-    return _gold(root) + split_findings + _scene_graphs(root, listed, sample) + _images(listed, mimic_root, sample)
+    return _gold(root) + split_findings + _scene_graphs(root, listed, decode) + _images(listed, mimic_root, decode)

@@ -82,7 +82,7 @@ def image_paths(root: Path, meta_path: Path) -> tuple[list[Finding], list[str], 
     return findings, folders, images
 
 
-def diagnose_mimic(root: Path, reports_root: Path | None = None, sample: int = SAMPLE_DECODES) -> list[Finding]:
+def diagnose_mimic(root: Path, reports_root: Path | None = None, decode: int = SAMPLE_DECODES) -> list[Finding]:
     """Check a MIMIC-CXR-JPG (+ reports) download."""
     reports_root = reports_root or root
     if not root.is_dir():
@@ -118,5 +118,5 @@ def diagnose_mimic(root: Path, reports_root: Path | None = None, sample: int = S
         + (f"; first missing: {missing_reports[0]}.txt" if missing_reports else ""),
         REPORTS_FIX if missing_reports else ""))
     present = [p for p in images if p.is_file()]
-    findings += decode_findings(present, root, lambda p: decode_jpeg(p.read_bytes(), max_side=64), REDOWNLOAD, sample)
+    findings += decode_findings(present, root, lambda p: decode_jpeg(p.read_bytes(), max_side=64), REDOWNLOAD, decode)
     return findings

@@ -127,7 +127,7 @@ def _images(frame: pl.DataFrame, mimic_root: Path | None, version: str, sample: 
     return findings
 
 
-def diagnose_ms_cxr(root: Path, mimic_root: Path | None = None, sample: int = SAMPLE_DECODES) -> list[Finding]:
+def diagnose_ms_cxr(root: Path, mimic_root: Path | None = None, decode: int = SAMPLE_DECODES) -> list[Finding]:
     """Check an MS-CXR download (and, with ``mimic_root``, the images it refers to)."""
     if not root.exists():
         return [Finding("error", str(root), "does not exist", GET)]
@@ -143,4 +143,4 @@ def diagnose_ms_cxr(root: Path, mimic_root: Path | None = None, sample: int = SA
     frame = read_text_csv(csv)
     findings += _content(frame, csv, version) + _rows(frame, csv)
     findings.append(_json(csv))
-    return findings + _images(frame, mimic_root, version, sample)
+    return findings + _images(frame, mimic_root, version, decode)

@@ -136,7 +136,7 @@ def _images(root: Path, image_ids: list[str], sample: int) -> list[Finding]:
     return findings + decode_findings(files, root, lambda p: decode_png16(p, max_side=64), REDOWNLOAD, sample)
 
 
-def diagnose_padchest_gr(root: Path, sample: int = SAMPLE_DECODES) -> list[Finding]:
+def diagnose_padchest_gr(root: Path, decode: int = SAMPLE_DECODES) -> list[Finding]:
     """Check a PadChest-GR download (grounded_reports_*.json, master_table.csv, PadChest_GR/)."""
     if not root.is_dir():
         return [Finding("error", str(root), "does not exist", GET)]
@@ -147,4 +147,4 @@ def diagnose_padchest_gr(root: Path, sample: int = SAMPLE_DECODES) -> list[Findi
         findings += _records(path, entries)
         paired, image_ids, study_ids = _pairing(root, path, entries)
         findings += paired
-    return findings + _master(root, study_ids) + _images(root, image_ids, sample)
+    return findings + _master(root, study_ids) + _images(root, image_ids, decode)

@@ -61,12 +61,12 @@ def _images(root: Path, split: str, ids: set[str], sample: int) -> list[Finding]
     return findings
 
 
-def diagnose_vindr(root: Path, sample: int = SAMPLE_DECODES) -> list[Finding]:
+def diagnose_vindr(root: Path, decode: int = SAMPLE_DECODES) -> list[Finding]:
     """Check a VinDr-CXR download (the folder holding annotations/, train/ and test/)."""
     if not root.is_dir():
         return [Finding("error", str(root), "does not exist", GET)]
     findings: list[Finding] = []
     for split in SPLITS:
         csv_findings, ids = _csvs(root, split)
-        findings += csv_findings + _images(root, split, ids, sample)
+        findings += csv_findings + _images(root, split, ids, decode)
     return findings
