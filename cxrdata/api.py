@@ -20,7 +20,8 @@ from cxrdata.pipeline.build import BuildOptions, BuildResult
 from cxrdata.pipeline.build import build as run_plans
 from cxrdata.pipeline.plan import ConfigPlan, option_groups, plan_build
 from cxrdata.recipe import option_fields
-from cxrdata.sources.registry import entry, resolve, sample_paths
+from cxrdata.sources.base import DatasetEntry
+from cxrdata.sources.registry import ENTRIES, entry, resolve
 
 
 def plans(dataset: str, *, out: str | Path, recipe: str | Path | None = None, sample: bool = False,
@@ -84,3 +85,19 @@ def doctor(dataset: str, *, decode: int = 20, sample: bool = False, **paths: Any
 def sample_data(dataset: str, out: str | Path, seed: int = 0, **options: Any) -> Any:
     """Write a small synthetic download of ``dataset`` in its exact real layout (returns what was written)."""
     return resolve(entry(dataset).sample)(Path(out), seed=seed, **options)
+
+
+def bundled_root(name: str, seed: int = 0) -> Path:
+    """The root of the bundled sample of dataset or sample tree ``name``, generated on first use."""
+    from cxrdata.sample.bundled import generated
+
+    names = {e.tree: e.sample for e in ENTRIES.values() if not e.sample_tree}
+    if name not in names:
+        raise CxrdataError(f"no bundled sample for {name!r}; available: {', '.join(sorted(names))}")
+    return generated(name, resolve(names[name]), seed)
+
+
+def sample_paths(dataset: DatasetEntry, seed: int = 0) -> dict[str, Path]:
+    """The path options of a dataset's bundled sample (``--sample``)."""
+    root = bundled_root(dataset.tree, seed)
+    return {option: root / relative if relative else root for option, relative in dataset.sample_paths.items()}

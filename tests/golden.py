@@ -124,7 +124,7 @@ def stable_roots() -> dict[str, Path]:
     """The bundled samples, hard-linked to a fixed place: reject details and path-mode rows hold the input's
     path, so byte equality needs the same path whatever the cache folder is called."""
     try:
-        from cxrdata.sources.registry import bundled_root
+        from cxrdata.api import bundled_root
     except ImportError:  # a checkout from before the registry (to record a baseline)
         from cxrdata.sample.bundled import bundled_root
     roots = {}

@@ -13,9 +13,9 @@ import yaml
 from cxrdata_testing import build_with
 
 from cxrdata import __version__
+from cxrdata.api import bundled_root
 from cxrdata.io.card import LICENCE, card_text
 from cxrdata.io.layout import OutputLayout
-from cxrdata.sources.registry import bundled_root
 from cxrdata.sources.versions import dataset_versions
 
 

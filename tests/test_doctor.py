@@ -16,6 +16,7 @@ import pydicom
 import pytest
 from click.testing import CliRunner
 
+from cxrdata.api import bundled_root
 from cxrdata.cli import main
 from cxrdata.sample.padchest_gr import write_padchest_gr_sample
 from cxrdata.sources.doctor import (
@@ -26,7 +27,6 @@ from cxrdata.sources.doctor import (
     diagnose_padchest_gr,
     diagnose_vindr,
 )
-from cxrdata.sources.registry import bundled_root
 
 ALL = 1000  # decode every file of a sample
 

@@ -10,10 +10,10 @@ import pytest
 from cxrdata_testing import read_records, read_rejects
 from faults import assert_ok, cxrdata, linked_copy, replace
 
+from cxrdata.api import bundled_root
 from cxrdata.errors import Rejected
 from cxrdata.imaging.png16 import png_layout
 from cxrdata.imaging.raster import decode_jpeg, encode, jpeg_size
-from cxrdata.sources.registry import bundled_root
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ import datasets
 import pytest
 from faults import assert_ok, cxrdata
 
-from cxrdata.sources.registry import bundled_root
+from cxrdata.api import bundled_root
 
 pytestmark = pytest.mark.slow
 

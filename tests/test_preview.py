@@ -18,12 +18,12 @@ from cxrdata_testing import build_with
 from PIL import Image
 
 from cxrdata.anatomy.lut import build_lut, write_lut
+from cxrdata.api import bundled_root
 from cxrdata.cli import main
 from cxrdata.inspect.colours import assign
 from cxrdata.inspect.preview import BACKGROUND, CAPTION_HEIGHT, CELL, GAP, LINE, PANEL_FILL
 from cxrdata.inspect.records import choose_panels
 from cxrdata.sample.chest import anatomy_boxes
-from cxrdata.sources.registry import bundled_root
 
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync")

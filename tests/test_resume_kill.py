@@ -100,7 +100,7 @@ def test_a_second_concurrent_build_on_the_same_out_is_refused(mimic_sample, tmp_
 
 def dataset_command(dataset: str, out: Path) -> tuple[list[str], list[str]]:
     """The build command of a bundled sample, and the configs it writes (small images, several tasks)."""
-    from cxrdata.sources.registry import bundled_root
+    from cxrdata.api import bundled_root
 
     roots = {
         "vindr": (["--root", str(bundled_root("vindr"))], ["vindr"]),

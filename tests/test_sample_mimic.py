@@ -15,13 +15,13 @@ import cv2
 import numpy as np
 import pytest
 
+from cxrdata.api import bundled_root
 from cxrdata.errors import CxrdataError, Rejected
 from cxrdata.imaging.raster import decode_jpeg, jpeg_size
 from cxrdata.sample.chest import anatomy_boxes, region_names, render_chest, render_lateral
 from cxrdata.sample.mimic import MimicSample, write_mimic_sample
 from cxrdata.sample.mscxr import DEID_PREFIX
 from cxrdata.sample.reports import LAYOUTS, STYLES, ReportPlan, compose_report, phrases, pick_finding
-from cxrdata.sources.registry import bundled_root
 
 # Headers exactly as FORMATS.md writes them.
 METADATA_HEADER = (

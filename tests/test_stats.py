@@ -15,11 +15,11 @@ from cxrdata_testing import build_with
 from PIL import Image
 
 from cxrdata.anatomy.lut import build_lut, write_lut
+from cxrdata.api import bundled_root
 from cxrdata.cli import main
 from cxrdata.inspect.plots import DPI, SPLIT_COLOURS, WIDTH_INCHES
 from cxrdata.io.stats import BOX_MEASURES, NO_LOCATION, QUANTILES, statistics
 from cxrdata.sample.chest import anatomy_boxes
-from cxrdata.sources.registry import bundled_root
 
 
 def rows_of(out: Path, config: str) -> list[dict]:

@@ -167,7 +167,7 @@ def stats(out: Path, config: str | None, plot: Path | None) -> None:
 
 
 def _imagenome_sample() -> Path:
-    from cxrdata.sources.registry import bundled_root
+    from cxrdata.api import bundled_root
 
     return bundled_root("imagenome")
 

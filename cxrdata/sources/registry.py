@@ -3,14 +3,14 @@
 The command line's ``build``, ``doctor`` and ``sample-data`` commands are generated from it, so adding a
 dataset is its own module (reader, options, doctor, sample writer, schema) plus one line in
 :data:`ENTRIES`. Doctors and sample writers are named by ``"module:function"`` and imported only when
-used, so this module imports no sample code and a build imports no doctor.
+used, so this module imports no sample code and a build imports no doctor (the bundled sample trees are
+:func:`cxrdata.api.bundled_root`).
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from cxrdata.errors import CxrdataError
@@ -33,19 +33,3 @@ def resolve(reference: str) -> Callable[..., Any]:
     """The function a ``"module:function"`` reference names."""
     module, _, function = reference.partition(":")
     return getattr(importlib.import_module(module), function)
-
-
-def bundled_root(name: str, seed: int = 0) -> Path:
-    """The root of the bundled sample of dataset or sample tree ``name``, generated on first use."""
-    from cxrdata.sample.bundled import generated
-
-    names = {e.tree: e.sample for e in ENTRIES.values() if not e.sample_tree}
-    if name not in names:
-        raise CxrdataError(f"no bundled sample for {name!r}; available: {', '.join(sorted(names))}")
-    return generated(name, resolve(names[name]), seed)
-
-
-def sample_paths(dataset: DatasetEntry, seed: int = 0) -> dict[str, Path]:
-    """The path options of a dataset's bundled sample (``--sample``)."""
-    root = bundled_root(dataset.tree, seed)
-    return {option: root / relative if relative else root for option, relative in dataset.sample_paths.items()}

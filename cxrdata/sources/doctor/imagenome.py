@@ -9,7 +9,6 @@ from pathlib import Path
 
 from cxrdata.errors import CxrdataError
 from cxrdata.imaging.raster import decode_jpeg
-from cxrdata.sample.imagenome import GOLD_COLUMNS, SCENE_GRAPH_KEYS
 from cxrdata.sources.doctor.findings import (
     SAMPLE_DECODES,
     Finding,
@@ -52,7 +51,7 @@ REDOWNLOAD = "re-download MIMIC-CXR-JPG's {path} from PhysioNet (compare with SH
 
 def _gold(root: Path) -> list[Finding]:
     counts, findings = official()["chest-imagenome"], []
-    for rel, columns, rows in ((GOLD_BOXES, GOLD_COLUMNS, counts["gold_rows"]),
+    for rel, columns, rows in ((GOLD_BOXES, official()["chest-imagenome"]["gold_columns"], counts["gold_rows"]),
                                (GOLD_SCALING, SCALING_COLUMNS, counts["gold_scaling_rows"])):
         problem, frame = read_csv_checked(root / rel, columns, GET, RESTORE.format(name=rel, columns=",".join(columns)))
         if problem or frame is None:
@@ -122,7 +121,8 @@ def _scene_graphs(root: Path, listed: dict[str, str], sample: int) -> list[Findi
         except (ValueError, UnicodeDecodeError, OSError) as exc:
             findings.append(Finding("error", name, f"not valid JSON: {exc}", TRUNCATED))
             continue
-        if lacking := [k for k in SCENE_GRAPH_KEYS if not isinstance(graph, dict) or k not in graph]:
+        keys = official()["chest-imagenome"]["scene_graph_keys"]
+        if lacking := [k for k in keys if not isinstance(graph, dict) or k not in graph]:
             findings.append(Finding("warning", name, f"lacks key(s) {', '.join(lacking)}", UNZIP))
     return findings
 

@@ -11,7 +11,6 @@ from typing import Any
 
 from cxrdata.errors import CxrdataError
 from cxrdata.imaging.png16 import decode_png16
-from cxrdata.sample.padchest_gr import MASTER_COLUMNS
 from cxrdata.sources.doctor.findings import (
     SAMPLE_DECODES,
     Finding,
@@ -103,8 +102,9 @@ def _master(root: Path, study_ids: set[str]) -> list[Finding]:
     path = root / MASTER_TABLE
     missing_fix = (f"unzip {MASTER_TABLE}.zip in --root" if (root / f"{MASTER_TABLE}.zip").is_file()
                    else GET)
-    problem, frame = read_csv_checked(path, MASTER_COLUMNS, missing_fix,
-                                      RESTORE.format(name=MASTER_TABLE, columns=",".join(MASTER_COLUMNS)))
+    columns = official()["padchest-gr"]["master_columns"]
+    problem, frame = read_csv_checked(path, columns, missing_fix,
+                                      RESTORE.format(name=MASTER_TABLE, columns=",".join(columns)))
     if problem or frame is None:
         return [problem or Finding("error", MASTER_TABLE, "unreadable", GET)]
     findings = [count_finding(MASTER_TABLE, frame.height, official()["padchest-gr"]["master_rows"],

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from cxrdata.imaging.dicom import decode_dicom
-from cxrdata.sample.vindr import IMAGE_LABELS_TRAIN
 from cxrdata.sources.doctor.findings import (
     SAMPLE_DECODES,
     Finding,
@@ -31,7 +30,7 @@ def _csvs(root: Path, split: str) -> tuple[list[Finding], set[str]]:
     findings, ids = [], set()
     reader = ("rad_id",) if split == "train" else ()
     box_columns = (BOX_COLUMNS[0], *reader, *BOX_COLUMNS[1:])
-    label_columns = ("image_id", *reader, *IMAGE_LABELS_TRAIN)
+    label_columns = ("image_id", *reader, *official()["vindr-cxr"]["image_label_columns"])
     for rel, columns in ((ANNOTATIONS[split], box_columns), (IMAGE_LABELS[split], label_columns)):
         path = root / rel
         problem, frame = read_csv_checked(path, columns, GET,
