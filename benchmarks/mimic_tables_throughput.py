@@ -42,7 +42,7 @@ def main() -> None:
     start = time.perf_counter()
     joined = join_tables(metadata, split, labels, chexpert_labels(), FRONTAL_VIEWS)
     seconds = time.perf_counter() - start
-    print(f"{metadata.height:,} metadata rows -> {len(joined.rows):,} records in {seconds:.1f} s; "
+    print(f"{metadata.height:,} metadata rows -> {joined.frame.height:,} records in {seconds:.1f} s; "
           f"excluded {joined.excluded}")
 
 

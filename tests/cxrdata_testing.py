@@ -123,5 +123,5 @@ def run_plan(plan) -> tuple[dict, dict]:
     chain = StageChain(plan.stages)
     chain.setup()
     records, _ = plan.records()
-    kept, rejects = chain.run(records)
+    kept, rejects = chain.run(list(records))
     return {r["id"]: r for r in kept}, {r.record_id: r for r in rejects}

@@ -10,7 +10,9 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from cxrdata.stage import Record
+import numpy as np
+
+from cxrdata.records import Records, take, values
 
 
 def stable_task(key: Any, n_tasks: int) -> int:
@@ -28,21 +30,23 @@ def auto_task_count(n_records: int, records_per_task: int) -> int:
 
 @dataclass
 class Task:
-    """A unit of work: the raw records of one partition of one output config."""
+    """A unit of work: the raw records of one partition of one output config (a list, or a frame's rows)."""
 
     config: str
     index: int
     count: int
-    records: list[Record] = field(default_factory=list)
+    records: Records = field(default_factory=list)
 
     @property
     def name(self) -> str:
         return f"{self.index:05d}"
 
 
-def partition(config: str, records: list[Record], n_tasks: int) -> list[Task]:
-    """Cut records into ``n_tasks`` tasks by the stable hash of their ``_partition`` key."""
-    tasks = [Task(config, i, n_tasks) for i in range(n_tasks)]
-    for record in records:
-        tasks[stable_task(record["_partition"], n_tasks)].records.append(record)
-    return tasks
+def partition(config: str, records: Records, n_tasks: int) -> list[Task]:
+    """Cut records into ``n_tasks`` tasks by the stable hash of their ``_partition`` key (hashed once per key)."""
+    keys = values(records, "_partition")
+    task_of = {key: stable_task(key, n_tasks) for key in set(keys)}
+    index = np.fromiter((task_of[key] for key in keys), dtype=np.int64, count=len(keys))
+    order = np.argsort(index, kind="stable")  # each task's rows, in their original order
+    bounds = np.searchsorted(index[order], np.arange(n_tasks + 1))
+    return [Task(config, i, n_tasks, take(records, order[bounds[i]:bounds[i + 1]])) for i in range(n_tasks)]

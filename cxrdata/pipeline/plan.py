@@ -28,9 +28,10 @@ from cxrdata.recipe import (
     option_name,
     options_from,
 )
+from cxrdata.records import Records
 from cxrdata.sources.base import RAW_KEYS, Filter, InputFile, Source
 from cxrdata.sources.registry import entry
-from cxrdata.stage import Record, Stage
+from cxrdata.stage import Stage
 from cxrdata.targets.recipe_stages import SPECS, StageContext
 
 
@@ -59,7 +60,7 @@ class ConfigPlan:
     def image_stage(self) -> ImageStage:
         return next(s for s in self.stages if isinstance(s, ImageStage))
 
-    def records(self) -> tuple[list[Record], dict[str, int]]:
+    def records(self) -> tuple[Records, dict[str, int]]:
         """The raw records after the whole-dataset filters, and every count of what became no record."""
         records = self.source.records()
         excluded: Counter[str] = Counter(self.source.excluded)

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from cxrdata.imaging.stages import ImageStage
-from cxrdata.stage import Record, Stage
+from cxrdata.records import Records
+from cxrdata.stage import Stage
 
 # Canonical split names in every output; each dataset's spellings map onto these.
 SPLIT_ALIASES = {
@@ -56,7 +57,7 @@ class Filter(Protocol):
 
     name: str
 
-    def apply(self, records: list[Record]) -> tuple[list[Record], Counter[str]]:
+    def apply(self, records: Records) -> tuple[Records, Counter[str]]:
         """The records kept (in order) and the counts of those removed, per reason."""
         ...
 
@@ -80,8 +81,9 @@ class Source(Protocol):
         """The files this build reads (for the manifest)."""
         ...
 
-    def records(self) -> list[Record]:
-        """All raw records in a deterministic order, each with ``id``, ``split`` (canonical or None) and
+    def records(self) -> Records:
+        """All raw records in a deterministic order (a list, or a :class:`~cxrdata.records.RecordFrame` for
+        a large table), each with ``id``, ``split`` (canonical or None) and
         ``_partition``, plus the keys of :attr:`record_keys`."""
         ...
 

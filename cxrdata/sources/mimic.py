@@ -18,17 +18,20 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
+import polars as pl
+
 from cxrdata.errors import CxrdataError, Rejected
 from cxrdata.imaging.stages import ImageStage, JpegImageStage
 from cxrdata.io.csvfiles import find_file, read_text_csv, require_columns
 from cxrdata.io.schema import load_schema
 from cxrdata.recipe import option
+from cxrdata.records import RecordFrame, Records, keep, mask_by_distinct, raw_frame
 from cxrdata.sources.base import DatasetEntry, InputFile, canonical_split
 from cxrdata.sources.mimic_tables import CONFLICT, HAS_LABELS, join_tables
 from cxrdata.sources.versions import mimic_version
 from cxrdata.stage import Record, RecordStage, Stage
 from cxrdata.text.sections import report_sections, universal_newlines
-from cxrdata.vocabulary import positive_pathologies
+from cxrdata.vocabulary import pathologies, positive_pathologies
 
 METADATA = ("mimic-cxr-2.0.0-metadata.csv.gz", "mimic-cxr-2.0.0-metadata.csv")
 SPLIT = ("mimic-cxr-2.0.0-split.csv.gz", "mimic-cxr-2.0.0-split.csv")
@@ -231,9 +234,11 @@ class SinglePathologyFilter:
 
     name: str = "single-pathology"
 
-    def apply(self, records: list[Record]) -> tuple[list[Record], Counter[str]]:
-        kept = [r for r in records if len(positive_pathologies(r["_raw"])) == 1]
-        return kept, Counter({"not_single_pathology": len(records) - len(kept)} if len(kept) < len(records) else {})
+    def apply(self, records: Records) -> tuple[Records, Counter[str]]:
+        labels = raw_frame(records, pathologies())
+        mask = mask_by_distinct(labels, lambda row: len(positive_pathologies(row)) == 1)
+        removed = len(records) - int(mask.sum())
+        return keep(records, mask), Counter({"not_single_pathology": removed} if removed else {})
 
 
 @dataclass
@@ -289,17 +294,20 @@ class MimicSource:
     def filters(self) -> list[SinglePathologyFilter]:
         return [SinglePathologyFilter()] if self.options.single_pathology else []
 
-    def records(self) -> list[Record]:
+    def records(self) -> RecordFrame:
+        """One record per selected image, kept as columns (``_raw`` is its joined row)."""
         joined = join_tables(read_text_csv(find_file(self.root, METADATA, "metadata")),
                              read_text_csv(find_file(self.root, SPLIT, "split")),
                              read_text_csv(find_file(self.root, CHEXPERT, "chexpert")), chexpert_labels(),
                              self.options.views)
         self.excluded.update(joined.excluded)
-        return [
-            {"id": row["dicom_id"] or "", "split": canonical_split(row["split_raw"]),
-             "_partition": row["subject_id"], "_raw": row}
-            for row in joined.rows
-        ]
+        frame = joined.frame
+        spellings = {v: canonical_split(v) for v in frame["split_raw"].unique().to_list() if v is not None}
+        return RecordFrame(frame.with_columns(
+            pl.col("dicom_id").fill_null("").alias("id"),
+            pl.col("split_raw").replace_strict(spellings, default=None, return_dtype=pl.String).alias("split"),
+            pl.col("subject_id").alias("_partition"),
+        ))
 
     def stages(self, image: ImageStage) -> list[Stage]:
         return [MimicRowStage(root=self.root, reports_root=self.reports_root), ReportStage(), image]

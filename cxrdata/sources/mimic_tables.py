@@ -49,7 +49,7 @@ def distinct(frame: pl.DataFrame, key: list[str], table: str) -> Distinct:
 class JoinedTables:
     """The per-image join and what it counted (``excluded``: exclusions and dropped duplicate rows)."""
 
-    rows: list[dict[str, Any]]
+    frame: pl.DataFrame  # one row per image; CONFLICT holds [reason, detail] or null
     excluded: dict[str, int]
 
 
@@ -79,14 +79,17 @@ def join_tables(metadata: pl.DataFrame, split: pl.DataFrame, labels: pl.DataFram
               .join(chexpert.first(["subject_id", "study_id"]).with_columns(pl.lit(True).alias(HAS_LABELS)),
                     on=["subject_id", "study_id"], how="left", maintain_order="left")
               .sort(["subject_id", "study_id", "dicom_id"], nulls_last=True))
-    rows = list(joined.iter_rows(named=True))
-    conflicts = (("metadata_conflict", meta.conflicts, ("dicom_id",)),
-                 ("split_conflict", splits.conflicts, ("dicom_id",)),
-                 ("chexpert_conflict", chexpert.conflicts, ("subject_id", "study_id")))
-    for row in rows:
-        row[CONFLICT] = None
-    for reason, found, key in reversed(conflicts):  # the first table's conflict wins
-        for row in rows if found else ():
-            if detail := found.get(tuple(row[k] for k in key)):
-                row[CONFLICT] = (reason, detail)
-    return JoinedTables(rows, excluded)
+    conflicts = (("metadata_conflict", meta.conflicts, ["dicom_id"]),
+                 ("split_conflict", splits.conflicts, ["dicom_id"]),
+                 ("chexpert_conflict", chexpert.conflicts, ["subject_id", "study_id"]))
+    found = [_conflict_column(joined, reason, details, key) for reason, details, key in conflicts if details]
+    conflict = pl.coalesce(*found, pl.lit(None, pl.List(pl.String))) if found else pl.lit(None, pl.List(pl.String))
+    return JoinedTables(joined.with_columns(conflict.alias(CONFLICT)), excluded)
+
+
+def _conflict_column(joined: pl.DataFrame, reason: str, details: dict[tuple[Any, ...], str],
+                     key: list[str]) -> pl.Series:
+    """[reason, detail] for the rows whose key has conflicting rows in a table, else null."""
+    table = pl.DataFrame([[*k, [reason, d]] for k, d in details.items()], orient="row",
+                         schema={**dict.fromkeys(key, pl.String), "_c": pl.List(pl.String)})
+    return joined.select(key).join(table, on=key, how="left", nulls_equal=True, maintain_order="left")["_c"]
