@@ -8,7 +8,7 @@ starts and is reported in one line naming the file, the missing columns and what
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 
 import polars as pl
@@ -65,11 +65,18 @@ def require_columns(path: Path, required: Iterable[str], separator: str = ",") -
     return found
 
 
-def read_text_csv(path: Path, rename: dict[str, str] | None = None, separator: str = ",") -> pl.DataFrame:
-    """The whole CSV with every column as text (empty cells are null)."""
-    header(path, separator)
+def read_text_csv(path: Path, rename: dict[str, str] | None = None, separator: str = ",",
+                  distinct_columns: Collection[str] | None = None) -> pl.DataFrame:
+    """The whole CSV with every column as text (empty cells are null).
+
+    With ``distinct_columns`` (those whose values are mostly distinct: ids, times), every other column is
+    read as a polars ``Categorical``: the same text, four bytes a cell instead of sixteen, which is what
+    keeps a 377,110-row metadata table small."""
+    names = header(path, separator)
+    few = {} if distinct_columns is None else {n: pl.Categorical for n in names if n and n not in distinct_columns}
     try:
-        frame = pl.read_csv(path, infer_schema=False, encoding="utf8-lossy", separator=separator)
+        frame = pl.read_csv(path, infer_schema=False, encoding="utf8-lossy", separator=separator,
+                            schema_overrides=few or None)
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise CxrdataError(f"{path} cannot be parsed as CSV: {exc}") from None
     return frame.rename(rename or {}, strict=False)

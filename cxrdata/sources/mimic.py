@@ -40,6 +40,7 @@ METADATA_COLUMNS = ("dicom_id", "subject_id", "study_id", "PerformedProcedureSte
                     "Rows", "Columns", "StudyDate", "StudyTime", "PatientOrientationCodeSequence_CodeMeaning")
 SPLIT_COLUMNS = ("dicom_id", "study_id", "subject_id", "split")
 FRONTAL_VIEWS = ("PA", "AP")
+DISTINCT_COLUMNS = ("dicom_id", "subject_id", "study_id", "StudyTime")  # every other column has few values
 # Every ViewPosition of the metadata (DICOM (0018,5101) as the release spells it), as public MIMIC-CXR
 # readers enumerate it (docs/formats/mimic-cxr.md); an empty cell is possible too.
 VIEW_POSITIONS = ("PA", "AP", "LATERAL", "LL", "AP AXIAL", "AP LLD", "AP RLD", "PA LLD", "PA RLD", "LAO", "RAO",
@@ -296,10 +297,9 @@ class MimicSource:
 
     def records(self) -> RecordFrame:
         """One record per selected image, kept as columns (``_raw`` is its joined row)."""
-        joined = join_tables(read_text_csv(find_file(self.root, METADATA, "metadata")),
-                             read_text_csv(find_file(self.root, SPLIT, "split")),
-                             read_text_csv(find_file(self.root, CHEXPERT, "chexpert")), chexpert_labels(),
-                             self.options.views)
+        tables = [read_text_csv(find_file(self.root, names, what), distinct_columns=DISTINCT_COLUMNS)
+                  for names, what in ((METADATA, "metadata"), (SPLIT, "split"), (CHEXPERT, "chexpert"))]
+        joined = join_tables(*tables, chexpert_labels(), self.options.views)
         self.excluded.update(joined.excluded)
         frame = joined.frame
         spellings = {v: canonical_split(v) for v in frame["split_raw"].unique().to_list() if v is not None}
