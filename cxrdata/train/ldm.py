@@ -1,12 +1,13 @@
 """``cxrdata train ldm``: anatomy prompt tuning of a frozen chest X-ray LDM (seed 003, section 3.3).
 
 Per step, for each sample (an ``ldm-prompts`` row: image, ``"{location} {pathology}"`` prompt, per-location
-Gaussian LUT components): the prompt goes through CLIP with the codebook (:mod:`ldm_codebook`); the image
-latent (VAE posterior mean x 0.3, cached per image) is taken to the inference steps of ``attention.steps``
-(DDIM inversion with the empty prompt, cached per image, or seeded forward noise); the U-Net runs on
-``timestep_batch`` (sample, timestep) pairs at a time and :class:`AttentionRecorder` returns the maps of
-``attention.layers`` with gradients; L = λ_div L_div + λ_loc L_loc (:mod:`ldm_losses`), averaged over
-samples, timesteps and layers, updates the location rows only (AdamW).
+Gaussian LUT components): the prompt goes through CLIP with the codebook (:mod:`cxrdata.models.ldm_codebook`);
+the image latent (VAE posterior mean x 0.3, cached per image) is taken to the inference steps of
+``attention.steps`` (DDIM inversion with the empty prompt, cached per image, or seeded forward noise); the U-Net
+runs on ``timestep_batch`` (sample, timestep) pairs at a time and the attention hooks
+(:mod:`cxrdata.models.ldm_attention`) return the maps of ``attention.layers`` with gradients;
+L = λ_div L_div + λ_loc L_loc (:mod:`ldm_losses`), averaged over samples, timesteps and layers, updates the
+location rows only (AdamW). The frozen model, its recipe and its inputs: :mod:`cxrdata.models`.
 
 Run folder (``--out RUN``)::
 
