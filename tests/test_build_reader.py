@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
+from cxrdata.api import load as api_load
 from cxrdata.api import plans
 from cxrdata.cli import main
 from cxrdata.errors import CxrdataError
@@ -69,7 +70,10 @@ def test_the_default_config_is_what_datasets_loads(out: Path) -> None:
     for split in found.splits:
         rows = sum(pq.read_metadata(p).num_rows for p in found.files[split])
         assert rows == len(loaded[split]) == len(found.dataset(split, ["id"])) > 0
-        assert loaded[split]["id"] == found.dataset(split, ["id"])["id"]
+        assert loaded[split]["id"] == found.dataset(split, ["id"])["id"] == api_load(out, split=split)["id"]
+    folder = out / "data" / "ms-cxr"
+    with one_line(f"config 'ms-cxr' ({folder}) has no split 'dev'; it has: {', '.join(shards(folder))}"):
+        api_load(out, "ms-cxr", split="dev")
 
 
 def test_several_folders_the_first_holding_the_config_wins(out: Path, tmp_path: Path) -> None:
