@@ -31,17 +31,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from cxrdata.models.ldm_assets import write_clip_tokenizer, write_random_assets
+from cxrdata.models.ldm_attention import AttentionRecorder
+from cxrdata.models.ldm_model import FrozenLDM, build_autoencoder, build_unet
+from cxrdata.models.ldm_recipe import RECIPE, TINY_RECIPE, load_ldm_recipe
+from cxrdata.models.runtime import hf_offline, pick_device
 from cxrdata.train import common
-from cxrdata.train.ldm import (
-    RECIPE,
-    TINY_RECIPE,
-    LdmPromptTuner,
-    PriorMaps,
-    load_ldm_recipe,
-    train_ldm,
-)
-from cxrdata.train.ldm_attention import AttentionRecorder
-from cxrdata.train.ldm_model import FrozenLDM, build_autoencoder, build_unet, write_clip_tokenizer, write_random_assets
+from cxrdata.train.ldm import LdmPromptTuner, PriorMaps, train_ldm
 
 PAPER_SAMPLES = 6480
 SD21_CLIP = {"vocab_size": 49408, "hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 23,
@@ -182,10 +178,10 @@ def main() -> None:
     parser.add_argument("--cpu-chunk", type=int, default=1, help="pairs per real-size chunk on the CPU")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    common.hf_offline()
+    hf_offline()
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = common.pick_device(args.device)
+    device = pick_device(args.device)
     results: dict[str, Any] = {"device": str(device), "torch_threads": torch.get_num_threads(),
                                "torch": torch.__version__}
     if device.type == "cuda":

@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from cxrdata.train.common import pick_device
+from cxrdata.models.runtime import pick_device
 
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12}
 
@@ -54,18 +54,19 @@ def rss_mb() -> float:
 
 # -- tiny ------------------------------------------------------------------------------------------------------
 def bench_tiny(steps: int) -> dict[str, Any]:
+    from cxrdata.api import plans
     from cxrdata.pipeline.build import BuildOptions, build
     from cxrdata.sample.mimic import write_mimic_sample
-    from cxrdata.sources.mimic import MimicSource
-    from cxrdata.sources.ms_cxr import MsCxrSource
-    from cxrdata.train.lofi import load_lofi_recipe, make_optimizer, prepare
+    from cxrdata.train.lofi import make_optimizer, prepare
     from cxrdata.train.lofi_data import StepBatches
+    from cxrdata.train.lofi_recipe import load_lofi_recipe
 
     root = Path(tempfile.mkdtemp(prefix="lofi-bench-"))
     sample = write_mimic_sample(root / "mimic", subjects=12, seed=0)
-    build([MimicSource(root=sample.root, image_size=128),
-           MsCxrSource(root=sample.mscxr_csv["1.1.0"].parent, mimic_root=sample.root, image_size=128)],
-          BuildOptions(out=root / "out", workers=1, quiet=True))
+    out = root / "out"
+    build([*plans("mimic", out=out, root=sample.root, image_size=128),
+           *plans("ms-cxr", out=out, root=sample.mscxr_csv["1.1.0"].parent, mimic_root=sample.root, image_size=128)],
+          BuildOptions(out=out, workers=1, quiet=True))
     recipe = load_lofi_recipe("lofi-tiny")
     prepared, _ = prepare(recipe, [root / "out"], None, torch.device("cpu"), root / "weights")
     model, batch_size = prepared.model, recipe["train"]["batch_size"]
@@ -102,11 +103,13 @@ def build_real(device: torch.device, grad_ckpt: bool, dtype: torch.dtype) -> Any
         SiglipVisionModel,
     )
 
-    from cxrdata.train.lofi import _settings, load_lofi_recipe
-    from cxrdata.train.lofi_model import LofiModel, Towers
+    from cxrdata.models.lofi_model import Towers
+    from cxrdata.models.lofi_run import model_settings
+    from cxrdata.train.lofi_objective import LofiObjective
+    from cxrdata.train.lofi_recipe import load_lofi_recipe
 
     recipe = load_lofi_recipe("lofi")
-    settings = dataclasses.replace(_settings(recipe, dtype), gradient_checkpointing=grad_ckpt)
+    settings = dataclasses.replace(model_settings(recipe, dtype), gradient_checkpointing=grad_ckpt)
     torch.manual_seed(0)
     with torch.device(device):
         vision = SiglipVisionModel(SiglipVisionConfig(**VISION)).to(dtype)
@@ -114,7 +117,7 @@ def build_real(device: torch.device, grad_ckpt: bool, dtype: torch.dtype) -> Any
         llm = Gemma3ForCausalLM(Gemma3TextConfig(**GEMMA_270M, attn_implementation="eager")).to(dtype)
     towers = Towers(vision, "siglip", VISION["patch_size"], text, None, llm, None, GEMMA_270M["vocab_size"] - 1, [],
                     None, None)
-    return LofiModel(towers, settings).to(device), recipe
+    return LofiObjective(towers, settings).to(device), recipe
 
 
 def synthetic_batch(batch: int, image_tokens: int, device: torch.device, generator: torch.Generator) -> dict:

@@ -64,11 +64,7 @@ def load(out: str | Path, config: str | None = None, split: str | None = None) -
     from cxrdata.io.layout import read_build
 
     found = read_build(Path(out), config)
-    files = {s: [str(p) for p in paths] for s, paths in found.files.items()}
-    if split is not None:
-        if split not in files:
-            raise CxrdataError(f"config {found.config} of {out} has no split {split!r} (it has: {', '.join(files)})")
-        files = {split: files[split]}
+    files = {s: [str(p) for p in found.split_files(s)] for s in (found.splits if split is None else [split])}
     loaded = datasets.load_dataset("parquet", data_files=files)
     return loaded[split] if split is not None else loaded
 

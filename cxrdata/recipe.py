@@ -215,6 +215,8 @@ def check_template(doc: Mapping[str, Any], template: Mapping[str, Any], source: 
         if value is None and None in kinds:
             continue
         allowed = tuple(k for k in kinds if k is not None)
+        if float in allowed and isinstance(value, int) and not isinstance(value, bool):
+            continue  # `lr: 1` is the number 1.0, as options_from reads it
         if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
             names = " or ".join(k.__name__ for k in allowed)
             raise CxrdataError(f"recipe {source}: {name!r} must be {names}, got {value!r}")

@@ -16,7 +16,9 @@ from cxrdata_testing import build_with, read_records
 
 from cxrdata.cli import main
 from cxrdata.errors import CxrdataError
-from cxrdata.evaluate.grounding_eval import evaluate_grounding, heatmap_name, load_records, write_heatmap
+from cxrdata.evaluate.grounding_eval import evaluate_grounding
+from cxrdata.evaluate.grounding_records import load_records
+from cxrdata.models.prediction_files import heatmap_name, write_heatmap
 from cxrdata.sample.mimic import MimicSample
 
 PAPER_ORDER = ["Pneumonia", "Pneumothorax", "Consolidation", "Atelectasis", "Edema", "Cardiomegaly", "Lung Opacity",

@@ -23,10 +23,10 @@ from cxrdata.cli import main  # noqa: E402
 from cxrdata.errors import CxrdataError  # noqa: E402
 from cxrdata.io.schema import load_schema  # noqa: E402
 from cxrdata.io.writer import ShardWriter  # noqa: E402
-from cxrdata.train import common  # noqa: E402
-from cxrdata.train.ldm import jitter_prior, load_ldm_recipe, sample_positions, train_ldm  # noqa: E402
-from cxrdata.train.ldm_attention import AttentionRecorder, cross_attention_blocks  # noqa: E402
-from cxrdata.train.ldm_codebook import (  # noqa: E402
+from cxrdata.models import checkpoints  # noqa: E402
+from cxrdata.models.ldm_assets import write_random_assets  # noqa: E402
+from cxrdata.models.ldm_attention import AttentionRecorder, cross_attention_blocks  # noqa: E402
+from cxrdata.models.ldm_codebook import (  # noqa: E402
     LOCATION,
     PATHOLOGY,
     SPECIAL,
@@ -36,7 +36,11 @@ from cxrdata.train.ldm_codebook import (  # noqa: E402
     load_embeddings,
     split_prompt,
 )
-from cxrdata.train.ldm_heatmaps import gaussian_filter, otsu_threshold  # noqa: E402
+from cxrdata.models.ldm_heatmaps import gaussian_filter, otsu_threshold  # noqa: E402
+from cxrdata.models.ldm_model import FrozenLDM, build_unet, load_clip  # noqa: E402
+from cxrdata.models.ldm_recipe import load_ldm_recipe  # noqa: E402
+from cxrdata.train import common  # noqa: E402
+from cxrdata.train.ldm import jitter_prior, sample_positions, train_ldm  # noqa: E402
 from cxrdata.train.ldm_losses import (  # noqa: E402
     crop_box,
     diversity_loss,
@@ -44,7 +48,6 @@ from cxrdata.train.ldm_losses import (  # noqa: E402
     localisation_target,
     prompt_gaussian,
 )
-from cxrdata.train.ldm_model import FrozenLDM, build_unet, load_clip, write_random_assets  # noqa: E402
 
 TINY = "ldm-prompt-tuning-tiny"
 ROWS = [  # (prompt, locations, pathology, gaussians per location on the 512 grid)
@@ -342,7 +345,7 @@ def test_loss_goes_down_on_a_fixed_batch(assets, tmp_path: Path):
 
 
 def _trainable(run: Path) -> tuple[torch.Tensor, dict]:
-    ckpt = common.load_checkpoint(common.latest_checkpoint(run))
+    ckpt = checkpoints.load_checkpoint(checkpoints.latest_checkpoint(run))
     return ckpt["model"]["trainable"], ckpt["optimizer"]["state"][0]
 
 
@@ -536,7 +539,7 @@ def test_ldm_prompts_store_the_shortest_side_and_the_vae_gets_512_original_pixel
     import pyarrow.parquet as pq
 
     from cxrdata.anatomy.lut import build_lut, imagenome_regions, write_lut
-    from cxrdata.train.ldm import image_tensor, model_crop
+    from cxrdata.models.ldm_inputs import image_tensor, model_crop
 
     out = tmp_path / "ldm-out"
     result = CliRunner().invoke(main, ["build", "mimic", "--root", str(mimic_sample.root), "--recipe", "ldm-prompts",

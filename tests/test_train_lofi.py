@@ -25,12 +25,15 @@ from lofi_testing import (  # noqa: F401 - fixtures
 
 from cxrdata.cli import main
 from cxrdata.errors import CxrdataError
+from cxrdata.models.checkpoints import latest_checkpoint, load_checkpoint
+from cxrdata.models.lofi_predict import predict_boxes
 from cxrdata.targets.box_text import bin_size, boxes_to_text, special_tokens
 from cxrdata.targets.regions import GROUNDING_PROMPT, sample_region_pair
-from cxrdata.train.common import latest_checkpoint, load_checkpoint, read_metrics
-from cxrdata.train.lofi import TrainOptions, check_recipe, load_lofi_recipe, predict_boxes, prepare, train_lofi
+from cxrdata.train.common import read_metrics
+from cxrdata.train.lofi import TrainOptions, prepare, train_lofi
 from cxrdata.train.lofi_data import TASK_IDS, MixPlan
 from cxrdata.train.lofi_losses import IGNORE, sigmoid_loss, token_loss
+from cxrdata.train.lofi_recipe import check_recipe, load_lofi_recipe
 
 CPU = torch.device("cpu")
 
@@ -297,7 +300,7 @@ def test_hub_ids_come_from_the_local_cache_only(lofi_tiny_run: TinyRun, tmp_path
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     import shutil
 
-    from cxrdata.train.lofi_model import model_folder
+    from cxrdata.models.lofi_towers import model_folder
 
     snapshot = tmp_path / "hub" / "models--acme--tiny-llm" / "snapshots" / "abc123"
     shutil.copytree(lofi_tiny_run.run / "weights" / "llm", snapshot)
@@ -420,7 +423,7 @@ def test_predicted_boxes_file(lofi_tiny_run: TinyRun, tmp_path: Path, monkeypatc
     """Generated box text is decoded with text_to_boxes into canonical boxes; unparsable text is recorded."""
     import pyarrow.parquet as pq
 
-    from cxrdata.train.lofi_model import LofiModel
+    from cxrdata.models.lofi_model import LofiModel
 
     columns = ["id", "boxes", "phrase", "original_width", "original_height"]
     rows = [r for f in sorted((lofi_tiny_run.data / "data" / "ms-cxr").glob("test-*.parquet"))

@@ -98,7 +98,8 @@ def eval_grounding(data: Path, heatmaps: Path | None, oracle: bool, boxes: Path 
                    split: str | None, classes: str | None, out: Path, seed: int, resamples: int,
                    interpolation: str) -> None:
     """CNR and mIoU per class with 95% bootstrap intervals (seed 003, tables 1 and 3)."""
-    from cxrdata.evaluate.grounding_eval import evaluate_grounding, report_table, write_report
+    from cxrdata.evaluate.grounding_eval import evaluate_grounding
+    from cxrdata.evaluate.grounding_report import report_table, write_report
 
     names = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
     report = evaluate_grounding(data, heatmaps, oracle, config, split, names, seed, resamples,
@@ -151,18 +152,17 @@ def preview(out: Path, n: int, config: str | None, split: str | None, where: str
 def stats(out: Path, config: str | None, plot: Path | None) -> None:
     """Records per split x label (x location), box size/position quantiles and rejects, from the shards."""
     from cxrdata.inspect.plots import write_plots
-    from cxrdata.inspect.shards import config_names
     from cxrdata.inspect.tables import stats_tables
+    from cxrdata.io.layout import built_configs, read_build
     from cxrdata.io.stats import config_stats
 
-    names = config_names(out)
-    if config is not None and config not in names:
-        raise CxrdataError(f"no config {config!r} in {out}; it has: {', '.join(names)}")
-    for name in [config] if config else names:
-        computed = config_stats(out / "data" / name, out / "rejects" / name)
-        for table in stats_tables(name, computed.to_dict()):
+    # every config of OUT by default (none: read_build's one line for a folder without shards)
+    for name in [config] if config else list(built_configs(out)) or [None]:
+        built = read_build(out, name)
+        computed = config_stats(built.folder, built.rejects_dir)
+        for table in stats_tables(built.name, computed.to_dict()):
             console.print(table)
-        for path in write_plots(computed, name, plot) if plot is not None else []:
+        for path in write_plots(computed, built.name, plot) if plot is not None else []:
             console.print(f"wrote {path}")
 
 

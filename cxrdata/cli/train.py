@@ -12,7 +12,7 @@ from cxrdata.cli.tools import eval_group
 from cxrdata.errors import CxrdataError
 
 
-# -- train lofi / eval retrieval / predict lofi-boxes (cxrdata.train.lofi; needs the [train] extra) ----------------
+# -- train lofi / eval retrieval / predict lofi-boxes (cxrdata.train, cxrdata.models; the [train] extra) --------
 @click.group("train")
 def train_group() -> None:
     """Train the models that consume cxrdata shards (GPU when present; resumable)."""
@@ -110,7 +110,7 @@ def predict_group() -> None:
 def predict_lofi_boxes(run: Path, data: tuple[Path, ...], config: str, split: str, phrase_column: str | None,
                        out: Path, batch_size: int, max_new_tokens: int, device: str, limit: int | None) -> None:
     """Ground each record's phrase (`Detect all instances of "{phrase}".`) and write the decoded boxes as JSON."""
-    from cxrdata.train.lofi import predict_boxes
+    from cxrdata.models.lofi_predict import predict_boxes
 
     doc = predict_boxes(run, list(data), config, split, out, phrase_column, batch_size, max_new_tokens, device, limit)
     bad = sum(1 for r in doc["records"].values() if r["error"])
@@ -118,7 +118,7 @@ def predict_lofi_boxes(run: Path, data: tuple[Path, ...], config: str, split: st
                   "boxes")
 
 
-# -- train ldm / heatmaps ldm (cxrdata.train.ldm; needs the [train] extra) -----------------------------------------
+# -- train ldm / heatmaps ldm (cxrdata.train.ldm, cxrdata.models.ldm_heatmaps; the [train] extra) --------------
 @train_group.command("ldm")
 @click.option("--data", "data", type=click.Path(path_type=Path), multiple=True, required=True,
               help="A build OUT holding the ldm-prompts config (repeatable).")
@@ -154,7 +154,8 @@ def train_ldm_cmd(data: tuple[Path, ...], run: Path, ldm: Path | None, clip: Pat
     Several GPUs (torch DDP; each process takes the recipe's batch size):
       torchrun --standalone --nproc_per_node N -m cxrdata.cli train ldm --data OUT --out RUN
         --ldm BUNDLE --clip CLIP"""
-    from cxrdata.train.ldm import RECIPE, TINY_RECIPE, train_ldm
+    from cxrdata.models.ldm_recipe import RECIPE, TINY_RECIPE
+    from cxrdata.train.ldm import train_ldm
 
     if tiny and recipe is not None:
         raise CxrdataError("give --tiny or --recipe, not both")
@@ -191,7 +192,7 @@ def heatmaps_ldm_cmd(run: Path | None, frozen: bool, recipe: str | None, data: t
                      ldm: Path | None, clip: Path | None, embeddings: Path | None, config: str | None,
                      split: str | None, limit: int | None, overwrite: bool, device: str) -> None:
     """Cross-attention heatmaps over layers and timesteps (Vilouras et al. 2024, as in seed 003)."""
-    from cxrdata.train.ldm_heatmaps import ldm_heatmaps
+    from cxrdata.models.ldm_heatmaps import ldm_heatmaps
 
     summary = ldm_heatmaps(list(data), out, run=run, recipe=recipe, ldm=ldm, clip=clip, embeddings=embeddings,
                            frozen=frozen, config=config, split=split, device=device, overwrite=overwrite,

@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
 from cxrdata.errors import CxrdataError
+from cxrdata.io.layout import read_build
 
 KS = (1, 5, 10)
 
@@ -72,41 +73,23 @@ class RetrievalReport:
     left_out: int  # rows without a report text or without an image
 
 
-def _embed(model: Any, batches: Sequence[Any], fn: str, device: Any) -> NDArray[np.float32]:
-    import torch
-
-    out = []
-    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-        for batch in batches:
-            emb = getattr(model, fn)(batch.to(device))
-            if fn == "encode_images":
-                emb = emb[1]
-            out.append(torch.nn.functional.normalize(emb.float(), dim=-1).cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
-
-
 def evaluate_retrieval(run: str | Path, data: Sequence[str | Path], split: str = "test", config: str = "mimic",
                        batch_size: int = 32, device: str = "auto", limit: int | None = None) -> RetrievalReport:
     """Embed the split's images and report texts with the run's SigLIP towers and score both directions."""
-    import torch
+    from cxrdata.models.inputs import rows_with_image
+    from cxrdata.models.lofi_encode import image_embeddings, text_embeddings
+    from cxrdata.models.lofi_inputs import report_text
+    from cxrdata.models.lofi_run import load_run
 
-    from cxrdata.train.common import config_columns, find_config_dir, load_shards, rows_with_image
-    from cxrdata.train.lofi import _targets, load_run
-    from cxrdata.train.lofi_data import pixel_tensor, report_text
-
-    data = [Path(d) for d in data]
-    folder = find_config_dir(data, config)
-    if folder is None:
-        raise CxrdataError(f"no shards of config {config!r} under {', '.join(map(str, data))}")
+    built = read_build([Path(d) for d in data], config)
     loaded = load_run(run, device)
-    model, recipe = loaded.model, loaded.recipe
-    targets, m = _targets(recipe), recipe["model"]
-    names = config_columns(folder)
+    targets = loaded.targets
+    names = built.columns
     text_cols = [c for c in (*targets.report_sections, *targets.report_fallback) if c in names]
     if not text_cols:
         raise CxrdataError(f"config {config!r} has no report text column ({', '.join(targets.report_sections)})")
     group_col = ["study_id"] if "study_id" in names else []
-    ds = load_shards(data, config, split, ["id", "image", *text_cols, *group_col])
+    ds = built.dataset(split, ["id", "image", *text_cols, *group_col])
     meta = ds.select_columns(["id", *text_cols, *group_col]).to_list()
     keep, image_groups, texts = [], [], {}
     for i, (row, has_image) in enumerate(zip(meta[: limit or len(meta)], rows_with_image(ds), strict=False)):
@@ -120,22 +103,11 @@ def evaluate_retrieval(run: str | Path, data: Sequence[str | Path], split: str =
     if not keep:
         raise CxrdataError(f"config {config!r} split {split!r}: no image with a report text")
     images = ds.select_columns(["image"])
-
-    def image_batches() -> Any:
-        for first in range(0, len(keep), batch_size):
-            rows = images.select(keep[first:first + batch_size])["image"]
-            yield torch.stack([pixel_tensor(im, m["image_size"], m["image_mean"], m["image_std"]) for im in rows])
-
+    image_batches = (images.select(keep[first:first + batch_size])["image"]
+                     for first in range(0, len(keep), batch_size))
     text_groups = list(texts)
-
-    def text_batches() -> Any:
-        for first in range(0, len(text_groups), batch_size):
-            chunk = [texts[g] for g in text_groups[first:first + batch_size]]
-            yield torch.tensor(model.text_tokenizer(chunk, padding="max_length", truncation=True,
-                                                    max_length=m["text_max_length"])["input_ids"])
-
-    image_emb = _embed(model, list(image_batches()), "encode_images", loaded.device)
-    text_emb = _embed(model, list(text_batches()), "encode_texts", loaded.device)
+    image_emb = image_embeddings(loaded, image_batches)
+    text_emb = text_embeddings(loaded, [texts[g] for g in text_groups], batch_size)
     result = retrieval_metrics(image_emb @ text_emb.T, image_groups, text_groups)
     return RetrievalReport(str(Path(run)), loaded.checkpoint.name, loaded.step, config, split, result,
                            (min(limit, len(meta)) if limit else len(meta)) - len(keep))

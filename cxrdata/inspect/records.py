@@ -7,12 +7,13 @@ from pathlib import Path
 
 from cxrdata.errors import CxrdataError
 from cxrdata.inspect.panels import Panel, panel
-from cxrdata.inspect.shards import ConfigData, choose, open_config, read_rows
+from cxrdata.inspect.shards import choose, read_rows
+from cxrdata.io.layout import BuiltConfig, read_build
 
 
 @dataclass
 class Chosen:
-    config: ConfigData
+    config: BuiltConfig
     panels: list[Panel]
     matched: int  # rows that passed --split / --where
 
@@ -26,9 +27,10 @@ def choose_panels(out: Path, n: int, config: str | None = None, split: str | Non
     """Up to ``n`` records of a build drawn with ``seed`` among those matching ``split`` and ``where``."""
     if n < 1:
         raise CxrdataError("--n must be at least 1")
-    data = open_config(out, config, split)
-    keys, matched = choose(data, n, seed, where)
+    data = read_build(out, config)
+    files = data.split_files(split)
+    keys, matched = choose(files, n, seed, where, data.name)
     if not keys:
         raise CxrdataError(f"no record of {data.name!r} matches" + (f" --where {where!r}" if where else ""))
     grid = data.manifest.get("options", {}).get("lut_grid")
-    return Chosen(data, [panel(row, data.schema, grid) for row in read_rows(data, keys)], matched)
+    return Chosen(data, [panel(row, data.schema, grid) for row in read_rows(files, keys)], matched)

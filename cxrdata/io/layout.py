@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cxrdata.errors import CxrdataError
+from cxrdata.errors import CxrdataError, first_line
 
 LOCK_NAME = ".cxrdata.lock"
 # What a build writes, by folder (relative to OUT) and file-name pattern; --overwrite deletes exactly these.
@@ -148,8 +148,25 @@ class OutputLayout:
 
 
 # -- reading a build back (every command that reads shards resolves --data / OUT here) -----------------------
+#
+# ``--data`` / OUT is a build's OUT, its ``data/`` folder, or one config's shard folder. Several folders: the
+# first holding the config is used. Without a config name: the build's default config, the manifest's first
+# (the dataset card's default, what ``datasets.load_dataset(OUT)`` loads); a folder without a manifest has a
+# default only when it holds a single config.
 
 SHARD_NAME = re.compile(r"^(?P<split>[a-z]+)-\d{5}-of-\d{5}\.parquet$")
+
+
+def _footer(path: Path) -> Any:
+    """A shard's Parquet footer (``pyarrow.parquet.FileMetaData``); a truncated or damaged file is one line."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_metadata(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise CxrdataError(f"shard {path} is not a readable Parquet file ({first_line(exc)}): it is truncated or "
+                           "damaged; rebuild that output") from None
 
 
 @dataclass(frozen=True)
@@ -171,11 +188,14 @@ class BuiltConfig:
         return tuple(p for paths in self.files.values() for p in paths)
 
     @property
+    def columns(self) -> list[str]:
+        """The column names of the shards (the first shard's footer)."""
+        return list(_footer(self.all_files[0]).schema.to_arrow_schema().names)
+
+    @property
     def schema(self) -> str:
         """The schema the shards were written with (their ``cxrdata`` metadata), else the config's name."""
-        import pyarrow.parquet as pq
-
-        meta = pq.read_schema(self.all_files[0]).metadata or {}
+        meta = _footer(self.all_files[0]).schema.to_arrow_schema().metadata or {}
         return json.loads(meta.get(b"cxrdata", b"{}")).get("schema", self.name)
 
     @property
@@ -191,6 +211,31 @@ class BuiltConfig:
                                f"{', '.join(self.files) or 'none'}")
         return self.files[split]
 
+    def dataset(self, split: str, columns: Sequence[str] | None = None) -> Any:
+        """One split as a ``datasets.Dataset`` (memory-mapped Arrow), only ``columns`` when given; every
+        footer is checked first, and a missing column, split or unreadable shard is one line."""
+        import datasets
+
+        files = self.split_files(split)
+        footers = {f: _footer(f) for f in files}
+        schema = footers[files[0]].schema.to_arrow_schema()
+        missing = [c for c in columns or () if c not in schema.names]
+        if missing:
+            raise CxrdataError(f"config {self.name!r} ({self.folder}) lacks column(s) {', '.join(missing)} needed "
+                               f"here; it has: {', '.join(schema.names)}")
+        # Zero-row shards are left out (the parquet loader of `datasets` fails on them); none left: an empty dataset.
+        filled = [str(f) for f in files if footers[f].num_rows]
+        if not filled:
+            features = datasets.Features.from_arrow_schema(schema)
+            ds = datasets.Dataset.from_dict({n: [] for n in schema.names}, features=features)
+        else:
+            try:
+                ds = datasets.load_dataset("parquet", data_files={split: filled}, split=split)
+            except datasets.exceptions.DatasetGenerationError as exc:
+                raise CxrdataError(f"config {self.name!r} ({self.folder}) split {split!r}: the shards do not read "
+                                   f"({first_line(exc.__cause__ or exc)}); rebuild that output") from None
+        return ds.select_columns(list(columns)) if columns else ds
+
 
 def _manifest(out: Path) -> dict[str, Any]:
     try:
@@ -199,33 +244,51 @@ def _manifest(out: Path) -> dict[str, Any]:
         return {}
 
 
+def _holds_shards(folder: Path) -> bool:
+    return any(SHARD_NAME.match(p.name) for p in folder.glob("*.parquet"))
+
+
 def built_configs(data: Path) -> dict[str, tuple[Path, Path | None]]:
     """The configs a folder holds, name -> (shard folder, OUT or None), the manifest's order first (its first
     config is the card's default): ``data`` is a build's OUT, its ``data/`` folder, or one config's folder."""
     data = Path(data)
     if not data.is_dir():
         raise CxrdataError(f"{data} does not exist or is not a folder")
-    if any(SHARD_NAME.match(p.name) for p in data.glob("*.parquet")):
+    if _holds_shards(data):
         out = data.parent.parent if data.parent.name == "data" else None
         return {data.name: (data, out)}
     if (data / "data").is_dir():
         base, out = data / "data", data
     else:
         base, out = data, data.parent if data.name == "data" else None
-    found = {p.name: p for p in sorted(base.iterdir()) if p.is_dir() and any(p.glob("*.parquet"))}
+    found = {p.name: p for p in sorted(base.iterdir()) if p.is_dir() and _holds_shards(p)}
     order = [n for n in (_manifest(out).get("configs", {}) if out is not None else {}) if n in found]
     return {n: (found[n], out) for n in [*order, *sorted(set(found) - set(order))]}
+
+
+def default_config(data: Path, configs: dict[str, tuple[Path, Path | None]]) -> str:
+    """The config a folder's readers use without ``--config``: the manifest's first, else the only one."""
+    if len(configs) == 1:
+        return next(iter(configs))
+    out = next(iter(configs.values()))[1]
+    listed = [n for n in (_manifest(out).get("configs", {}) if out is not None else {}) if n in configs]
+    if not listed:
+        raise CxrdataError(f"{data} holds several configs ({', '.join(configs)}) and no manifest naming a default; "
+                           "choose one with --config")
+    return listed[0]
 
 
 def read_build(data: Path | Sequence[Path], config: str | None = None) -> BuiltConfig:
     """Config ``config`` of the first of ``data`` holding it (default: the first folder's default config)."""
     folders = [Path(data)] if isinstance(data, str | Path) else [Path(d) for d in data]
+    if not folders:
+        raise CxrdataError("give --data OUT (a build output folder; repeat for several)")
     held = [(folder, built_configs(folder)) for folder in folders]
     if not any(configs for _, configs in held):
         raise CxrdataError(f"no Parquet shards under {', '.join(map(str, folders))} "
                            "(give the --out of a cxrdata build)")
     if config is None:
-        config = next(iter(next(configs for _, configs in held if configs)))
+        config = default_config(*next((folder, configs) for folder, configs in held if configs))
     for _, configs in held:
         if config in configs:
             folder, out = configs[config]

@@ -130,9 +130,9 @@ def _boxes(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def read_rejects(rejects_dir: Path) -> pl.DataFrame:
-    """split, reason, records: the rejects files of one config, counted."""
-    files = sorted(rejects_dir.glob("*.parquet"))
+def read_rejects(rejects_dir: Path | None) -> pl.DataFrame:
+    """split, reason, records: the rejects files of one config, counted (none for shards outside a build)."""
+    files = sorted(rejects_dir.glob("*.parquet")) if rejects_dir is not None else []
     if not files:
         return pl.DataFrame(schema={"split": pl.String, "reason": pl.String, "records": pl.Int64})
     frame = pl.concat([pl.read_parquet(p, columns=["split", "reason"]) for p in files])
@@ -141,7 +141,7 @@ def read_rejects(rejects_dir: Path) -> pl.DataFrame:
     return _sorted(counted, "reason")
 
 
-def config_stats(data_dir: Path, rejects_dir: Path) -> ConfigStats:
+def config_stats(data_dir: Path, rejects_dir: Path | None) -> ConfigStats:
     """Statistics of the config whose shards are in ``data_dir`` and rejects in ``rejects_dir``."""
     frame = _read(data_dir)
     records = _sorted(frame.group_by("split").agg(records=pl.len().cast(pl.Int64)))

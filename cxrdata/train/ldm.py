@@ -1,12 +1,13 @@
 """``cxrdata train ldm``: anatomy prompt tuning of a frozen chest X-ray LDM (seed 003, section 3.3).
 
 Per step, for each sample (an ``ldm-prompts`` row: image, ``"{location} {pathology}"`` prompt, per-location
-Gaussian LUT components): the prompt goes through CLIP with the codebook (:mod:`ldm_codebook`); the image
-latent (VAE posterior mean x 0.3, cached per image) is taken to the inference steps of ``attention.steps``
-(DDIM inversion with the empty prompt, cached per image, or seeded forward noise); the U-Net runs on
-``timestep_batch`` (sample, timestep) pairs at a time and :class:`AttentionRecorder` returns the maps of
-``attention.layers`` with gradients; L = λ_div L_div + λ_loc L_loc (:mod:`ldm_losses`), averaged over
-samples, timesteps and layers, updates the location rows only (AdamW).
+Gaussian LUT components): the prompt goes through CLIP with the codebook (:mod:`cxrdata.models.ldm_codebook`);
+the image latent (VAE posterior mean x 0.3, cached per image) is taken to the inference steps of
+``attention.steps`` (DDIM inversion with the empty prompt, cached per image, or seeded forward noise); the U-Net
+runs on ``timestep_batch`` (sample, timestep) pairs at a time and the attention hooks
+(:mod:`cxrdata.models.ldm_attention`) return the maps of ``attention.layers`` with gradients;
+L = λ_div L_div + λ_loc L_loc (:mod:`ldm_losses`), averaged over samples, timesteps and layers, updates the
+location rows only (AdamW). The frozen model, its recipe and its inputs: :mod:`cxrdata.models`.
 
 Run folder (``--out RUN``)::
 
@@ -40,150 +41,32 @@ import torch
 
 from cxrdata import __version__
 from cxrdata.errors import CxrdataError
+from cxrdata.io.layout import read_build
+from cxrdata.models.checkpoints import latest_checkpoint, load_checkpoint
+from cxrdata.models.inputs import decoded_row, rows_with_image
+from cxrdata.models.ldm_attention import AttentionRecorder
+from cxrdata.models.ldm_codebook import save_embeddings
+from cxrdata.models.ldm_inputs import image_tensor
+from cxrdata.models.ldm_model import FrozenLDM
+from cxrdata.models.ldm_prompted import PromptedLDM
+from cxrdata.models.ldm_recipe import EMBEDDINGS_FILE, RECIPE, RUN_FILE, TINY_RECIPE, load_ldm_recipe, recipe_hash
+from cxrdata.models.runtime import hf_offline, pick_device
 from cxrdata.train import common
-from cxrdata.train.ldm_attention import AttentionRecorder
-from cxrdata.train.ldm_codebook import (
-    Codebook,
-    PromptEncoder,
-    TokenTable,
-    build_token_table,
-    install_codebook,
-    save_embeddings,
-)
 from cxrdata.train.ldm_losses import (
-    PRIOR_SCALES,
     crop_box,
-    crop_pixels,
     diversity_loss,
     localisation_loss,
     prompt_gaussian,
     spatial_map,
 )
-from cxrdata.train.ldm_model import FrozenLDM
 
-RECIPE = "ldm-prompt-tuning"
-TINY_RECIPE = "ldm-prompt-tuning-tiny"
-RUN_FILE = "run.json"
-EMBEDDINGS_FILE = "embeddings.safetensors"
-
-TEMPLATE: dict[str, Any] = {
-    "name": str,
-    "description": str,
-    "data": {"config": str, "split": str, "image_size": int, "fit": str},
-    "model": {
-        "bundle_files": {"autoencoder": list, "unet": list},
-        "autoencoder": {"spatial_dims": int, "in_channels": int, "out_channels": int, "latent_channels": int,
-                        "channels": list, "num_res_blocks": int, "norm_num_groups": int, "norm_eps": float,
-                        "attention_levels": list, "with_encoder_nonlocal_attn": bool,
-                        "with_decoder_nonlocal_attn": bool},
-        "unet": {"spatial_dims": int, "in_channels": int, "out_channels": int, "channels": list,
-                 "num_res_blocks": int, "attention_levels": list, "norm_num_groups": int, "norm_eps": float,
-                 "resblock_updown": bool, "num_head_channels": list, "with_conditioning": bool,
-                 "transformer_num_layers": int, "cross_attention_dim": int},
-        "scheduler": {"num_train_timesteps": int, "schedule": str, "beta_start": float, "beta_end": float,
-                      "prediction_type": str, "clip_sample": bool},
-        "num_inference_steps": int,
-        "latent_scale": float,
-        "max_tokens": int,
-    },
-    "codebook": {"shared_subtokens": str, "and_token": str, "and_init": str},
-    "attention": {"layers": list, "steps": list, "trajectory": str, "early_exit": bool},
-    "loss": {"lambda_div": float, "lambda_loc": float, "epsilon": float, "alpha": float, "prior_scale": str,
-             "jitter": float, "jitter_min_sigma": float},
-    "train": {"batch_size": int, "steps_per_sample": int, "timestep_batch": int, "max_steps": int, "lr": float,
-              "lr_warmup_steps": int, "weight_decay": float, "betas": list, "grad_clip": float, "seed": int,
-              "precision": str, "checkpoint_every": int, "keep_checkpoints": int, "log_every": int,
-              "cache_images": int},
-    "heatmap": {"layers": list, "steps": list, "trajectory": str, "size": int, "smoothing_sigma": float,
-                "otsu": bool, "batch_size": int},
-}
-_CHOICES = {("data", "fit"): ("center_crop", "stretch"), ("attention", "trajectory"): ("inversion", "noise"),
-            ("heatmap", "trajectory"): ("inversion", "noise"), ("train", "precision"): ("bf16", "fp16", "fp32"),
-            ("codebook", "shared_subtokens"): ("separate", "shared"), ("loss", "prior_scale"): PRIOR_SCALES}
-# Keys that do not change what a run computes (a resumed run may change them).
-_RUN_ONLY = {("train", "max_steps"), ("train", "checkpoint_every"), ("train", "keep_checkpoints"),
-             ("train", "log_every"), ("train", "cache_images")}
-
-
-# Optional: `train ldm --tiny` without --ldm/--clip writes random-weight assets of the recipe's networks and a CLIP
-# text encoder of these CLIPTextConfig arguments (hidden_size = the U-Net's cross_attention_dim) to RUN/weights/.
-OPTIONAL = {"tiny": {"clip": dict}}
-TINY_ASSETS = "weights"
-
-
-def load_ldm_recipe(name_or_path: str | Path = RECIPE) -> dict[str, Any]:
-    """A ``train ldm`` recipe, every key and value checked."""
-    cfg = common.load_train_recipe(name_or_path, TEMPLATE, OPTIONAL)
-    where = f"recipe {name_or_path}"
-    for (section, key), allowed in _CHOICES.items():
-        if cfg[section][key] not in allowed:
-            raise CxrdataError(f"{where}: {section}.{key} must be one of {allowed}, got {cfg[section][key]!r}")
-    for section in ("attention", "heatmap"):
-        steps = cfg[section]["steps"]
-        n = cfg["model"]["num_inference_steps"]
-        if (len(steps) != 2 or not all(isinstance(s, int) for s in steps) or not 0 <= steps[0] < steps[1] <= n):
-            raise CxrdataError(f"{where}: {section}.steps must be [first, end) with 0 <= first < end <= {n}")
-        if not cfg[section]["layers"] or not all(isinstance(i, int) for i in cfg[section]["layers"]):
-            raise CxrdataError(f"{where}: {section}.layers must be a non-empty list of integers")
-    positive = [("train", "batch_size"), ("train", "steps_per_sample"), ("train", "timestep_batch"),
-                ("train", "checkpoint_every"), ("train", "log_every"), ("heatmap", "batch_size"),
-                ("data", "image_size")]
-    for section, key in positive:
-        if cfg[section][key] < 1:
-            raise CxrdataError(f"{where}: {section}.{key} must be at least 1")
-    return cfg
-
-
-def recipe_hash(cfg: dict[str, Any]) -> str:
-    """Hash of what a run computes (run-only keys such as ``max_steps`` left out)."""
-    reduced = json.loads(json.dumps(cfg))
-    for section, key in _RUN_ONLY:
-        reduced[section].pop(key, None)
-    reduced.pop("name", None)
-    reduced.pop("description", None)
-    return common.config_hash(reduced)
-
-
-def model_crop(image: Any, fit: str) -> np.ndarray:
-    """The stored pixels the model sees, before resampling: the centred square of the short side (or the whole
-    image for ``stretch``), as a 2-D array. An ``ldm-prompts`` build stores the short side at 512 (recipe
-    ``image.fit: shortest``), so at 512 px input this square is the stored pixels themselves, as in the bundle's
-    training (shortest side resized to 512, then a centred 512 x 512 crop)."""
-    arr = np.asarray(image)
-    if arr.ndim == 3:
-        arr = np.asarray(image.convert("L"))
-    left, top, w, h = crop_pixels(arr.shape[1], arr.shape[0], fit)
-    return arr[top:top + h, left:left + w]
-
-
-def image_tensor(image: Any, size: int, fit: str) -> torch.Tensor:
-    """A decoded shard image (PIL) -> ``(1, size, size)`` float32 in [0, 1]: :func:`model_crop`, resampled to
-    ``size`` (an identity when the crop already is ``size`` x ``size``)."""
-    import torch.nn.functional as F
-
-    arr = model_crop(image, fit)
-    peak = 65535.0 if arr.dtype == np.uint16 or arr.max(initial=0) > 255 else 255.0
-    crop = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32) / peak)
-    if crop.shape == (size, size):
-        return crop[None].clamp(0, 1)
-    out = F.interpolate(crop[None, None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return out[0].clamp(0, 1)
-
-
-def decoded_row(dataset: Any, index: int, config: str) -> dict[str, Any]:
-    """Row ``index`` with its image decoded; an image that does not decode is one line naming the record."""
-    try:
-        return dataset[index]
-    except Exception as exc:  # PIL and datasets raise many types for bytes that do not decode
-        record = dataset.select_columns(["id"])[index]["id"]
-        raise CxrdataError(f"record {record} of {config}: its image does not decode ({common.first_line(exc)}); "
-                           "rebuild that output") from None
+TINY_ASSETS = "weights"  # `--tiny` without --ldm/--clip: the random-weight assets of the recipe, under RUN/
 
 
 def tiny_assets(run: Path, cfg: dict[str, Any], dist: common.DistInfo) -> tuple[Path, Path]:
     """``--tiny`` without --ldm/--clip: random-weight bundle + CLIP in the real formats under RUN/weights/ (written
     once, by rank 0; a resumed run reuses them)."""
-    from cxrdata.train.ldm_model import write_random_assets
+    from cxrdata.models.ldm_assets import write_random_assets
 
     if "tiny" not in cfg:
         raise CxrdataError(f"recipe {cfg['name']} has no 'tiny' section: --tiny without --ldm/--clip needs one "
@@ -255,32 +138,8 @@ def _permutation(seed: int, epoch: int, n: int) -> np.ndarray:
 TRAIN_COLUMNS = ("id", "image", "prompt")
 
 
-class LdmPromptTuner:
-    """The frozen LDM with an installed codebook, the recorder and the loss of one recipe."""
-
-    def __init__(self, cfg: dict[str, Any], ldm: FrozenLDM, weight: torch.Tensor | None = None,
-                 table: TokenTable | None = None) -> None:
-        self.cfg = cfg
-        self.ldm = ldm
-        vocab = ldm.text_encoder.get_input_embeddings()
-        vocab_size = getattr(vocab, "num_embeddings", None) or vocab.base.num_embeddings
-        cb = cfg["codebook"]
-        built = build_token_table(ldm.tokenizer, vocab_size, cb["shared_subtokens"], cb["and_token"], cb["and_init"])
-        if table is not None and table.to_json() != built.to_json():
-            raise CxrdataError("the tuned embeddings were made with another CLIP tokenizer or codebook settings")
-        self.table = built
-        self.codebook: Codebook = install_codebook(ldm.text_encoder, built, weight)
-        self.encoder = PromptEncoder(built, ldm.tokenizer, int(cfg["model"]["max_tokens"]))
-        with torch.no_grad():
-            self.uncond = ldm.encode_text(self.encoder.batch([""])[0]).detach()
-
-    def context(self, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(CLIP context (B, L, D), content mask (B, L))`` of prompts."""
-        ids, content = self.encoder.batch(prompts)
-        if not bool(content.any(dim=1).all()):
-            bad = [p for p, c in zip(prompts, content, strict=True) if not bool(c.any())]
-            raise CxrdataError(f"prompt(s) without any non-special token: {bad}")
-        return self.ldm.encode_text(ids), content.to(self.ldm.device)
+class LdmPromptTuner(PromptedLDM):
+    """The prompted LDM of one recipe with its training loss."""
 
     def accumulate(self, recorder: AttentionRecorder, latents: Sequence[torch.Tensor], steps: Sequence[int],
                    prompts: Sequence[str], gaussians: Callable[[int], torch.Tensor],
@@ -346,7 +205,7 @@ def train_ldm(data: Sequence[str | Path], run: str | Path, *, ldm: str | Path | 
 
     ``tiny`` with neither ``ldm`` nor ``clip``: random-weight assets of the recipe (its ``tiny`` section) are
     written to RUN/weights/ and used (CPU tests and smoke runs need no weight folders)."""
-    common.hf_offline()
+    hf_offline()
     run = Path(run)
     cfg = load_ldm_recipe(recipe)
     if seed is not None:
@@ -361,9 +220,9 @@ def train_ldm(data: Sequence[str | Path], run: str | Path, *, ldm: str | Path | 
     config, split = config or cfg["data"]["config"], split or cfg["data"]["split"]
 
     dist = common.init_distributed()
-    dev = common.pick_device(device, dist)
+    dev = pick_device(device, dist.local_rank)
     start, ckpt = 0, None
-    latest = common.latest_checkpoint(run)
+    latest = latest_checkpoint(run)
     if latest is not None and not resume:
         raise CxrdataError(f"{run} already holds checkpoints; pass --resume to continue or choose a new --run")
     if resume and latest is not None:
@@ -371,7 +230,7 @@ def train_ldm(data: Sequence[str | Path], run: str | Path, *, ldm: str | Path | 
         if previous.get("recipe_hash") != digest:
             raise CxrdataError(f"{run} was trained with another recipe (hash {previous.get('recipe_hash')}, now "
                                f"{digest}); resume with the same recipe or choose a new --run")
-        ckpt = common.load_checkpoint(latest)
+        ckpt = load_checkpoint(latest)
         start = int(ckpt["step"])
         log(f"resuming {run} from step {start} ({latest.name})")
 
@@ -380,8 +239,8 @@ def train_ldm(data: Sequence[str | Path], run: str | Path, *, ldm: str | Path | 
     table_lut = read_lut(lut) if lut is not None else None
     columns = [*TRAIN_COLUMNS, *(("locations",) if table_lut is not None else ("gaussians", "lut_grid"))]
     data_dirs = [Path(d) for d in data]
-    dataset = common.load_shards(data_dirs, config, split, columns)
-    usable = [i for i, ok in enumerate(common.rows_with_image(dataset)) if ok] if len(dataset) else []
+    dataset = read_build(data_dirs, config).dataset(split, columns)
+    usable = [i for i, ok in enumerate(rows_with_image(dataset)) if ok] if len(dataset) else []
     no_image = len(dataset) - len(usable)  # rows stored without an image: skipped, counted
     if not usable:
         raise CxrdataError(f"config {config!r} split {split!r} has no rows" + (

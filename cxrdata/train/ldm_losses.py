@@ -20,6 +20,8 @@ from numpy.typing import NDArray
 
 from cxrdata.anatomy.gaussian import render
 from cxrdata.anatomy.lut import jitter
+from cxrdata.models.ldm_inputs import crop_pixels
+from cxrdata.models.ldm_recipe import PRIOR_SCALES
 
 Box = tuple[float, float, float, float]
 
@@ -38,9 +40,6 @@ def spatial_map(maps: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
     """``(N, P)``: A_sp, the mean over content tokens of the maps."""
     weights = content.to(maps.dtype)
     return (maps * weights[:, None, :]).sum(dim=-1) / weights.sum(dim=-1, keepdim=True).clamp(min=1)
-
-
-PRIOR_SCALES = ("peak", "attention")
 
 
 def localisation_target(a_sp: torch.Tensor, gaussian: torch.Tensor, epsilon: float, alpha: float,
@@ -70,14 +69,6 @@ def crop_box(width: int, height: int, fit: str) -> Box:
     (whole pixels, as :func:`crop_pixels`), or the whole image (``stretch``)."""
     left, top, side_w, side_h = crop_pixels(width, height, fit)
     return (left / width, top / height, (left + side_w) / width, (top + side_h) / height)
-
-
-def crop_pixels(width: int, height: int, fit: str) -> tuple[int, int, int, int]:
-    """``(left, top, width, height)`` of the model input in image pixels."""
-    if fit == "stretch":
-        return (0, 0, width, height)
-    side = min(width, height)
-    return ((width - side) // 2, (height - side) // 2, side, side)
 
 
 def prompt_gaussian(components: Sequence[NDArray[np.float64] | Sequence[Sequence[float]]], grid: float, box: Box,

@@ -1,4 +1,4 @@
-"""``cxrdata train lofi``: recipe, training loop with exact resume, loading a run, LoFi box predictions.
+"""``cxrdata train lofi``: the data pipeline, the training loop with exact resume, the run folder.
 
 Run folder::
 
@@ -6,6 +6,8 @@ Run folder::
     RUN/weights/{siglip,llm}/          --tiny only: the tiny random towers + tokenizer (transformers format)
     RUN/checkpoints/step-NNNNNNN.pt    trainable tensors, AdamW, scheduler, RNG states, step (common.py)
     RUN/metrics.csv, RUN/tensorboard/  loss, sigmoid, caption, location, lr, grad_norm, step_s, samples_per_s
+
+Loading a trained run and predicting with it: :mod:`cxrdata.models.lofi_run`, :mod:`cxrdata.models.lofi_predict`.
 
 Several GPUs: ``torchrun --standalone --nproc_per_node N -m cxrdata.cli train lofi --run-dir RUN ...`` (torch DDP;
 ``--run-dir`` because torchrun's own parser takes ``--run`` for its ``--run-path``). The recipe's batch size is
@@ -25,128 +27,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from cxrdata.errors import CxrdataError
-from cxrdata.targets.box_text import FORMATS
-
-RECIPE_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
-    "model": {"image_size": int, "vision_lora": dict, "text_lora": dict, "llm_lora": dict, "text_max_length": int,
-              "projector_pool": int, "projector_heads": int, "image_token": str,
-              "attn_implementation": (str, type(None)),
-              "gradient_checkpointing": bool, "image_mean": list, "image_std": list},
-    "targets": {"box_format": str, "p_grounding": (int, float), "report_sections": list, "report_fallback": list,
-                "report_prompt": str, "max_prompt_tokens": int, "max_target_tokens": int},
-    "loss": {"sigmoid": (int, float), "caption": (int, float), "location": (int, float)},
-    "data": {"split": str, "sources": list, "num_workers": int},
-    "optim": {"lr": (int, float), "weight_decay": (int, float), "betas": list, "eps": (int, float),
-              "warmup_steps": int, "min_lr_ratio": (int, float), "grad_clip": (int, float, type(None))},
-    "train": {"batch_size": int, "epochs": int, "max_steps": (int, type(None)), "precision": str, "seed": int,
-              "log_every": int, "checkpoint_every": int, "keep_last": int},
-}
-LORA_KEYS = {"r", "alpha", "dropout", "target_modules"}
-SOURCE_KEYS = {"config", "task", "weight", "optional", "one_reader"}
-TOP_KEYS = {"name", "trainer", "description", "tiny", *RECIPE_KEYS}
-
-
-def load_lofi_recipe(name_or_path: str | Path) -> dict[str, Any]:
-    """A bundled recipe by name (``lofi``, ``lofi-tiny``) or a YAML file, every key checked."""
-    from cxrdata.recipe import recipes_dir
-
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = recipes_dir() / f"{name_or_path}.yaml"
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise CxrdataError(f"recipe {name_or_path!r} not found ({path}); bundled: lofi, lofi-tiny") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise CxrdataError(f"recipe {path}: not readable YAML ({str(exc).splitlines()[0]})") from None
-    return check_recipe(doc, str(path))
-
-
-def check_recipe(doc: Any, where: str = "recipe") -> dict[str, Any]:
-    def fail(message: str) -> CxrdataError:
-        return CxrdataError(f"{where}: {message}")
-
-    if not isinstance(doc, dict):
-        raise fail("must be a YAML mapping")
-    if doc.get("trainer") != "lofi":
-        raise fail(f"'trainer' must be 'lofi' for `train lofi`, got {doc.get('trainer')!r}")
-    unknown = sorted(set(doc) - TOP_KEYS)
-    if unknown:
-        raise fail(f"unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(TOP_KEYS))})")
-    for section, keys in RECIPE_KEYS.items():
-        block = doc.get(section)
-        if not isinstance(block, dict):
-            raise fail(f"section '{section}' missing or not a mapping")
-        if set(block) != set(keys):
-            extra, missing = sorted(set(block) - set(keys)), sorted(set(keys) - set(block))
-            raise fail(f"'{section}': unknown {extra or '[]'}, missing {missing or '[]'}")
-        for key, kind in keys.items():
-            if not isinstance(block[key], kind) or (kind is int and isinstance(block[key], bool)):
-                raise fail(f"'{section}.{key}' has the wrong type: {block[key]!r}")
-    for name in ("vision_lora", "text_lora", "llm_lora"):
-        if set(doc["model"][name]) != LORA_KEYS:
-            raise fail(f"'model.{name}' needs exactly the keys {', '.join(sorted(LORA_KEYS))}")
-    if doc["targets"]["box_format"] not in FORMATS:
-        raise fail(f"'targets.box_format' must be one of {', '.join(FORMATS)}")
-    if not 0.0 <= float(doc["targets"]["p_grounding"]) <= 1.0:
-        raise fail("'targets.p_grounding' must be in [0, 1]")
-    if doc["train"]["precision"] not in ("bf16", "fp16", "fp32"):
-        raise fail("'train.precision' must be bf16, fp16 or fp32")
-    sources = doc["data"]["sources"]
-    if not sources:
-        raise fail("'data.sources' is empty")
-    for src in sources:
-        if not isinstance(src, dict) or not {"config", "task"} <= set(src) or set(src) - SOURCE_KEYS:
-            raise fail(f"a data source needs 'config' and 'task' (optional: weight, optional, one_reader): {src!r}")
-        names = src["config"]
-        if not (isinstance(names, str) or (isinstance(names, list) and names
-                                            and all(isinstance(n, str) for n in names))):
-            raise fail(f"data source config must be a name or a list of names (first found wins): {names!r}")
-        if src["task"] not in ("report", "regions"):
-            raise fail(f"data source {names!r}: task must be 'report' or 'regions'")
-    return doc
-
-
-# Which task's rows feed each loss: a loss with a non-zero weight and no rows is an error before training.
-LOSS_TASKS = {"sigmoid": "report", "caption": "report", "location": "regions"}
-
-
-def source_candidates(raw: Mapping[str, Any]) -> list[str]:
-    """The config names a recipe source accepts, in order (``config: name`` or ``config: [name, ...]``)."""
-    return [raw["config"]] if isinstance(raw["config"], str) else list(raw["config"])
-
-
-def resolve_source(data: Sequence[Path], raw: Mapping[str, Any]) -> str | None:
-    """The first of a source's config names built under one of ``data`` (None when none is)."""
-    from cxrdata.train.common import find_config_dir
-
-    return next((name for name in source_candidates(raw) if find_config_dir(data, name) is not None), None)
-
-
-def check_losses_have_data(recipe: Mapping[str, Any], sources: Sequence[Any], data: Sequence[Path]) -> None:
-    """One line when a loss with a non-zero weight would train on nothing (instead of logging 0.0 forever)."""
-    for loss, task in LOSS_TASKS.items():
-        weight = float(recipe["loss"][loss])
-        if not weight or any(len(s) for s in sources if s.spec.task == task):
-            continue
-        found = {s.spec.config: s for s in sources if s.spec.task == task}
-        seen = []
-        for raw in recipe["data"]["sources"]:
-            if raw["task"] != task:
-                continue
-            hit = next((found[n] for n in source_candidates(raw) if n in found), None)
-            seen.append(" or ".join(source_candidates(raw)) if hit is None else
-                        f"{hit.spec.config} (0 usable rows" + "".join(
-                            f", {n} {why}" for why, n in sorted(hit.left_out.items())) + ")")
-        build = {"regions": "`cxrdata build ms-cxr|padchest-gr|vindr|imagenome --recipe lofi-regions`",
-                 "report": "`cxrdata build mimic`"}[task]
-        raise CxrdataError(
-            f"loss {loss!r} has weight {weight:g} but no {recipe['data']['split']} rows of task {task!r}: looked for "
-            f"{'; '.join(seen) or 'no source of that task'} under {', '.join(map(str, data))}; build them with "
-            f"{build} and pass that OUT with --data, or set loss.{loss}: 0 in a recipe")
+from cxrdata.models.lofi_run import build_model, target_settings, weight_paths
+from cxrdata.train.lofi_recipe import (
+    check_losses_have_data,
+    check_recipe,
+    load_lofi_recipe,
+    resolve_source,
+    source_candidates,
+)
 
 
 @dataclass
@@ -178,88 +67,6 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)
     checkpoint: Path | None = None
     is_main: bool = True  # False on DDP ranks other than 0
-
-
-# -- building blocks shared by training, evaluation and prediction -------------------------------------------------
-def _settings(recipe: Mapping[str, Any], frozen_dtype: Any) -> Any:
-    from cxrdata.targets.box_text import special_tokens
-    from cxrdata.train.lofi_model import LoraSettings, ModelSettings
-
-    m = recipe["model"]
-
-    def lora(d: Mapping[str, Any]) -> LoraSettings:
-        return LoraSettings(int(d["r"]), float(d["alpha"]), float(d["dropout"]), d["target_modules"])
-
-    return ModelSettings(
-        image_size=m["image_size"], vision_lora=lora(m["vision_lora"]), text_lora=lora(m["text_lora"]),
-        llm_lora=lora(m["llm_lora"]), text_max_length=m["text_max_length"], pool=m["projector_pool"],
-        projector_heads=m["projector_heads"], image_token=m["image_token"],
-        box_tokens=special_tokens(recipe["targets"]["box_format"]), attn_implementation=m["attn_implementation"],
-        gradient_checkpointing=m["gradient_checkpointing"], frozen_dtype=frozen_dtype,
-        image_mean=tuple(m["image_mean"]), image_std=tuple(m["image_std"]))
-
-
-def _targets(recipe: Mapping[str, Any]) -> Any:
-    from cxrdata.train.lofi_data import TargetSettings
-
-    t = recipe["targets"]
-    return TargetSettings(box_format=t["box_format"], p_grounding=float(t["p_grounding"]),
-                          report_sections=tuple(t["report_sections"]), report_fallback=tuple(t["report_fallback"]),
-                          report_prompt=t["report_prompt"], max_prompt_tokens=t["max_prompt_tokens"],
-                          max_target_tokens=t["max_target_tokens"])
-
-
-def _weight_paths(run: Path, config: Mapping[str, Any]) -> dict[str, Path]:
-    paths = {k: Path(v) for k, v in config["weights"].items()}
-    return {k: p if p.is_absolute() else run / p for k, p in paths.items()}
-
-
-def build_model(recipe: Mapping[str, Any], weights: Mapping[str, Path], device: Any) -> Any:
-    """The LofiModel on ``device`` (frozen weights in bf16/fp16 on GPU when the recipe's precision says so)."""
-    import torch
-
-    from cxrdata.train.lofi_model import LofiModel, load_towers
-
-    precision = recipe["train"]["precision"]
-    frozen = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
-    if device.type != "cuda":
-        frozen = torch.float32
-    settings = _settings(recipe, frozen)
-    towers = load_towers(weights["vision"], weights["text"], weights["llm"], settings)
-    return LofiModel(towers, settings).to(device)
-
-
-@dataclass
-class LoadedRun:
-    model: Any
-    recipe: dict[str, Any]
-    config: dict[str, Any]
-    checkpoint: Path
-    step: int
-    device: Any
-
-
-def load_run(run: str | Path, device: str = "auto") -> LoadedRun:
-    """A trained run's model (frozen folders + the latest checkpoint's trainable tensors), in eval mode."""
-    from cxrdata.train.common import hf_offline, latest_checkpoint, load_checkpoint, pick_device
-
-    hf_offline()
-    run = Path(run)
-    cfg_path = run / "config.json"
-    if not cfg_path.is_file():
-        raise CxrdataError(f"--run {run}: not a `train lofi` run folder (no config.json)")
-    config = json.loads(cfg_path.read_text())
-    if config.get("trainer") != "lofi":
-        raise CxrdataError(f"--run {run}: a {config.get('trainer')!r} run, not lofi")
-    ckpt = latest_checkpoint(run)
-    if ckpt is None:
-        raise CxrdataError(f"--run {run}: no checkpoint yet (train first)")
-    dev = pick_device(device)
-    model = build_model(config["recipe"], _weight_paths(run, config), dev)
-    state = load_checkpoint(ckpt)
-    model.load_trainable_state(state["model"])
-    model.eval()
-    return LoadedRun(model, config["recipe"], config, ckpt, int(state["step"]), dev)
 
 
 class CosineSchedule:
@@ -303,11 +110,13 @@ class Prepared:
 def prepare(recipe: dict[str, Any], data: Sequence[Path], weights: Mapping[str, Path] | None, device: Any,
             tiny_folder: Path | None = None) -> tuple[Prepared, dict[str, Path]]:
     """Load the sources, write tiny weights when asked (``tiny_folder``), build the model and the data pipeline."""
+    from cxrdata.models.lofi_tiny import write_tiny_weights
+    from cxrdata.models.lofi_towers import model_folder
     from cxrdata.train.common import seed_everything
     from cxrdata.train.lofi_data import Collator, LofiExamples, MixPlan, SourceSpec, load_source
-    from cxrdata.train.lofi_model import model_folder, write_tiny_weights
+    from cxrdata.train.lofi_objective import LofiObjective
 
-    targets = _targets(recipe)
+    targets = target_settings(recipe)
     split, seed = recipe["data"]["split"], recipe["train"]["seed"]
     sources, missing = [], []
     for raw in recipe["data"]["sources"]:
@@ -334,7 +143,7 @@ def prepare(recipe: dict[str, Any], data: Sequence[Path], weights: Mapping[str, 
                                     "--text" if weights.get("text") else "--vision (its text tower)", tokenizer=True),
                "llm": model_folder(weights.get("llm"), "llm", "--llm", tokenizer=True)}
     seed_everything(seed)
-    model = build_model(recipe, weights, device)
+    model = build_model(recipe, weights, device, LofiObjective)
     m = recipe["model"]
     plan = MixPlan([len(s) for s in sources], [s.spec.weight for s in sources], seed)
     examples = LofiExamples(sources, plan, targets, m["image_size"], m["image_mean"], m["image_std"], seed)
@@ -360,22 +169,14 @@ def train_lofi(opts: TrainOptions) -> TrainResult:
     """Train (or resume) a LoFi run; see the module docstring for the run folder."""
     import torch
 
-    from cxrdata.train.common import (
-        MetricsLogger,
-        hf_offline,
-        init_distributed,
-        latest_checkpoint,
-        list_checkpoints,
-        load_checkpoint,
-        pick_device,
-        save_checkpoint,
-        set_rng_state,
-    )
+    from cxrdata.models.checkpoints import latest_checkpoint, list_checkpoints, load_checkpoint
+    from cxrdata.models.runtime import hf_offline, pick_device
+    from cxrdata.train.common import MetricsLogger, init_distributed, save_checkpoint, set_rng_state
     from cxrdata.train.lofi_data import StepBatches, to_device
 
     hf_offline()
     dist_info = init_distributed()
-    device = pick_device(opts.device, dist_info)
+    device = pick_device(opts.device, dist_info.local_rank)
     run = Path(opts.run)
     cfg_path = run / "config.json"
     data = [Path(d) for d in opts.data]
@@ -383,8 +184,8 @@ def train_lofi(opts: TrainOptions) -> TrainResult:
         if not cfg_path.is_file():
             raise CxrdataError(f"--resume: {run} has no config.json (not a `train lofi` run)")
         config = json.loads(cfg_path.read_text())
-        recipe = check_recipe(config["recipe"], f"{cfg_path} recipe")
-        weights = _weight_paths(run, config)
+        recipe = check_recipe(config["recipe"], f"{cfg_path} (its 'recipe')")
+        weights = weight_paths(run, config)
         data = data or [Path(d) for d in config["data"]]
         tiny = bool(config["tiny"])
     else:
@@ -500,71 +301,3 @@ def _one_line_errors(batches: Any) -> Any:
             raise
         last = text.splitlines()[-1]
         raise CxrdataError(last.split("CxrdataError: ", 1)[-1]) from None
-
-
-# -- LoFi's boxes as a predictions file ---------------------------------------------------------------------------
-BOXES_FORMAT = "cxrdata-boxes/1"
-PHRASE_COLUMNS = ("phrase", "class_name", "prompt", "category")
-
-
-def predict_boxes(run: str | Path, data: Sequence[Path], config: str, split: str, out: str | Path,
-                  phrase_column: str | None = None, batch_size: int = 16, max_new_tokens: int = 64,
-                  device: str = "auto", limit: int | None = None) -> dict[str, Any]:
-    """Ground each record's phrase with ``Detect all instances of "{phrase}".``, decode the generated box text
-    (``text_to_boxes`` in the run's box format) and write the predictions JSON (see :data:`BOXES_FORMAT`)::
-
-        {"format": "cxrdata-boxes/1", "model": "lofi", "run": ..., "checkpoint": ..., "step": N,
-         "box_format": "lofi", "config": ..., "split": ..., "phrase_column": "phrase",
-         "records": {"<record id>": {"phrase": ..., "text": "<generated>", "boxes": [[x_min, y_min, x_max, y_max]],
-                                     "error": null | "<why the text did not parse>"}}}
-
-    Boxes are canonical: normalised to [0, 1] of the original image (``original_width`` x ``original_height``).
-    """
-    import torch
-
-    from cxrdata.targets.box_text import BoxTextError, text_to_boxes
-    from cxrdata.targets.regions import GROUNDING_PROMPT
-    from cxrdata.train.common import config_columns, find_config_dir, load_shards
-    from cxrdata.train.lofi_data import Collator, pixel_tensor
-
-    loaded = load_run(run, device)
-    recipe, model = loaded.recipe, loaded.model
-    folder = find_config_dir(data, config)
-    if folder is None:
-        raise CxrdataError(f"no shards of config {config!r} under {', '.join(map(str, data))}")
-    names = config_columns(folder)
-    column = phrase_column or next((c for c in PHRASE_COLUMNS if c in names), None)
-    if column is None or column not in names:
-        tried = phrase_column or ", ".join(PHRASE_COLUMNS)
-        raise CxrdataError(f"config {config!r} has no phrase column to ground (tried {tried})")
-    ds = load_shards(data, config, split, ["id", "image", "original_width", "original_height", column])
-    count = len(ds) if limit is None else min(limit, len(ds))
-    targets, m = _targets(recipe), recipe["model"]
-    collator = Collator(model.tokenizer, model.text_tokenizer, model.image_token_id, model.num_image_tokens,
-                        m["text_max_length"], targets)
-    fmt = targets.box_format
-    records: dict[str, Any] = {}
-    for first in range(0, count, batch_size):
-        cols = ds[first:min(first + batch_size, count)]  # slicing decodes the images
-        rows = [dict(zip(cols, values, strict=True)) for values in zip(*cols.values(), strict=True)]
-        pixels = torch.stack([pixel_tensor(r["image"], m["image_size"], m["image_mean"], m["image_std"]) for r in rows])
-        prompts = [GROUNDING_PROMPT.format(phrase=" ".join(str(r[column] or "").split())) for r in rows]
-        with torch.autocast(loaded.device.type, dtype=torch.bfloat16, enabled=loaded.device.type == "cuda"):
-            generated = model.generate(pixels.to(loaded.device), [collator.prompt_ids(p) for p in prompts],
-                                       max_new_tokens)
-        for row, prompt, ids in zip(rows, prompts, generated, strict=True):
-            text = model.tokenizer.decode(ids, skip_special_tokens=True)
-            try:
-                boxes, error = text_to_boxes(text, int(row["original_width"]), int(row["original_height"]), fmt), None
-            except BoxTextError as exc:
-                boxes, error = [], str(exc)
-            records[str(row["id"])] = {"phrase": row[column], "prompt": prompt, "text": text,
-                                       "boxes": [[round(float(v), 6) for v in b] for b in boxes], "error": error}
-    doc = {"format": BOXES_FORMAT, "model": "lofi", "run": str(Path(run).resolve()),
-           "checkpoint": loaded.checkpoint.name,
-           "step": loaded.step, "box_format": fmt, "config": config, "split": split, "phrase_column": column,
-           "records": records}
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=1) + "\n")
-    return doc

@@ -31,15 +31,14 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from PIL import Image
 
 from cxrdata.boxes import check_box
 from cxrdata.errors import CxrdataError, Rejected
-from cxrdata.targets.box_text import BoxFormat
+from cxrdata.io.layout import read_build
+from cxrdata.models.inputs import rows_with_image, undecodable
+from cxrdata.models.lofi_inputs import TargetSettings, image_prefix, pixel_tensor, prompt_ids, report_text
 from cxrdata.targets.regions import sample_region_pair
-from cxrdata.train.common import config_columns, find_config_dir, first_line, load_shards, rows_with_image
 from cxrdata.train.lofi_losses import IGNORE
-from cxrdata.train.lofi_model import image_prefix
 
 TASK_IDS = {"report": 0, "grounding": 1, "dense_caption": 2}
 
@@ -51,18 +50,6 @@ class SourceSpec:
     weight: float = 1.0
     optional: bool = False
     one_reader: bool = False  # keep only the alphabetically first reader's regions (VinDr train: 3 readers)
-
-
-@dataclass(frozen=True)
-class TargetSettings:
-    box_format: BoxFormat = "lofi"
-    p_grounding: float = 0.5
-    report_sections: tuple[str, ...] = ("findings", "impression")
-    report_fallback: tuple[str, ...] = ("last_paragraph",)
-    report_join: str = " "
-    report_prompt: str = "Write the findings and impression of this chest X-ray."
-    max_prompt_tokens: int = 192
-    max_target_tokens: int = 192
 
 
 @dataclass
@@ -81,17 +68,6 @@ class SourceData:
 
     def __len__(self) -> int:
         return len(self.rows)
-
-
-def report_text(row: Mapping[str, Any], targets: TargetSettings) -> str:
-    """The report text of a row: its ``report_sections`` joined, else the first non-empty fallback."""
-    parts = [str(row[c]).strip() for c in targets.report_sections if row.get(c) and str(row[c]).strip()]
-    if parts:
-        return targets.report_join.join(parts)
-    for column in targets.report_fallback:
-        if row.get(column) and str(row[column]).strip():
-            return " ".join(str(row[column]).split())
-    return ""
 
 
 def _valid_regions(raw: Sequence[Mapping[str, Any]], one_reader: bool) -> list[dict[str, Any]]:
@@ -113,10 +89,8 @@ def _valid_regions(raw: Sequence[Mapping[str, Any]], one_reader: bool) -> list[d
 
 def load_source(data_dirs: Sequence[str | Path], spec: SourceSpec, split: str, targets: TargetSettings) -> SourceData:
     """Read one source's split; the image column stays lazy (decoded per example)."""
-    folder = find_config_dir(data_dirs, spec.config)
-    if folder is None:
-        raise CxrdataError(f"no shards of config {spec.config!r} under {', '.join(map(str, data_dirs))}")
-    names = config_columns(folder)
+    built = read_build([Path(d) for d in data_dirs], spec.config)
+    names = built.columns
     if spec.task == "report":
         wanted = [*targets.report_sections, *targets.report_fallback]
         if not any(c in names for c in wanted):
@@ -132,7 +106,7 @@ def load_source(data_dirs: Sequence[str | Path], spec: SourceSpec, split: str, t
             raise CxrdataError(f"config {spec.config!r} has no region columns for task 'regions' (needs 'regions', "
                                f"or 'boxes' + 'phrase'; it has: {', '.join(names)})")
         meta_cols = ["id", "original_width", "original_height", *region_cols]
-    ds = load_shards(data_dirs, spec.config, split, ["image", *meta_cols])
+    ds = built.dataset(split, ["image", *meta_cols])
     meta = ds.select_columns(meta_cols).to_list()
     out = SourceData(spec, ds.select_columns(["image"]), [], [])
 
@@ -186,23 +160,6 @@ class MixPlan:
         return both[np.random.default_rng([self.seed, epoch, 1 << 20]).permutation(len(both))]
 
 
-def letterbox_image(image: Image.Image, side: int) -> Image.Image:
-    """Longest side to ``side``, centred on a black square (LoFi's box grid is this letterboxed square)."""
-    image = image.convert("RGB")
-    w, h = image.size
-    ratio = side / max(w, h)
-    nw, nh = max(1, round(w * ratio)), max(1, round(h * ratio))
-    canvas = Image.new("RGB", (side, side))
-    canvas.paste(image.resize((nw, nh), Image.BICUBIC), ((side - nw) // 2, (side - nh) // 2))
-    return canvas
-
-
-def pixel_tensor(image: Image.Image, side: int, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    array = np.asarray(letterbox_image(image, side), dtype=np.float32) / 255.0
-    array = (array - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
-    return torch.from_numpy(array.transpose(2, 0, 1).copy())
-
-
 class LofiExamples(torch.utils.data.Dataset):
     """Example ``(epoch, position)`` of the plan: pixels, task, LM prompt/target, SigLIP text, group."""
 
@@ -224,8 +181,7 @@ class LofiExamples(torch.utils.data.Dataset):
         try:
             image = src.images[src.rows[item]]["image"]
         except Exception as exc:  # PIL and datasets raise many types for bytes that do not decode
-            raise CxrdataError(f"record {src.ids[item]} of {src.spec.config}: its image does not decode "
-                               f"({first_line(exc)}); rebuild that output") from None
+            raise undecodable(src.ids[item], src.spec.config, exc) from None
         out: dict[str, Any] = {"id": src.ids[item], "config": src.spec.config,
                                "pixel_values": pixel_tensor(image, self.image_size, self.mean, self.std)}
         if src.spec.task == "report":
@@ -283,7 +239,7 @@ class Collator:
         self.text_max_length, self.targets = text_max_length, targets
 
     def prompt_ids(self, prompt: str) -> list[int]:
-        return self.tok(prompt + "\n", add_special_tokens=False)["input_ids"][: self.targets.max_prompt_tokens]
+        return prompt_ids(self.tok, prompt, self.targets.max_prompt_tokens)
 
     def sequence(self, prompt: str, target: str) -> tuple[list[int], list[int]]:
         head = image_prefix(self.tok, self.image_token_id, self.num_image_tokens) + self.prompt_ids(prompt)

@@ -7,7 +7,7 @@ over the prompt's non-special tokens, min-max normalised and resized (bilinear) 
 mean is smoothed with a Gaussian filter (``smoothing_sigma`` pixels, SciPy's "reflect" borders, 4σ
 truncation), min-max normalised and, with ``otsu`` (the paper: frozen LDM only), masked by Otsu's threshold.
 
-Output, the layout ``cxrdata eval grounding --heatmaps DIR`` reads (:mod:`cxrdata.evaluate.grounding_eval`)::
+Output, the layout ``cxrdata eval grounding --heatmaps DIR`` reads (:mod:`cxrdata.models.prediction_files`)::
 
     DIR/<sanitised record id>.npy   float32, heatmap.size x heatmap.size, on the centre-cropped square input
     DIR/heatmaps.json               run, embeddings digest, recipe hash, settings, counts
@@ -32,19 +32,16 @@ from numpy.typing import NDArray
 
 from cxrdata import __version__
 from cxrdata.errors import CxrdataError
-from cxrdata.train import common
-from cxrdata.train.ldm import (
-    EMBEDDINGS_FILE,
-    RUN_FILE,
-    LdmPromptTuner,
-    decoded_row,
-    image_tensor,
-    load_ldm_recipe,
-    recipe_hash,
-)
-from cxrdata.train.ldm_attention import AttentionRecorder
-from cxrdata.train.ldm_codebook import load_embeddings
-from cxrdata.train.ldm_model import FrozenLDM
+from cxrdata.io.layout import read_build
+from cxrdata.models.inputs import decoded_row, rows_with_image
+from cxrdata.models.ldm_attention import AttentionRecorder
+from cxrdata.models.ldm_codebook import load_embeddings
+from cxrdata.models.ldm_inputs import image_tensor
+from cxrdata.models.ldm_model import FrozenLDM
+from cxrdata.models.ldm_prompted import PromptedLDM
+from cxrdata.models.ldm_recipe import EMBEDDINGS_FILE, RUN_FILE, load_ldm_recipe, recipe_hash
+from cxrdata.models.prediction_files import heatmap_name, write_heatmap
+from cxrdata.models.runtime import hf_offline, pick_device
 
 HEATMAP_COLUMNS = ("id", "image", "prompt")
 
@@ -111,40 +108,13 @@ def aggregate(per_step: Sequence[dict[int, torch.Tensor]], content: torch.Tensor
     return out
 
 
-def _config_and_splits(data: Sequence[Path], config: str | None, split: str | None) -> tuple[str, list[str]]:
-    """Resolve the config (the only one, unless named) and the splits (all present, unless named)."""
-    found: dict[str, Path] = {}
-    for root in data:
-        if any(root.glob("*.parquet")):
-            found.setdefault(root.name, root)
-            continue
-        base = root / "data" if (root / "data").is_dir() else root
-        if not base.is_dir():
-            raise CxrdataError(f"{root} does not exist or is not a folder")
-        for sub in sorted(base.iterdir()):
-            if sub.is_dir() and any(sub.glob("*.parquet")):
-                found.setdefault(sub.name, sub)
-    if not found:
-        raise CxrdataError(f"no Parquet shards under {', '.join(map(str, data))}")
-    if config is None:
-        if len(found) > 1:
-            raise CxrdataError(f"several configs ({', '.join(sorted(found))}); choose one with --config")
-        config = next(iter(found))
-    if config not in found:
-        raise CxrdataError(f"no config {config!r}; found: {', '.join(sorted(found))}")
-    splits = sorted({p.name.split("-")[0] for p in found[config].glob("*.parquet")})
-    if split is not None:
-        splits = [split]
-    return config, splits
-
-
 def _batches(datasets_: Sequence[Any], size: int, limit: int | None,
              skipped: list[str]) -> Iterator[list[dict[str, Any]]]:
     """Rows in batches of ``size`` (the first ``limit``); rows stored without an image go to ``skipped`` (ids)."""
     batch: list[dict[str, Any]] = []
     seen = 0
     for ds in datasets_:
-        present = common.rows_with_image(ds) if len(ds) else []
+        present = rows_with_image(ds) if len(ds) else []
         for index, has_image in enumerate(present):
             if limit is not None and seen >= limit:
                 break
@@ -170,7 +140,7 @@ def ldm_heatmaps(data: Sequence[str | Path], out: str | Path, *, run: str | Path
     ``run``: a ``train ldm`` run (its recipe, inputs and ``embeddings.safetensors``); ``frozen``: CLIP's own
     embeddings (the "LDM (frozen)" baseline; ``recipe`` or the run's recipe gives the model).
     """
-    common.hf_offline()
+    hf_offline()
     inputs: dict[str, Any] = {}
     if run is not None:
         run = Path(run)
@@ -198,18 +168,16 @@ def ldm_heatmaps(data: Sequence[str | Path], out: str | Path, *, run: str | Path
         emb_digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
     hm = cfg["heatmap"]
-    data_dirs = [Path(d) for d in data]
-    config, splits = _config_and_splits(data_dirs, config, split)
-    shards = [common.load_shards(data_dirs, config, s, HEATMAP_COLUMNS) for s in splits]
-    dev = common.pick_device(device)
+    built = read_build([Path(d) for d in data], config)
+    config, splits = built.name, [split] if split is not None else built.splits
+    shards = [built.dataset(s, HEATMAP_COLUMNS) for s in splits]
+    dev = pick_device(device)
     model = FrozenLDM.load(cfg["model"], ldm_path, clip_path, dev, cfg["train"]["precision"])
-    tuner = LdmPromptTuner(cfg, model, weight, table)
+    tuner = PromptedLDM(cfg, model, weight, table)
     recorder = AttentionRecorder(model.unet, hm["layers"], stop_after_last=True)
     steps = list(range(*hm["steps"]))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    from cxrdata.evaluate.grounding_eval import heatmap_name, write_heatmap
-
     written = kept = 0
     seed = int(cfg["train"]["seed"])
     no_image: list[str] = []
