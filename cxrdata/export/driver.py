@@ -175,7 +175,7 @@ def export_chat(out: Path, dest: Path, *, task: str, fmt: str = "messages", box_
             c.records_read += 1
             notes.update(facts.notes)
             problem = _image_problem(row["image"])
-            pool = candidates(task, facts)
+            pool = candidates(task, facts) if probability > 0 else []
             examples = [] if problem else renderer.positives(task, facts, box_size(box_format, row))
             n_positive = len(examples)
             examples += [] if problem else [renderer.negative(task, facts, f) for f in pool
