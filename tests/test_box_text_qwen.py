@@ -106,3 +106,14 @@ def test_object_ref_wrapping_and_its_inverse():
         split_object_ref(boxes)
     assert special_tokens("qwen2vl") == ("<|box_start|>", "<|box_end|>", "<|object_ref_start|>", "<|object_ref_end|>")
     assert special_tokens("qwen25vl") == ()
+
+
+def test_lofi_targets_stage_measures_qwen25vl_on_the_stored_image():
+    from cxrdata.targets.regions_stage import RegionTargetsStage
+
+    row = {"id": "a", "original_width": 2540, "original_height": 2108, "image_width": 512, "image_height": 425,
+           "regions": [{"box": [0.1, 0.2, 0.3, 0.4], "phrase": "Nodule"}]}
+    out = RegionTargetsStage(box_format="qwen25vl").process(dict(row))
+    assert json.loads(out["grounding"][0]["target"]) == [{"bbox_2d": [50, 84, 151, 168]}]  # on 504 x 420
+    qwen2 = RegionTargetsStage(box_format="qwen2vl").process(dict(row))
+    assert qwen2["grounding"][0]["target"] == "<|box_start|>(100,200),(300,400)<|box_end|>"
