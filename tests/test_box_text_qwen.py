@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from test_box_text import random_boxes
 
 from cxrdata.targets.box_text import (
     BoxTextError,
@@ -21,12 +22,6 @@ from cxrdata.targets.box_text import (
 )
 
 SIZES = [(2539, 3050), (3050, 2539), (2048, 2048), (640, 1000), (512, 425), (30, 20), (9000, 7000)]
-
-
-def random_boxes(rng: np.random.Generator, n: int) -> list[tuple[float, ...]]:
-    lo = rng.uniform(0, 0.8, (n, 2))
-    hi = np.minimum(lo + rng.uniform(0.005, 0.6, (n, 2)), 1.0)
-    return [tuple(b) for b in np.concatenate([lo, hi], axis=1)]
 
 
 @pytest.mark.parametrize("fmt", ["qwen2vl", "qwen25vl"])

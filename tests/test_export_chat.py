@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import datasets
@@ -52,7 +53,7 @@ def _load(dest: Path) -> datasets.DatasetDict:
 
 
 def _groups(row: dict) -> dict[str, list]:
-    return dict(group_regions(row["regions"], __import__("collections").Counter()))
+    return dict(group_regions(row["regions"], Counter()))
 
 
 def _within_one_bin(decoded, boxes, fmt, w, h) -> bool:
