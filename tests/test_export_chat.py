@@ -344,3 +344,23 @@ def test_dicom_path_builds_are_refused(tmp_path: Path):
     build_with("vindr", tmp_path / "out", root=root, image_format="path", max_reject_share=1)
     with pytest.raises(CxrdataError, match="image-format jpeg or png"):
         export_chat(tmp_path / "out", tmp_path / "x", task="grounding")
+
+
+def test_imagenome_negatives_are_findings_the_report_negates(tmp_path: Path):
+    from cxrdata.sample.imagenome import write_imagenome_sample
+
+    write_imagenome_sample(tmp_path / "ig", seed=0)
+    build_with("imagenome", tmp_path / "out", root=tmp_path / "ig", mimic_root=tmp_path / "ig" / "mimic-cxr-jpg",
+               image_size=64, max_reject_share=1)
+    result = export_chat(tmp_path / "out", tmp_path / "x", task="grounding", config="imagenome-silver",
+                         negative_share=0.5)
+    records = read_records(tmp_path / "out", "imagenome-silver")
+    negatives = [r for s in _load(tmp_path / "x").values() for r in s if r["negative"]]
+    assert negatives and len(negatives) == result.negatives["kept"]
+    for r in negatives:
+        said = [a for region in records[r["record_id"]]["regions"] for a in region["attributes"]]
+        prompt = r["messages"][0]["content"][1]["text"]
+        finding = next(a.split("|")[2] for a in said if "|no|" in a and a.split("|")[2] in prompt)
+        assert not any(a.endswith(f"|yes|{finding}") for a in said)
+        assert finding in r["messages"][1]["content"][0]["text"]
+    assert result.notes["region_without_box"] > 0  # regions without a valid box are counted, not exported
