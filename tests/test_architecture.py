@@ -16,7 +16,7 @@ LAYERS = (
     ("extract",),
     ("targets",),
     ("models",),
-    ("sources", "sample", "inspect", "evaluate"),
+    ("sources", "sample", "inspect", "evaluate", "export"),
     ("pipeline", "train"),
     ("api",),
     ("cli",),

@@ -22,9 +22,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from cxrdata.cli import datasets, tools, train
+    from cxrdata.cli import datasets, export, tools, train
 
-    for module in (datasets, tools, train):
+    for module in (datasets, tools, train, export):
         module.register(main)
 
 

@@ -2,7 +2,8 @@
 
 Every grounding and dense-caption pair of a record is written (:func:`cxrdata.targets.regions.region_pairs`),
 in one box format; choosing one pair per record and epoch stays with the trainer. Boxes are canonical
-(normalised to the original image), so the box text is computed on ``original_width`` x ``original_height``:
+(normalised to the original image), so the box text is computed on ``original_width`` x ``original_height``
+(``qwen25vl``, which counts pixels of the image the model is fed, on ``image_width`` x ``image_height``):
 the stage runs after the image stage. Boxes are rounded to float32 first, as the shards store them, so
 the targets can be recomputed exactly from the written boxes.
 """
@@ -54,6 +55,8 @@ class RegionTargetsStage(RecordStage):
         if not regions:
             raise Rejected("no_region", "no region with both a box and a phrase")
         width, height = record.get("original_width"), record.get("original_height")
+        if self.box_format == "qwen25vl":  # pixels of the image the model is fed: the stored one
+            width, height = record.get("image_width"), record.get("image_height")
         if not width or not height:
             raise Rejected("no_image_size", "original_width/original_height missing (the image stage runs first)")
         pairs = region_pairs(regions, int(width), int(height), self.box_format)

@@ -1,0 +1,1 @@
+"""Chat / instruction exports of finished builds for VLM fine-tuning (``cxrdata export chat``, docs/export.md)."""
