@@ -30,7 +30,14 @@ from cxrdata.imaging.stages import ImageStage, Png8ImageStage
 from cxrdata.io.csvfiles import read_text_csv, require_columns
 from cxrdata.recipe import option
 from cxrdata.sources.base import DatasetEntry, InputFile
-from cxrdata.sources.chestxray14_rows import BOX_CLASSES, ChestXray14BoxStage, ChestXray14RowStage
+from cxrdata.sources.chestxray14_rows import (
+    BOX_CLASSES,
+    BOX_COLUMNS,
+    ENTRY_ALIASES,
+    ENTRY_COLUMNS,
+    ChestXray14BoxStage,
+    ChestXray14RowStage,
+)
 from cxrdata.sources.versions import folder_version
 from cxrdata.stage import Record, Stage
 from cxrdata.targets.box_classes import BoxClasses
@@ -38,13 +45,6 @@ from cxrdata.targets.box_classes import BoxClasses
 DATA_ENTRY_FILES = ("Data_Entry_2017_v2020.csv", "Data_Entry_2017.csv")  # preferred first
 BBOX_FILE = "BBox_List_2017.csv"
 LIST_FILES = {"train": "train_val_list.txt", "test": "test_list.txt"}
-ENTRY_COLUMNS = {
-    "Image Index": "image_index", "Finding Labels": "labels", "Follow-up #": "follow_up", "Patient ID": "patient_id",
-    "Patient Age": "age", "Patient Gender": "sex", "View Position": "view", "OriginalImage[Width": "acquired_width",
-    "Height]": "acquired_height", "OriginalImagePixelSpacing[x": "spacing_x", "y]": "spacing_y",
-}
-ENTRY_ALIASES = {"Patient Sex": "Patient Gender"}  # a later spelling of the column in some copies
-BOX_COLUMNS = {"Image Index": "image_index", "Finding Label": "label", "Bbox [x": "x", "y": "y", "w": "w", "h]": "h"}
 SPLITS = ("train", "test")
 
 

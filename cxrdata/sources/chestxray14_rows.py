@@ -35,6 +35,15 @@ from cxrdata.stage import Record, RecordStage
 from cxrdata.targets.box_classes import BoxClasses
 
 SOURCE = "chestx-ray14"
+# The tables' header cells (the bracketed names split in two) -> the record keys the stages read.
+ENTRY_COLUMNS = {
+    "Image Index": "image_index", "Finding Labels": "labels", "Follow-up #": "follow_up", "Patient ID": "patient_id",
+    "Patient Age": "age", "Patient Gender": "sex", "View Position": "view", "OriginalImage[Width": "acquired_width",
+    "Height]": "acquired_height", "OriginalImagePixelSpacing[x": "spacing_x", "y]": "spacing_y",
+}
+ENTRY_ALIASES = {"Patient Sex": "Patient Gender"}  # a later spelling of the column in some copies
+BOX_COLUMNS = {"Image Index": "image_index", "Finding Label": "label", "Bbox [x": "x", "y": "y", "w": "w", "h]": "h"}
+ENTRY_HEADER = {key: name for name, key in ENTRY_COLUMNS.items()}
 BOX_CLASSES = BoxClasses.load("cxrdata.sources", "chestxray14_box_classes.yaml", rows="_boxes", column="label")
 LABELS = (*BOX_CLASSES.local_labels, *BOX_CLASSES.image_level_labels)  # the 15 values of Finding Labels
 NO_FINDING = "No Finding"
@@ -151,7 +160,7 @@ class ChestXray14RowStage(RecordStage):
     def _entry_row(record: Record) -> dict[str, Any]:
         rows = unique_rows(record.pop("_entry_rows"), record, "data_entry_row_duplicate")
         if len(rows) > 1:
-            differ = sorted({k for r in rows[1:] for k in r if r[k] != rows[0].get(k)})
+            differ = sorted({ENTRY_HEADER.get(k, k) for r in rows[1:] for k in r if r[k] != rows[0].get(k)})
             raise Rejected("data_entry_conflict", f"{len(rows)} different Data_Entry rows, differing in "
                                                   f"{', '.join(differ)}")
         if extra := extra_cells(rows[0]):

@@ -154,7 +154,7 @@ def _images(root: Path, names: list[str], sample: int) -> list[Finding]:
     if twice := sorted(n for n, paths in files.items() if len(paths) > 1):
         findings.append(Finding("error", "images: image_duplicate", f"{len(twice)} PNG name(s) in two folders, first: "
                                 f"{', '.join(files[twice[0]])} (the build rejects them)", "keep one copy of each"))
-    findings.append(first_missing(where, sorted(set(names)), set(files), "Data_Entry images",
+    findings.append(first_missing(f"{where}: present", sorted(set(names)), set(files), "Data_Entry images",
                                   "unpack the missing images_NNN archives; missing PNGs are rejected as image_missing"))
     paths = sorted(root / p[0] for p in files.values())
     findings += decode_findings(paths, root, lambda p: decode_png8(p.read_bytes(), max_side=64), REDOWNLOAD, sample)
