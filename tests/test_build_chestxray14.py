@@ -13,12 +13,9 @@ from cxrdata_testing import build_with, read_records, read_rejects
 from test_synth_prompts import _nearest_by_hand
 
 import cxrdata
-from cxrdata.anatomy.lut import write_lut
 from cxrdata.cli import main
 from cxrdata.io.schema import load_schema
 from cxrdata.sample.chestxray14 import ChestXray14Sample, write_chestxray14_sample
-from cxrdata.sample.imagenome import write_imagenome_sample
-from cxrdata.sources.imagenome_gold import build_gold_lut
 from cxrdata.targets.box_text import boxes_to_text
 from cxrdata.targets.synth_prompts import class_slug
 
@@ -54,10 +51,9 @@ def built(sample: ChestXray14Sample, tmp_path_factory: pytest.TempPathFactory) -
 
 @pytest.fixture(scope="module")
 def lut_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("imagenome")
-    write_imagenome_sample(base, subjects=6, seed=0)
-    path = base / "lut.json"
-    write_lut(build_gold_lut(base).lut, path)
+    """The LUT of the bundled Chest ImaGenome sample (`cxrdata lut build --sample`)."""
+    path = tmp_path_factory.mktemp("lut") / "lut.json"
+    assert invoke("lut", "build", "--sample", "--out", path).exit_code == 0
     return path
 
 
