@@ -37,7 +37,7 @@ def test_one_recipe_format() -> None:
     assert "lofi" not in build_recipe_names()  # a training recipe
     recipe = load_build_recipe("lofi-regions")
     assert recipe.stages == (("lofi-targets", {"box_format": "lofi"}),) and recipe.output == "{config}-lofi-regions"
-    assert recipe.datasets == ("ms-cxr", "imagenome", "vindr", "padchest-gr")
+    assert recipe.datasets == ("ms-cxr", "imagenome", "vindr", "padchest-gr", "chestxray14")
     with pytest.raises(CxrdataError, match="not a build recipe"):
         load_build_recipe("lofi")
     with pytest.raises(CxrdataError, match="not `build mimic`"):

@@ -18,8 +18,9 @@ from cxrdata.errors import CxrdataError
 from cxrdata.sample.imagenome import write_imagenome_sample
 from cxrdata.sample.vindr import VindrSample, write_vindr_sample
 from cxrdata.sources.imagenome_gold import build_gold_lut
+from cxrdata.sources.vindr import BOX_CLASSES
 from cxrdata.targets.prompts import build_prompt
-from cxrdata.targets.synth_prompts import class_slug, class_word, default_classes, resolve_classes
+from cxrdata.targets.synth_prompts import class_slug
 
 ALL_CLASSES = (
     "Aortic enlargement", "Atelectasis", "Calcification", "Cardiomegaly", "Clavicle fracture", "Consolidation",
@@ -180,20 +181,21 @@ def test_default_classes_and_deterministic(built: Built, tmp_path: Path) -> None
     a, b = read_records(tmp_path / "a", "vindr-prompts"), read_records(tmp_path / "b", "vindr-prompts")
     assert a == b and a
     assert {r["split"] for r in a.values()} == {"test"}
-    assert {r["class_name"] for r in a.values()} <= set(default_classes())
+    assert {r["class_name"] for r in a.values()} <= set(BOX_CLASSES.default_classes)
     full = read_records(built.out, "vindr-prompts")
     assert all(full[rid]["prompt"] == row["prompt"] for rid, row in a.items())
 
 
 def test_classes() -> None:
-    assert resolve_classes(["pleural EFFUSION", "Nodule/Mass", "Pleural effusion"]) == ("Pleural effusion",
-                                                                                        "Nodule/Mass")
-    assert "Pneumothorax" in default_classes() and "Pneumonia" not in default_classes()
-    assert class_word("Pleural effusion") == "pleural effusion" and class_word("Enlarged PA") == "enlarged pa"
+    assert BOX_CLASSES.resolve(["pleural EFFUSION", "Nodule/Mass", "Pleural effusion"]) == ("Pleural effusion",
+                                                                                            "Nodule/Mass")
+    assert "Pneumothorax" in BOX_CLASSES.default_classes and "Pneumonia" not in BOX_CLASSES.default_classes
+    assert BOX_CLASSES.word("Pleural effusion") == "pleural effusion"
+    assert BOX_CLASSES.word("Enlarged PA") == "enlarged pa"
     with pytest.raises(CxrdataError, match="unknown VinDr-CXR class 'Pneumonitis'"):
-        resolve_classes(["Pneumonitis"])
+        BOX_CLASSES.resolve(["Pneumonitis"])
     with pytest.raises(CxrdataError, match="image-level"):
-        resolve_classes(["Pneumonia"])
+        BOX_CLASSES.resolve(["Pneumonia"])
 
 
 def test_cli_errors(built: Built, tmp_path: Path) -> None:

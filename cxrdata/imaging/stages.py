@@ -7,8 +7,8 @@ One code path (:class:`ImageStage`) stores every kind of source in the three mod
   the longest side is ``max_side`` (aspect kept, never enlarged) and re-encoded; with ``fit="shortest"``
   the shortest side is ``max_side`` instead (the LDM recipes: the model was trained on such images);
 - ``max_side == 0``: full size. A JPEG source in ``jpeg`` mode keeps its original bytes, untouched
-  (still checked to decode). DICOM and 16-bit PNG are not displayable formats, so they are stored
-  as full-size lossless 8-bit PNG whatever the format asked for (except ``path``);
+  (still checked to decode). DICOM, 16-bit PNG and 8-bit PNG (whose colour channels are made gray)
+  are stored as full-size lossless 8-bit PNG whatever the format asked for (except ``path``);
 - ``path``: a reference to the file only, as an absolute path (so a dataset loads from any working
   directory). Only the file's header and its last bytes are read to check it is whole; nothing is
   decoded. A displayable source (JPEG) keeps the ``Image`` feature (``{bytes: null, path}``, which
@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from cxrdata.errors import Rejected
+from cxrdata.imaging.png8 import check_8bit, decode_png8, png_header, source_notes
 from cxrdata.imaging.png16 import decode_png16, png_layout, png_size
 from cxrdata.imaging.raster import (
     MAX_PIXELS,
@@ -250,3 +251,33 @@ class Png16ImageStage(ImageStage):
             record.setdefault("_notes", []).append("png_trailing_bytes")
         return decode_png16(data, max_side=self.decode_side(layout.width, layout.height), max_pixels=self.max_pixels)
 
+
+
+@dataclass
+class Png8ImageStage(ImageStage):
+    """An 8-bit PNG (NIH ChestX-ray14), display-ready as stored; an RGB, RGBA or gray+alpha file is made one
+    gray channel and noted (:mod:`cxrdata.imaging.png8`). Displayable: path mode keeps the ``Image`` feature."""
+
+    name: ClassVar[str] = "png8-image"
+
+    def probe(self, path: Path, record: Record) -> tuple[int, int]:
+        head, tail, _ = read_head_tail(path, head=64)
+        width, height, depth, colour = png_header(head)
+        if b"IEND" not in tail:
+            raise Rejected("image_truncated", "PNG ends before its IEND chunk")
+        check_8bit(depth)
+        _note(record, source_notes(colour))
+        return width, height
+
+    def decode(self, path: Path, record: Record) -> Raster:
+        data = read_file(path)
+        layout = png_layout(data)
+        raster, notes = decode_png8(data, max_side=self.decode_side(layout.width, layout.height),
+                                    max_pixels=self.max_pixels)
+        _note(record, [*notes, *(["png_trailing_bytes"] if layout.trailing_bytes else [])])
+        return raster
+
+
+def _note(record: Record, notes: list[str]) -> None:
+    if notes:
+        record.setdefault("_notes", []).extend(notes)

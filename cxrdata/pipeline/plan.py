@@ -181,7 +181,8 @@ def _config_plan(src: Source, book: BuildRecipe, where: str, out: Path, image_va
     filters: list[Filter] = list(src.filters())
     notices: list[str] = []
     stage_inputs: list[Path] = []
-    context = StageContext(columns=tuple(schema.names), out=out, recipe=book.name)
+    context = StageContext(columns=tuple(schema.names), out=out, recipe=book.name,
+                           box_classes=getattr(src, "box_classes", None))
     keys = RAW_KEYS | src.record_keys()
     for name, values in book.stages:
         if name not in SPECS:

@@ -14,12 +14,12 @@ from collections.abc import Callable
 from typing import Any
 
 from cxrdata.errors import CxrdataError
-from cxrdata.sources import imagenome, mimic, ms_cxr, padchest_gr, vindr
+from cxrdata.sources import chestxray14, imagenome, mimic, ms_cxr, padchest_gr, vindr
 from cxrdata.sources.base import DatasetEntry
 
 ENTRIES: dict[str, DatasetEntry] = {
     entry.name: entry
-    for entry in (mimic.ENTRY, ms_cxr.ENTRY, imagenome.ENTRY, vindr.ENTRY, padchest_gr.ENTRY)
+    for entry in (mimic.ENTRY, ms_cxr.ENTRY, imagenome.ENTRY, vindr.ENTRY, padchest_gr.ENTRY, chestxray14.ENTRY)
 }
 
 

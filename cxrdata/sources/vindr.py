@@ -38,6 +38,7 @@ from cxrdata.sources.input_checks import check_file_id, unique_rows
 from cxrdata.sources.regions import Regions, note
 from cxrdata.sources.versions import folder_version
 from cxrdata.stage import Record, RecordStage, Stage
+from cxrdata.targets.box_classes import BoxClasses
 
 ANNOTATIONS = {"train": "annotations/annotations_train.csv", "test": "annotations/annotations_test.csv"}
 IMAGE_LABELS = {"train": "annotations/image_labels_train.csv", "test": "annotations/image_labels_test.csv"}
@@ -47,6 +48,7 @@ DICOM_FIELDS = ("PhotometricInterpretation", "BitsStored", "TransferSyntaxUID")
 NO_FINDING = "No finding"
 CONSENSUS = "consensus"
 SOURCE = "vindr-cxr"
+BOX_CLASSES = BoxClasses.load("cxrdata.sources", "vindr_box_classes.yaml", rows="_rows", column="class_name")
 
 
 def _reader(value: Any) -> str:
@@ -199,6 +201,7 @@ class VindrSource:
     options: VindrOptions
     dataset: ClassVar[str] = "vindr-cxr"
     image: ClassVar[type[ImageStage]] = DicomImageStage
+    box_classes: ClassVar[BoxClasses] = BOX_CLASSES  # for the synthetic prompts (recipe vindr-prompts)
     config: str = "vindr"
     schema: str = "vindr"
     splits: tuple[str, ...] = SPLITS

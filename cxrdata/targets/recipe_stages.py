@@ -19,19 +19,22 @@ from cxrdata.errors import CxrdataError
 from cxrdata.extract.select import EXTRACTOR_CHOICES, extractor_label, select_extractor
 from cxrdata.recipe import option
 from cxrdata.stage import Record, Stage
+from cxrdata.targets.box_classes import BoxClasses
 from cxrdata.targets.box_text import FORMATS
 from cxrdata.targets.locate_stage import PhraseLocateStage, ReportLocateStage
 from cxrdata.targets.regions_stage import RegionTargetsStage
-from cxrdata.targets.synth_prompts import PerClassStage, SynthPromptStage, class_slug, resolve_classes
+from cxrdata.targets.synth_prompts import PerClassStage, SynthPromptStage, class_slug
 
 
 @dataclass(frozen=True)
 class StageContext:
-    """What a spec may use besides its options: the config's schema columns, the build's OUT, the recipe."""
+    """What a spec may use besides its options: the config's schema columns, the build's OUT, the recipe, and
+    the box classes the source declares (``box_classes``; None for a dataset without boxes)."""
 
     columns: tuple[str, ...]
     out: Path
     recipe: str
+    box_classes: BoxClasses | None = None
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,7 @@ def make_region_targets(options: RegionTargetsOptions, context: StageContext) ->
 class SynthPromptOptions:
     lut: Path | None = option(None, "LUT JSON (cxrdata lut build); required.")
     classes: tuple[str, ...] | None = option(
-        None, "Comma-separated VinDr box classes; default: those among seed 003's 8 pathologies.")
+        None, "Comma-separated box classes of the dataset; default: those among seed 003's 8 pathologies.")
     include_mixtures: bool = option(False, "Let boxes match the bilateral mixtures too (through their "
                                            "moment-matched Gaussian).")
 
@@ -146,23 +149,26 @@ class ClassFilter:
     """Images without a box of a selected class become no row (counted ``image_without_selected_class``)."""
 
     classes: tuple[str, ...]
+    vocabulary: BoxClasses
     name: str = "selected-classes"
 
     def apply(self, records: list[Record]) -> tuple[list[Record], Counter[str]]:
-        kept = [r for r in records if any(row["class_name"] in self.classes for row in r["_rows"])]
+        kept = [r for r in records if self.vocabulary.present(r) & set(self.classes)]
         return kept, Counter({"image_without_selected_class": len(records) - len(kept)} if len(kept) < len(records)
                              else {})
 
 
 def make_synth_prompts(options: SynthPromptOptions, context: StageContext) -> Made:
+    if context.box_classes is None:
+        raise CxrdataError(f"the {context.recipe} recipe needs a dataset with box classes")
     if options.lut is None:
-        raise CxrdataError("the vindr-prompts recipe needs --lut LUT.json (cxrdata lut build)")
-    lut, classes = read_lut(options.lut), resolve_classes(options.classes)
+        raise CxrdataError(f"the {context.recipe} recipe needs --lut LUT.json (cxrdata lut build)")
+    lut, classes = read_lut(options.lut), context.box_classes.resolve(options.classes)
     stages: list[Stage] = [PerClassStage(classes=classes), SynthPromptStage(
-        lut=lut, include_mixtures=options.include_mixtures, columns=context.columns)]
+        lut=lut, include_mixtures=options.include_mixtures, columns=context.columns, vocabulary=context.box_classes)]
     shown = {"lut": str(options.lut), "lut_sha256": lut_digest(lut), "classes": list(classes),
              "include_mixtures": options.include_mixtures}
-    return Made(stages, shown, filters=[ClassFilter(classes)], inputs=[options.lut])
+    return Made(stages, shown, filters=[ClassFilter(classes, context.box_classes)], inputs=[options.lut])
 
 
 SPECS: dict[str, StageSpec] = {spec.name: spec for spec in (

@@ -1,4 +1,4 @@
-"""Synthetic ``"{location} {class}"`` prompts for VinDr-CXR boxes (seed 003, appendix B, eq. 7).
+"""Synthetic ``"{location} {class}"`` prompts for the boxes of a box dataset (seed 003, appendix B, eq. 7).
 
 Every box becomes a diagonal Gaussian on the LUT's grid (μ = (min + max) / 2, σ = (max − min) /
 divisor, the LUT's own divisor) and takes the location term of the LUT entry nearest to it by squared
@@ -9,17 +9,18 @@ one-component entries are candidates unless ``include_mixtures``.
 One output row per (image, class) pair, as the paper counts them (443 pairs on the test split):
 its boxes, each box's location and W2² (squared LUT grid units), and the prompt, whose distinct
 locations are written in vocabulary order and bound with ``<and>`` (``"left lower <and> right lower
-pleural effusion"``). The class is written as its seed-003 pathology in lower case when it is one
-(``vindr_prompt_classes.yaml``), else as its VinDr name in lower case. A Cardiomegaly box usually
+pleural effusion"``). The class is written as its seed-003 pathology in lower case when it is one,
+else as its own name in lower case: the dataset's :class:`~cxrdata.targets.box_classes.BoxClasses`
+(VinDr-CXR's, ChestX-ray14's) says which, and the stages know no dataset. A Cardiomegaly box usually
 lands on the "cardiomegaly" term, giving ``"cardiomegaly cardiomegaly"``: that is the method, verbatim.
 
-Readers: the test split has consensus boxes. In train every reader's box counts (three readers' boxes
-of one class bound into one prompt) unless ``fuse`` is ``union``/``wbf``, which matches the fused
-boxes instead. The rows are built by the ordinary pipeline (recipe ``vindr-prompts``: VinDr-CXR's own
-image and box stages, then :class:`PerClassStage` fans each image out into one record per selected
-class, so an image is decoded once however many classes it has, then :class:`SynthPromptStage`). A
-pair whose boxes all fail the box check is rejected (``no_valid_box``); images without a box of a
-selected class are counted in the manifest's ``excluded``.
+Readers (VinDr-CXR): the test split has consensus boxes. In train every reader's box counts (three
+readers' boxes of one class bound into one prompt) unless ``fuse`` is ``union``/``wbf``, which matches
+the fused boxes instead. The rows are built by the ordinary pipeline (recipe ``vindr-prompts``: the
+dataset's own image and box stages, then :class:`PerClassStage` fans each image out into one record
+per selected class, so an image is decoded once however many classes it has, then
+:class:`SynthPromptStage`). A pair whose boxes all fail the box check is rejected (``no_valid_box``);
+images without a box of a selected class are counted in the manifest's ``excluded``.
 """
 
 from __future__ import annotations
@@ -27,64 +28,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
-import yaml
 
 from cxrdata.anatomy.locations import order_locations
 from cxrdata.anatomy.lut import GaussianLUT, lut_digest
 from cxrdata.anatomy.wasserstein import match_boxes
-from cxrdata.errors import CxrdataError
 from cxrdata.stage import Record, RecordStage, Reject, Stage
+from cxrdata.targets.box_classes import BoxClasses
 from cxrdata.targets.prompts import AND_TOKEN
-
-
-@cache
-def prompt_classes() -> dict[str, Any]:
-    """``vindr_prompt_classes.yaml``: local labels, image-level labels, default classes, pathology map."""
-    return yaml.safe_load(resources.files("cxrdata.targets").joinpath("vindr_prompt_classes.yaml").read_text())
-
-
-def default_classes() -> tuple[str, ...]:
-    return tuple(prompt_classes()["default_classes"])
-
-
-def resolve_classes(names: Iterable[str] | None) -> tuple[str, ...]:
-    """VinDr box classes in their exact spelling (matched case-insensitively); None -> the defaults.
-
-    An image-level label or an unknown name raises :class:`CxrdataError` listing the valid classes.
-    """
-    if names is None:
-        return default_classes()
-    data = prompt_classes()
-    local = {name.lower(): name for name in data["local_labels"]}
-    image_level = {name.lower() for name in data["image_level_labels"]}
-    out: list[str] = []
-    for raw in names:
-        name = " ".join(str(raw).split())
-        if name.lower() in image_level:
-            raise CxrdataError(f"{name!r} is an image-level VinDr-CXR label without boxes; "
-                               f"box classes: {', '.join(data['local_labels'])}")
-        if name.lower() not in local:
-            raise CxrdataError(f"unknown VinDr-CXR class {name!r}; box classes: {', '.join(data['local_labels'])}")
-        if local[name.lower()] not in out:
-            out.append(local[name.lower()])
-    if not out:
-        raise CxrdataError("no VinDr-CXR class given")
-    return tuple(out)
-
-
-def pathology_of(class_name: str) -> str | None:
-    """The seed-003 pathology a VinDr class stands for, or None."""
-    return prompt_classes()["pathology"].get(class_name)
-
-
-def class_word(class_name: str) -> str:
-    """How the class is written in a prompt: its pathology in lower case, else its own name in lower case."""
-    return (pathology_of(class_name) or class_name).lower()
 
 
 def class_slug(class_name: str) -> str:
@@ -109,21 +62,22 @@ class SyntheticPrompt:
     prompt: str
 
 
-def synth_prompt(boxes: Sequence[Sequence[float]], lut: GaussianLUT, class_name: str,
+def synth_prompt(boxes: Sequence[Sequence[float]], lut: GaussianLUT, word: str,
                  include_mixtures: bool = False) -> SyntheticPrompt:
-    """The synthetic prompt of one (image, class) pair from its canonical boxes."""
+    """The synthetic prompt of one (image, class) pair from its canonical boxes; ``word`` names the class
+    (:meth:`BoxClasses.word`)."""
     terms, dist = match_boxes(np.asarray(boxes, dtype=np.float64).reshape(-1, 4), lut, include_mixtures)
-    return SyntheticPrompt(tuple(terms), tuple(float(d) for d in dist), format_prompt(terms, class_word(class_name)))
+    return SyntheticPrompt(tuple(terms), tuple(float(d) for d in dist), format_prompt(terms, word))
 
 
 @dataclass
 class PerClassStage(RecordStage):
-    """One VinDr-CXR image with its regions -> one record per selected class it has a box row of (fan-out):
-    id ``<image_id>/<class slug>``, that class's regions, rejected regions and fused boxes only."""
+    """One image with its regions -> one record per selected class it has a box row of (fan-out): id
+    ``<record id>/<class slug>``, that class's regions, rejected regions and fused boxes (if any) only."""
 
     name: ClassVar[str] = "per-class"
     version: ClassVar[str] = "1"
-    needs: ClassVar[frozenset[str]] = frozenset({"regions", "rejected_regions", "fused_regions", "_classes_present"})
+    needs: ClassVar[frozenset[str]] = frozenset({"regions", "rejected_regions", "_classes_present"})
     gives: ClassVar[frozenset[str]] = frozenset({"_class"})
     classes: tuple[str, ...] = ()
 
@@ -133,25 +87,29 @@ class PerClassStage(RecordStage):
         for class_name in self.classes:
             if class_name not in present:
                 continue
-            out.append({**record, "id": f"{record['image_id']}/{class_slug(class_name)}", "_class": class_name,
-                        "regions": [r for r in record["regions"] if r["label"] == class_name],
-                        "rejected_regions": [r for r in record["rejected_regions"] if r["label"] == class_name],
-                        "fused_regions": [f for f in record["fused_regions"] if f["label"] == class_name]})
+            one = {**record, "id": f"{record['id']}/{class_slug(class_name)}", "_class": class_name,
+                   "regions": [r for r in record["regions"] if r["label"] == class_name],
+                   "rejected_regions": [r for r in record["rejected_regions"] if r["label"] == class_name]}
+            if "fused_regions" in record:
+                one["fused_regions"] = [f for f in record["fused_regions"] if f["label"] == class_name]
+            out.append(one)
         return out
 
 
 @dataclass
 class SynthPromptStage(Stage):
-    """VinDr box-stage output of one (image, class) pair -> a prompt row (schema ``vindr-prompts``)."""
+    """A box stage's output for one (image, class) pair -> a prompt row (schema ``<config>-prompts``); the
+    row keeps the schema's columns only (a dataset without readers has no ``readers`` column)."""
 
     name: ClassVar[str] = "synth-prompts"
     version: ClassVar[str] = "1"
-    needs: ClassVar[frozenset[str]] = frozenset({"_class", "regions", "fused_regions", "_fuse"})
+    needs: ClassVar[frozenset[str]] = frozenset({"_class", "regions"})
     gives: ClassVar[frozenset[str]] = frozenset({"class_name", "pathology", "prompt", "locations", "distances",
                                                  "boxes", "readers"})
     lut: GaussianLUT | None = None
     include_mixtures: bool = False
     columns: tuple[str, ...] = ()  # the output schema's columns: the row keeps these only
+    vocabulary: BoxClasses | None = None  # the dataset's box classes: how a class is written, its pathology
 
     def fingerprint(self) -> str:
         assert self.lut is not None
@@ -161,7 +119,7 @@ class SynthPromptStage(Stage):
         return frozenset(k for k in keys | self.gives if k in self.columns or k == "_notes")
 
     def _boxes(self, record: Record) -> tuple[list[list[float]], list[str]]:
-        if record["_fuse"] != "none":  # the readers' fused boxes instead of every reader's
+        if record.get("_fuse", "none") != "none":  # the readers' fused boxes instead of every reader's
             fused = record["fused_regions"]
             return [list(f["box"]) for f in fused], ["+".join(f["readers"]) for f in fused]
         kept = [r for r in record["regions"] if r["box"] is not None]
@@ -192,13 +150,13 @@ class SynthPromptStage(Stage):
 
     def _row(self, record: Record, boxes: list[list[float]], readers: list[str], terms: list[str],
              dist: np.ndarray) -> Record:
+        assert self.vocabulary is not None
         class_name = record["_class"]
         row = {key: record[key] for key in self.columns if key in record}
-        row.update(
-            class_name=class_name, pathology=pathology_of(class_name),
-            prompt=format_prompt(terms, class_word(class_name)), locations=list(terms),
-            distances=[float(d) for d in dist], boxes=boxes, readers=readers,
-        )
+        made = {"class_name": class_name, "pathology": self.vocabulary.pathology_of(class_name),
+                "prompt": format_prompt(terms, self.vocabulary.word(class_name)), "locations": list(terms),
+                "distances": [float(d) for d in dist], "boxes": boxes, "readers": readers}
+        row.update({key: value for key, value in made.items() if key in self.columns})
         if "_notes" in record:
             row["_notes"] = record["_notes"]
         return row
