@@ -120,7 +120,16 @@ def test_datasetcard_finds_every_field(built):
     body = card.text
     for key in case.cites:
         assert f"{{{key}," in body.split("## Citation", 1)[1]
-    assert f"### {case.configs[0]}\n" in body.split("## Data fields", 1)[1]
+    fields = body.split("## Data fields\n", 1)[1].split("\n## ", 1)[0]
+    for name, config in manifest["configs"].items():
+        section = fields.split(f"### {name}\n", 1)[1].split("\n### ", 1)[0]
+        schema = load_schema(config["schema"].split("@")[0])
+        rows = [line for line in section.splitlines() if line.startswith("| `")]
+        assert [row.split("`")[1] for row in rows] == schema.names  # every column, in order, with its doc
+        assert all(row.endswith(" |") and len(row.split(" | ")) == 3 for row in rows)
+        for path, vocabulary in labelled_vocabularies(schema):
+            (line,) = [x for x in section.splitlines() if x.startswith("- ") and f"`{path}`" in x]
+            assert line.endswith(": " + ", ".join(class_names(vocabulary)))
 
 
 def leaves(value: Any, path: list[str]) -> list[Any]:

@@ -28,7 +28,8 @@ def type_name(feature: dict[str, Any]) -> str:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """Text for a Markdown table cell: no column breaks, no line breaks, no HTML tags (``<image_id>``)."""
+    return text.replace("|", "\\|").replace("\n", " ").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def data_fields(layout: OutputLayout, manifest: dict[str, Any]) -> list[str]:
@@ -46,7 +47,7 @@ def data_fields(layout: OutputLayout, manifest: dict[str, Any]) -> list[str]:
             schema = image_columns_as_paths(schema)
         lines += [f"### {config_name}", "", f"Schema `{config['schema']}`: {schema.description}", "",
                   "| column | type | description |", "| --- | --- | --- |"]
-        lines += [f"| `{c.name}` | `{_cell(type_name(features.get(c.name, c.feature)))}` | {_cell(c.doc)} |"
+        lines += [f"| `{c.name}` | `{type_name(features.get(c.name, c.feature))}` | {_cell(c.doc)} |"
                   for c in schema.columns]
         labelled = labelled_vocabularies(schema)
         if labelled:
