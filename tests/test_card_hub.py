@@ -49,6 +49,8 @@ CASES = {
                   ("image-to-text", "image-classification"), ("johnson2019mimiccxr", "johnson2019mimiccxrjpg")),
     "ms-cxr": Case("ms-cxr", {"mimic": True}, ("ms-cxr",), PHYSIONET, ("en",), ("zero-shot-object-detection",),
                    ("boecking2022mscxr", "johnson2019mimiccxrjpg", "johnson2019mimiccxr")),
+    "ms-cxr-loc": Case("ms-cxr", {"mimic": True, "recipe": "ms-cxr-loc"}, ("ms-cxr-loc",), PHYSIONET, ("en",),
+                       ("zero-shot-object-detection",), ("boecking2022mscxr",)),
     "ldm-prompts": Case("mimic", {"mimic": True, "recipe": "ldm-prompts", "extractor": "rules", "lut": True},
                         ("ldm-prompts",), PHYSIONET, ("en",), ("text-to-image",),
                         ("johnson2019mimiccxrjpg", "wu2021chestimagenome")),
