@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from cxrdata import vocabulary
-from cxrdata.io.card_meta import card_sources, size_category
+from cxrdata.io.card_meta import _license_fields, card_sources, credentialed, size_category, sources_used
 from cxrdata.io.class_labels import REASON, ClassLabelCheck, class_names, outside_vocabulary, with_class_labels
 from cxrdata.io.hub_features import features_yaml
 from cxrdata.io.schema import available, image_columns_as_paths, load_schema
@@ -95,3 +95,16 @@ def test_only_an_exact_name_passes_the_write_time_check():
     assert isinstance(out[0], dict) and isinstance(out[1], Reject)
     assert (out[1].stage, out[1].reason, out[1].record_id, out[1].split) == ("class-labels", REASON, "r1", "test")
     assert "pathology 'Oedema' is not one of the 8 names of vocabulary pathologies" in out[1].detail
+
+
+def test_licence_fields_for_one_custom_one_hub_and_mixed_licences():
+    physionet = {"license": "other", "license_name": "physionet-credentialed-health-data-license-1.5.0",
+                 "license_link": "https://physionet.org/about/licenses/physionet-credentialed-health-data-license-150/"}
+    assert _license_fields(["ms-cxr", "mimic-cxr-jpg", "mimic-cxr"]) == physionet
+    assert _license_fields(["chestx-ray14"]) == {"license": "cc0-1.0"}  # a Hub licence id: no name, no link
+    assert _license_fields(["chestx-ray14", "vindr-cxr"]) == {**physionet, "license": ["cc0-1.0", "other"]}
+    assert _license_fields(["a-dataset-without-entry"]) == {"license": "unknown"}
+    assert credentialed(["vindr-cxr"]) and not credentialed(["chestx-ray14"]) and credentialed(["unknown-one"])
+    assert credentialed(["chestx-ray14", "padchest-gr", "padchest"])
+    lut_build = {"configs": {"ldm-prompts": {"dataset": "mimic-cxr-jpg", "options": {"lut": "/x/lut.json"}}}}
+    assert sources_used(lut_build) == ["mimic-cxr-jpg", "mimic-cxr", "chest-imagenome"]

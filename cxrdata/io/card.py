@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from cxrdata.io.card_meta import front_matter, sources_used
+from cxrdata.io.card_meta import credentialed, front_matter, sources_used
 from cxrdata.io.card_sections import citation, data_fields, licence_lines
 from cxrdata.io.layout import OutputLayout
 from cxrdata.io.stats import box_table, group_table
@@ -66,8 +66,10 @@ def card_text(layout: OutputLayout, manifest: dict[str, Any]) -> str:
               "(`original_width` x `original_height`). Through the card or `cxrdata.load`, columns with a "
               "closed vocabulary load as `datasets.ClassLabel` ids (`ds.features[column].int2str(id)` gives the "
               "name); the Parquet files hold the names, as polars and pyarrow read them.", "",
-              "## Licence", "", LICENCE, ""]
+              "## Licence", ""]
     sources = sources_used(manifest)
+    if credentialed(sources):
+        lines += [LICENCE, ""]
     lines += licence_lines(sources)
     lines += citation(sources)
     return "\n".join(lines)

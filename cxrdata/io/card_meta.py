@@ -66,6 +66,12 @@ def licences(sources: list[str]) -> list[dict[str, str]]:
     return [data["licenses"][k] for k in keys]
 
 
+def credentialed(sources: list[str]) -> bool:
+    """Whether the rows carry credentialed data (or data of unknown terms): the card then says not to share it."""
+    found = licences(sources)
+    return not found or any(lic.get("credentialed", True) for lic in found)
+
+
 def references(sources: list[str]) -> list[str]:
     """The BibTeX entries to cite, each once, in source order."""
     data = card_sources()
