@@ -58,14 +58,17 @@ def build(dataset: str, *, out: str | Path, recipe: str | Path | None = None, sa
 
 
 def load(out: str | Path, config: str | None = None, split: str | None = None) -> Any:
-    """A build's config as a ``datasets`` object (a ``DatasetDict``, or one split's ``Dataset``)."""
+    """A build's config as a ``datasets`` object (a ``DatasetDict``, or one split's ``Dataset``), with the
+    features the dataset card declares (closed vocabularies as ``ClassLabel``), as ``load_dataset(OUT, config)``."""
     import datasets
 
+    from cxrdata.io.hub_features import config_features
     from cxrdata.io.layout import read_build
 
     found = read_build(Path(out), config)
     files = {s: [str(p) for p in found.split_files(s)] for s in (found.splits if split is None else [split])}
-    loaded = datasets.load_dataset("parquet", data_files=files)
+    features = datasets.Features.from_dict(config_features(found.all_files[0]))
+    loaded = datasets.load_dataset("parquet", data_files=files, features=features)
     return loaded[split] if split is not None else loaded
 
 

@@ -116,8 +116,9 @@ def test_silver_loads_by_config_name_with_images_and_boxes(built: Built) -> None
     graph = json.loads((sample.root / "silver_dataset" / "scene_graph" / f"{row['id']}_SceneGraph.json").read_text())
     width, height = sample.image_sizes[row["id"]]
     objects = {o["bbox_name"]: o for o in graph["objects"]}
+    names = ds["train"].features["anatomy"].feature["label"]  # a ClassLabel of the 36 bbox_names
     for anatomy in row["anatomy"]:
-        o = objects[anatomy["label"]]
+        o = objects[names.int2str(anatomy["label"])]
         assert anatomy["box"] == pytest.approx(
             [o["original_x1"] / width, o["original_y1"] / height, o["original_x2"] / width, o["original_y2"] / height],
             abs=1e-6)

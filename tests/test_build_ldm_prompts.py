@@ -139,7 +139,8 @@ def test_loads_with_datasets(ldm):
     features = ds["train"].features
     assert isinstance(features["image"], datasets.Image)
     row = ds["train"][0]
-    assert row["extractor"] == "rules@2" and row["prompt"].endswith(row["pathology"].lower())
+    pathology = features["pathology"].int2str(row["pathology"])  # a ClassLabel of the 8 pathologies
+    assert row["extractor"] == "rules@2" and row["prompt"].endswith(pathology.lower())
 
 
 def test_gaussians_from_the_lut(mimic_sample, tmp_path):

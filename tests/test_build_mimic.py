@@ -13,6 +13,7 @@ import pytest
 from cxrdata_testing import build_with, expected_rejects, metadata, read_records, read_rejects
 
 from cxrdata.errors import CxrdataError
+from cxrdata.io.class_labels import with_class_labels
 from cxrdata.io.schema import load_schema
 
 
@@ -52,9 +53,10 @@ def test_shards_load_typed_with_datasets(mimic_build):
     by_card = datasets.load_dataset(str(out))
     by_dir = datasets.load_dataset("parquet", data_dir=str(out / "data" / "mimic"))
     assert set(by_card) <= {"train", "validation", "test"} and "train" in by_card
-    for ds in (by_card, by_dir):
+    schema = load_schema("mimic")  # the card declares view_position a ClassLabel; the shards hold strings
+    for ds, features in ((by_card, with_class_labels(schema.features, schema)), (by_dir, schema.features)):
         train = ds["train"]
-        assert train.features == datasets.Features.from_dict(load_schema("mimic").features)
+        assert train.features == datasets.Features.from_dict(features)
         row = train[0]
         assert row["image"].size == (row["image_width"], row["image_height"])
         assert row["image"].mode == "L"

@@ -1,9 +1,11 @@
-"""The dataset card (OUT/README.md), derived from the manifest alone.
+"""The dataset card (OUT/README.md), derived from the manifest (and the shards' own features).
 
-It carries the `configs:` YAML that makes ``datasets.load_dataset(OUT)`` find the shards, the
-counts, the records per split x label (x location) and box statistics (the manifest's
-``statistics``), the configuration and its hash, the tool and source dataset versions, provenance,
-the licence reminder and how to load it.
+Its YAML carries the Hugging Face metadata (licence, languages, task categories, size, pretty name), the
+`configs:` that make ``datasets.load_dataset(OUT)`` find the shards and ``dataset_info`` with each config's
+features (closed vocabularies as ``ClassLabel``) and split sizes (:mod:`cxrdata.io.card_meta`). Its body:
+the counts, the records per split x label (x location) and box statistics (the manifest's ``statistics``),
+the configuration and its hash, the tool and source dataset versions, provenance, the data fields
+(:mod:`cxrdata.io.card_sections`), how to load it, the licences and the citations.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from cxrdata.io.card_meta import credentialed, front_matter, sources_used
+from cxrdata.io.card_sections import citation, data_fields, licence_lines
 from cxrdata.io.layout import OutputLayout
 from cxrdata.io.stats import box_table, group_table
 
@@ -23,36 +27,8 @@ LICENCE = (
 )
 
 
-def _dataset_info(layout: OutputLayout, manifest: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per config: its splits' row counts and shard bytes. Besides informing, this makes the card's YAML
-    differ between builds of different content: `datasets` caches a local folder under its *name* and a
-    hash of the card's YAML, so without it two builds both called ``out`` load as whichever came first."""
-    infos = []
-    for name, config in manifest["configs"].items():
-        splits = []
-        for split in config["splits"]:
-            files = [f for f in config["data_files"] if f.startswith(f"{split}-")]
-            size = sum((layout.data_dir(name) / f).stat().st_size for f in files)
-            splits.append({"name": split, "num_bytes": size,
-                           "num_examples": config["counts"]["splits"][split]["written"]})
-        total = sum(s["num_bytes"] for s in splits)
-        infos.append({"config_name": name, "splits": splits, "download_size": total, "dataset_size": total})
-    return infos
-
-
 def _front_matter(layout: OutputLayout, manifest: dict[str, Any]) -> str:
-    configs = []
-    for i, (name, config) in enumerate(manifest["configs"].items()):
-        entry: dict[str, Any] = {
-            "config_name": name,
-            "data_files": [{"split": s, "path": f"data/{name}/{s}-*.parquet"} for s in config["splits"]],
-        }
-        if i == 0:
-            entry["default"] = True
-        configs.append(entry)
-    doc = {"configs": configs, "dataset_info": _dataset_info(layout, manifest),
-           "tags": ["medical", "chest-x-ray", "cxrdata"]}
-    return yaml.safe_dump(doc, sort_keys=False)
+    return yaml.safe_dump(front_matter(layout, manifest), sort_keys=False, allow_unicode=True)
 
 
 def card_text(layout: OutputLayout, manifest: dict[str, Any]) -> str:
@@ -79,12 +55,23 @@ def card_text(layout: OutputLayout, manifest: dict[str, Any]) -> str:
             lines.append(f"  - {key}: `{value}`")
         for reason, n in config.get("excluded", {}).items():
             lines.append(f"  - excluded ({reason}): {n}")
-    lines += ["", "## Loading", "", "```python", "from datasets import load_dataset", ""]
+    lines += ["", *data_fields(layout, manifest)]
+    lines += ["## Loading", "", "```python", "from datasets import load_dataset", ""]
     lines += [f'ds = load_dataset("{root}", "{name}")' for name in names]
-    lines += ["# or one config's shards directly:",
+    lines += ["# the same features without the card:", "import cxrdata", "",
+              f'ds = cxrdata.load("{root}", "{names[0]}")',
+              "# or one config's shards directly (closed-vocabulary columns as their names):",
               f'ds = load_dataset("parquet", data_dir="{root}/data/{names[0]}")', "```", "",
               "Boxes are `[x_min, y_min, x_max, y_max]` normalised to [0, 1] of the original image "
-              "(`original_width` x `original_height`).", "", "## Licence", "", LICENCE, ""]
+              "(`original_width` x `original_height`). Through the card or `cxrdata.load`, columns with a "
+              "closed vocabulary load as `datasets.ClassLabel` ids (`ds.features[column].int2str(id)` gives the "
+              "name); the Parquet files hold the names, as polars and pyarrow read them.", "",
+              "## Licence", ""]
+    sources = sources_used(manifest)
+    if credentialed(sources):
+        lines += [LICENCE, ""]
+    lines += licence_lines(sources)
+    lines += citation(sources)
     return "\n".join(lines)
 
 

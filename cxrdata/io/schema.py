@@ -5,8 +5,13 @@ A schema file lists the columns in order, each with its Hugging Face ``datasets`
 enforces, and the ``huggingface`` schema metadata that makes ``datasets`` load the shards typed
 (an ``Image`` column, nested float boxes) without ``datasets`` being needed at write time.
 
+A column may name a closed vocabulary (``"class_label"``, see ``schemas/class_labels.yaml`` and
+:mod:`cxrdata.io.class_labels`): the shards keep the string, the dataset card declares a ``ClassLabel``.
+A schema lists the Hugging Face ``task_categories`` its table serves (the card's YAML carries them).
+
 A schema may extend another (``"extends": "<name>"``): its columns are the base's columns followed by
-its own; its name, version and description are its own.
+its own; its name, version, description and task categories are its own (task categories: the base's
+when it lists none).
 """
 
 from __future__ import annotations
@@ -56,11 +61,15 @@ def feature_to_arrow(feature: dict[str, Any]) -> pa.DataType:
     raise ValueError(f"unsupported feature type {kind!r}")
 
 
+ClassLabelSpec = str | dict[str, "ClassLabelSpec"]  # a vocabulary name, or struct field -> spec
+
+
 @dataclass(frozen=True)
 class Column:
     name: str
     feature: dict[str, Any]
     doc: str
+    class_label: ClassLabelSpec | None = None  # where the column's strings come from a closed vocabulary
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,7 @@ class TableSchema:
     version: int
     description: str
     columns: tuple[Column, ...]
+    task_categories: tuple[str, ...] = ()
 
     @property
     def names(self) -> list[str]:
@@ -108,7 +118,8 @@ def load_schema(name: str) -> TableSchema:
     if not path.is_file():
         raise CxrdataError(f"no output schema named {name!r} (expected {path})")
     raw = json.loads(path.read_text())
-    columns = tuple(Column(c["name"], c["feature"], c.get("doc", "")) for c in raw["columns"])
+    columns = tuple(Column(c["name"], c["feature"], c.get("doc", ""), c.get("class_label")) for c in raw["columns"])
+    tasks = tuple(raw.get("task_categories", ()))
     if base := raw.get("extends"):
         if base == name:
             raise CxrdataError(f"schema {name!r} extends itself")
@@ -117,7 +128,8 @@ def load_schema(name: str) -> TableSchema:
         if clash:
             raise CxrdataError(f"schema {name!r} repeats column(s) {', '.join(clash)} of its base {base!r}")
         columns = inherited + columns
-    return TableSchema(raw["name"], int(raw["version"]), raw.get("description", ""), columns)
+        tasks = tasks or load_schema(base).task_categories
+    return TableSchema(raw["name"], int(raw["version"]), raw.get("description", ""), columns, tasks)
 
 
 PATH_FEATURE = {"dtype": "string", "_type": "Value"}

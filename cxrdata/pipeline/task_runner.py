@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from cxrdata.io.class_labels import ClassLabelCheck
 from cxrdata.io.layout import OutputLayout
 from cxrdata.io.schema import TableSchema, load_schema
 from cxrdata.io.writer import ShardWriter, shard_name
@@ -82,9 +83,12 @@ class TaskOutput:
             for split in splits
         }
         self.rejects = ShardWriter(layout.rejects_path(task.config, task.index), load_schema("rejects"))
+        self.class_labels = ClassLabelCheck(schema=ctx.schema)
 
     def write(self, kept: list[Record], dropped: list[Reject]) -> None:
         """Write a processed batch and count it (``read`` is counted by the caller, before the stages)."""
+        kept, outside = split_rejects(self.class_labels.run(kept))  # closed vocabularies: never coerced
+        dropped = [*dropped, *outside]
         for reject in dropped:
             self.stats.split(reject.split).rejected += 1
             self.stats.reasons[reject.reason] += 1
