@@ -22,7 +22,7 @@ from cxrdata.sample.reports import LAYOUTS, Report, compose_report, compose_span
 from cxrdata.text.sections import custom_rules
 
 if TYPE_CHECKING:
-    from cxrdata.sample.mimic import _Study
+    from cxrdata.sample.mimic_plan import Study
 
 CRLF = "crlf"
 SPAN_STUDY = "s51410602"  # a custom_indices study of section_parser.py: [47, 320]
@@ -34,7 +34,7 @@ def _ids_of(study: str, file: str) -> tuple[int, int]:
     return int(file.split("/")[2][1:]), int(study[1:])
 
 
-def _move(studies: list[_Study], study: _Study, subject_id: int, study_id: int) -> None:
+def _move(studies: list[Study], study: Study, subject_id: int, study_id: int) -> None:
     """Give ``study`` these ids; every study of its patient moves to the new subject id."""
     if any(s.subject_id == subject_id or s.study_id == study_id for s in studies):
         raise ValueError(f"the sample already uses subject {subject_id} or study {study_id}")
@@ -45,17 +45,17 @@ def _move(studies: list[_Study], study: _Study, subject_id: int, study_id: int) 
     study.study_id = study_id
 
 
-def _rewrite(study: _Study, style: str, report: Report) -> None:
+def _rewrite(study: Study, style: str, report: Report) -> None:
     study.style, study.report, study.labels = style, report.text, report.labels
 
 
-def place_layouts(studies: list[_Study], seed: int) -> dict[str, int]:
+def place_layouts(studies: list[Study], seed: int) -> dict[str, int]:
     """Put each layout on one study (when the sample has one to spare); layout -> study_id."""
     rng = np.random.default_rng([seed, 2])
     left = Counter(s.style for s in studies)
     taken: set[int] = set()
 
-    def take(fits: Callable[[_Study], bool], keep_style: bool = False) -> _Study | None:
+    def take(fits: Callable[[Study], bool], keep_style: bool = False) -> Study | None:
         pool = [s for s in studies if id(s) not in taken and fits(s) and (keep_style or left[s.style] > 1)]
         if not pool:
             return None

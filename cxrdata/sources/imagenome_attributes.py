@@ -34,6 +34,7 @@ from typing import Any, ClassVar
 
 from cxrdata.errors import CxrdataError
 from cxrdata.io.csvfiles import read_text_csv, require_columns
+from cxrdata.sources.imagenome_layout import dicom_id_of
 from cxrdata.sources.input_checks import unique_rows
 from cxrdata.sources.regions import note
 from cxrdata.stage import Record, RecordStage
@@ -63,8 +64,7 @@ def read_attribute_rows(path: Path) -> dict[str, list[dict[str, Any]]]:
     columns = [c for c in (*REQUIRED_COLUMNS, *FLAG_COLUMNS, *OPTIONAL_COLUMNS) if c in frame.columns]
     rows: dict[str, list[dict[str, Any]]] = {}
     for row in frame.select(columns).iter_rows(named=True):
-        dicom_id = (row["image_id"] or "").strip().removesuffix(".dcm")
-        rows.setdefault(dicom_id, []).append(row)
+        rows.setdefault(dicom_id_of(row["image_id"]), []).append(row)
     return rows
 
 

@@ -10,7 +10,9 @@ The scaling file maps original pixels to the 224 letterbox, ``x224 = x * ratio +
 
     width = (224 - left - right) / ratio,   height = (224 - top - bottom) / ratio
 
-Image ids carry a ``.dcm`` suffix in both files; it is stripped. Rows that cannot become a box are
+Image ids carry a ``.dcm`` suffix in both files; it is stripped. :func:`read_gold_rows` is the one
+reading of the box file: this module's LUT boxes and the ``imagenome-gold`` build
+(:mod:`cxrdata.sources.imagenome`) both take their rows from it. Rows that cannot become a box are
 not dropped silently: they are counted per reason in :attr:`GoldBoxes.problems`. A row repeated
 verbatim counts once (``duplicate_row``); two different rows for one (image, region) are a conflict
 and neither is used (``conflicting_rows``, both counted): a LUT must not weigh a box twice.
@@ -29,10 +31,9 @@ from cxrdata.anatomy.lut import DEFAULT_GRID, GaussianLUT, build_lut, imagenome_
 from cxrdata.boxes import Box, check_box, from_xyxy_pixels
 from cxrdata.errors import CxrdataError, Rejected
 from cxrdata.io.csvfiles import read_text_csv, require_columns
+from cxrdata.sources.imagenome_layout import GOLD_BOXES, GOLD_SCALING, ROOT_NAME, dicom_id_of
 
-ROOT_NAME = "chest-imagenome-dataset-1.0.0"
-GOLD_BOXES = "gold_dataset/gold_bbox_coordinate_annotations_1000images.csv"
-GOLD_SCALING = "gold_dataset/gold_bbox_scaling_factors_original_to_224x224.csv"
+GoldRow = dict[str, str | None]  # one row of the gold box file, every column as text (empty cells None)
 BOX_COLUMNS = ("image_id", "bbox_name", "original_x1", "original_y1", "original_x2", "original_y2")
 SCALING_COLUMNS = ("image_id", "top", "bottom", "left", "right", "ratio")
 LETTERBOX_SIDE = 224
@@ -68,9 +69,11 @@ def gold_dir(root: Path | str) -> Path:
     return nested if not (root / "gold_dataset").is_dir() and (nested / "gold_dataset").is_dir() else root
 
 
-def _strip(image_id: str | None) -> str:
-    text = (image_id or "").strip()
-    return text[: -len(".dcm")] if text.endswith(".dcm") else text
+def read_gold_rows(path: Path) -> list[tuple[str, GoldRow]]:
+    """Every row of the gold box file in file order, with its dicom_id (:func:`dicom_id_of` its image_id).
+
+    The caller checks the file and its columns first (each with its own message)."""
+    return [(dicom_id_of(row["image_id"]), row) for row in read_text_csv(path).iter_rows(named=True)]
 
 
 def _number(value: str | None) -> float:
@@ -100,7 +103,7 @@ def read_scaling(root: Path | str) -> tuple[dict[str, tuple[int, int]], Counter[
     sizes: dict[str, tuple[int, int]] = {}
     problems: Counter[str] = Counter()
     for row in read_text_csv(path).select(SCALING_COLUMNS).iter_rows(named=True):
-        dicom_id = _strip(row["image_id"])
+        dicom_id = dicom_id_of(row["image_id"])
         try:
             size = original_size(*(_number(row[k]) for k in SCALING_COLUMNS[1:]))
         except (TypeError, ValueError):
@@ -121,9 +124,9 @@ def read_gold_boxes(root: Path | str) -> GoldBoxes:
     require_columns(path, BOX_COLUMNS)
     sizes, problems = read_scaling(root)
     boxes: list[GoldBox] = []
-    frame = read_text_csv(path)
-    for row in _distinct_rows(frame.iter_rows(named=True), problems):
-        dicom_id, name = _strip(row["image_id"]), (row["bbox_name"] or "").strip()
+    rows = read_gold_rows(path)
+    for dicom_id, row in _distinct_rows(rows, problems):
+        name = (row["bbox_name"] or "").strip()
         if not name:
             problems["bbox_name_missing"] += 1
             continue
@@ -136,20 +139,20 @@ def read_gold_boxes(root: Path | str) -> GoldBoxes:
             problems["coordinate_malformed"] += 1
             continue
         boxes.append(GoldBox(dicom_id, name, from_xyxy_pixels(x1, y1, x2, y2, *sizes[dicom_id])))
-    return GoldBoxes(boxes, sizes, frame.height, problems)
+    return GoldBoxes(boxes, sizes, len(rows), problems)
 
 
-def _distinct_rows(rows: Iterable[dict[str, str | None]], problems: Counter[str]) -> list[dict[str, str | None]]:
+def _distinct_rows(rows: Iterable[tuple[str, GoldRow]], problems: Counter[str]) -> list[tuple[str, GoldRow]]:
     """Rows without verbatim repeats and without (image, region) pairs given twice differently."""
-    by_pair: defaultdict[tuple[str, str], list[dict[str, str | None]]] = defaultdict(list)
+    by_pair: defaultdict[tuple[str, str], list[tuple[str, GoldRow]]] = defaultdict(list)
     seen: set[tuple[tuple[str, str | None], ...]] = set()
-    for row in rows:
+    for dicom_id, row in rows:
         key = tuple(row.items())
         if key in seen:
             problems["duplicate_row"] += 1
             continue
         seen.add(key)
-        by_pair[(_strip(row["image_id"]), (row["bbox_name"] or "").strip())].append(row)
+        by_pair[(dicom_id, (row["bbox_name"] or "").strip())].append((dicom_id, row))
     kept = []
     for group in by_pair.values():
         if len(group) > 1:

@@ -19,9 +19,17 @@ from cxrdata.sources.doctor.findings import (
     official,
     read_csv_checked,
 )
-from cxrdata.sources.imagenome import (
+from cxrdata.sources.imagenome_attributes import (
+    GOLD_ATTRIBUTES,
+    REQUIRED_COLUMNS,
+    check_attributes_file,
+    read_attribute_rows,
+)
+from cxrdata.sources.imagenome_gold import SCALING_COLUMNS
+from cxrdata.sources.imagenome_layout import (
     AVOID_FILE,
     GOLD_BOXES,
+    GOLD_SCALING,
     SCENE_GRAPH_DIR,
     SCENE_GRAPH_SUFFIX,
     SCENE_GRAPH_ZIP,
@@ -30,13 +38,6 @@ from cxrdata.sources.imagenome import (
     SPLIT_FILES,
     dataset_dir,
 )
-from cxrdata.sources.imagenome_attributes import (
-    GOLD_ATTRIBUTES,
-    REQUIRED_COLUMNS,
-    check_attributes_file,
-    read_attribute_rows,
-)
-from cxrdata.sources.imagenome_gold import GOLD_SCALING, SCALING_COLUMNS
 
 GET = ("download Chest ImaGenome 1.0.0 from PhysioNet (physionet.org/content/chest-imagenome/1.0.0/), unzip "
        "chest-imagenome-dataset-1.0.0.zip and pass that folder (or the one above it) as --root")
