@@ -1,7 +1,9 @@
 """Report -> located sentences -> report-level locations for one pathology (seed 003 curation, steps 2-5).
 
-Pure library code: the pipeline stage calls :func:`locate_reports` on a batch (one ``extract`` call for
-all candidate sentences, so a RadGraph-XL or cached extractor sees them together).
+Pure library code: :func:`locate_reports` runs a batch with one ``extract`` call for all candidate
+sentences, so a RadGraph-XL or cached extractor sees them together. The pipeline stage runs its two
+halves itself (:func:`batch_candidates`, then :func:`locate_candidates`), so that each report's sentences
+are split and its candidates found once, also for the sentences it adds to the extractor call.
 
 For each report: split the findings and impression sections into sentences (the last paragraph when the
 report has neither), keep the sentences that positively mention the pathology (:mod:`.mentions`), extract
@@ -137,30 +139,70 @@ def locate_reports(
     fallback: Sequence[str] = ("last_paragraph",),
 ) -> list[ReportLocations]:
     """:func:`locate_report` for a batch of (sections, pathology), with one ``extract`` call."""
-    found = [
-        candidates(s, p, include_uncertain=include_uncertain, section_names=section_names, fallback=fallback)
-        for s, p in reports
-    ]
+    found = batch_candidates(reports, include_uncertain=include_uncertain, section_names=section_names,
+                             fallback=fallback)
     unique = list(dict.fromkeys(c.sentence for kept, _ in found for c in kept))
     entities = dict(zip(unique, extractor.extract(unique), strict=True)) if unique else {}
+    return locate_candidates(reports, found, entities, extractor.name, extractor.version)
+
+
+Found = tuple[list[Candidate], str | None]
+
+
+def batch_candidates(
+    reports: Sequence[tuple[Sections, str]],
+    *,
+    include_uncertain: bool = False,
+    section_names: Sequence[str] = ("findings", "impression"),
+    fallback: Sequence[str] = ("last_paragraph",),
+) -> list[Found]:
+    """:func:`candidates` of each (sections, pathology); reports repeated in the batch (the images of one
+    study) are read once."""
+    names = (*section_names, *fallback)
+    seen: dict[tuple, Found] = {}
+    out = []
+    for sections, pathology in reports:
+        key = (pathology, *(_get(sections, n) for n in names))
+        if key not in seen:
+            seen[key] = candidates(sections, pathology, include_uncertain=include_uncertain,
+                                   section_names=section_names, fallback=fallback)
+        out.append(seen[key])
+    return out
+
+
+def locate_candidates(
+    reports: Sequence[tuple[Sections, str]],
+    found: Sequence[Found],
+    entities: Mapping[str, Sequence[Entity]],
+    extractor_name: str,
+    extractor_version: str,
+) -> list[ReportLocations]:
+    """Each report's located sentences and merged locations, from its :func:`candidates` (``found``) and
+    the entities of their sentences (``entities``: sentence -> entities)."""
+    done: dict[tuple, ReportLocations] = {}  # the images of one study share their report's result
     results = []
     for (_, pathology), (kept, reason) in zip(reports, found, strict=True):
         if reason is not None:
             results.append(ReportLocations(pathology, (), (), reason))
             continue
-        located = []
-        for c in kept:
-            spans = [(m.start, m.end) for m in (c.usable or c.mentions)]
-            found = finding_spans(c.sentence)
-            terms = locate_sentence(c.sentence, entities[c.sentence], pathology, spans, found, _name_words(), found)
-            located.append(
-                LocatedSentence(
-                    c.section, c.sentence, terms, tuple(entities[c.sentence]), extractor.name, extractor.version
-                )
-            )
-        merged = report_locations((s.locations for s in located), pathology)
-        results.append(ReportLocations(pathology, merged, tuple(located), None if merged else NO_LOCATION))
+        key = (pathology, *kept)
+        if key not in done:
+            done[key] = _locate(kept, pathology, entities, extractor_name, extractor_version)
+        results.append(done[key])
     return results
+
+
+def _locate(kept: Sequence[Candidate], pathology: str, entities: Mapping[str, Sequence[Entity]],
+            extractor_name: str, extractor_version: str) -> ReportLocations:
+    located = []
+    for c in kept:
+        spans = [(m.start, m.end) for m in (c.usable or c.mentions)]
+        found = finding_spans(c.sentence)
+        terms = locate_sentence(c.sentence, entities[c.sentence], pathology, spans, found, _name_words(), found)
+        located.append(LocatedSentence(c.section, c.sentence, terms, tuple(entities[c.sentence]), extractor_name,
+                                       extractor_version))
+    merged = report_locations((s.locations for s in located), pathology)
+    return ReportLocations(pathology, merged, tuple(located), None if merged else NO_LOCATION)
 
 
 @cache
