@@ -89,7 +89,7 @@ def _phrases() -> tuple[tuple[tuple[str, ...], str], ...]:
 def order_locations(terms: Iterable[str]) -> tuple[str, ...]:
     """Distinct terms in vocabulary order (the deterministic order of prompts and tables)."""
     order, terms = _order(), set(terms)
-    unknown = terms - set(order)
+    unknown = terms.difference(order)
     if unknown:
         raise ValueError(f"not location terms: {sorted(unknown)}")
     return tuple(sorted(terms, key=order.__getitem__))
@@ -262,7 +262,7 @@ def _read_phrases(tokens: list[Token], groups: list[Group]) -> list[Group]:
 
 
 def not_finding_anatomy(
-    sentence: str, group: Group, tokens: list[Token] | None = None, triggers: list[Trigger] | None = None
+    sentence: str, group: Group, tokens: Sequence[Token] | None = None, triggers: Sequence[Trigger] | None = None
 ) -> str | None:
     """Why a group does not locate any finding ("view", "comparison", "normal", "negated"), or None.
 

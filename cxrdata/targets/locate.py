@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 
 from cxrdata.anatomy.locations import locate_sentence, report_locations
 from cxrdata.extract.base import Extractor
@@ -111,23 +111,33 @@ def candidates(
     kept: list[Candidate] = []
     statuses: set[str] = set()
     for name in names:
-        text = _get(sections, name)
-        if not mentions_pathology(text, pathology):
-            continue  # skip sentence splitting when the section never names the pathology
-        for sentence in split_sentences(text):
-            mentions = find_mentions(sentence, pathology)
-            if not mentions:
-                continue
-            status = mention_status(mentions, include_uncertain=include_uncertain)
+        for sentence, mentions, status, usable in _section_mentions(_get(sections, name), pathology,
+                                                                    include_uncertain):
             statuses.add(status)
             if status == POSITIVE:
-                usable = usable_mentions(mentions, include_uncertain=include_uncertain)
-                kept.append(Candidate(name, sentence, tuple(mentions), tuple(usable)))
+                kept.append(Candidate(name, sentence, mentions, usable))
     if kept:
         return kept, None
     if not statuses:
         return [], NO_SENTENCE
     return [], DROP_NEGATED if NEGATED in statuses or UNCERTAIN not in statuses else DROP_UNCERTAIN
+
+
+@lru_cache(maxsize=8192)
+def _section_mentions(text: str, pathology: str, include_uncertain: bool) -> tuple[
+        tuple[str, tuple[Mention, ...], str, tuple[Mention, ...]], ...]:
+    """(sentence, mentions, status, usable mentions) of each sentence of a section that mentions the
+    pathology; cached, since the images of a study share their report (and short reports repeat)."""
+    if not mentions_pathology(text, pathology):
+        return ()  # skip sentence splitting when the section never names the pathology
+    out = []
+    for sentence in split_sentences(text):
+        mentions = find_mentions(sentence, pathology)
+        if mentions:
+            status = mention_status(mentions, include_uncertain=include_uncertain)
+            usable = usable_mentions(mentions, include_uncertain=include_uncertain) if status == POSITIVE else []
+            out.append((sentence, tuple(mentions), status, tuple(usable)))
+    return tuple(out)
 
 
 def locate_reports(
@@ -156,18 +166,9 @@ def batch_candidates(
     section_names: Sequence[str] = ("findings", "impression"),
     fallback: Sequence[str] = ("last_paragraph",),
 ) -> list[Found]:
-    """:func:`candidates` of each (sections, pathology); reports repeated in the batch (the images of one
-    study) are read once."""
-    names = (*section_names, *fallback)
-    seen: dict[tuple, Found] = {}
-    out = []
-    for sections, pathology in reports:
-        key = (pathology, *(_get(sections, n) for n in names))
-        if key not in seen:
-            seen[key] = candidates(sections, pathology, include_uncertain=include_uncertain,
-                                   section_names=section_names, fallback=fallback)
-        out.append(seen[key])
-    return out
+    """:func:`candidates` of each (sections, pathology) of a batch."""
+    return [candidates(sections, pathology, include_uncertain=include_uncertain, section_names=section_names,
+                       fallback=fallback) for sections, pathology in reports]
 
 
 def locate_candidates(
@@ -179,30 +180,30 @@ def locate_candidates(
 ) -> list[ReportLocations]:
     """Each report's located sentences and merged locations, from its :func:`candidates` (``found``) and
     the entities of their sentences (``entities``: sentence -> entities)."""
-    done: dict[tuple, ReportLocations] = {}  # the images of one study share their report's result
     results = []
     for (_, pathology), (kept, reason) in zip(reports, found, strict=True):
         if reason is not None:
             results.append(ReportLocations(pathology, (), (), reason))
             continue
-        key = (pathology, *kept)
-        if key not in done:
-            done[key] = _locate(kept, pathology, entities, extractor_name, extractor_version)
-        results.append(done[key])
+        located = []
+        for c in kept:
+            found_entities = tuple(entities[c.sentence])
+            spans = tuple((m.start, m.end) for m in (c.usable or c.mentions))
+            terms = _sentence_terms(c.sentence, found_entities, pathology, spans)
+            located.append(LocatedSentence(c.section, c.sentence, terms, found_entities, extractor_name,
+                                           extractor_version))
+        merged = report_locations((s.locations for s in located), pathology)
+        results.append(ReportLocations(pathology, merged, tuple(located), None if merged else NO_LOCATION))
     return results
 
 
-def _locate(kept: Sequence[Candidate], pathology: str, entities: Mapping[str, Sequence[Entity]],
-            extractor_name: str, extractor_version: str) -> ReportLocations:
-    located = []
-    for c in kept:
-        spans = [(m.start, m.end) for m in (c.usable or c.mentions)]
-        found = finding_spans(c.sentence)
-        terms = locate_sentence(c.sentence, entities[c.sentence], pathology, spans, found, _name_words(), found)
-        located.append(LocatedSentence(c.section, c.sentence, terms, tuple(entities[c.sentence]), extractor_name,
-                                       extractor_version))
-    merged = report_locations((s.locations for s in located), pathology)
-    return ReportLocations(pathology, merged, tuple(located), None if merged else NO_LOCATION)
+@lru_cache(maxsize=16384)
+def _sentence_terms(sentence: str, entities: tuple[Entity, ...], pathology: str,
+                    spans: tuple[tuple[int, int], ...]) -> tuple[str, ...]:
+    """The sentence's location terms for the pathology's mentions at ``spans`` (cached: a sentence such as
+    "Small left pleural effusion." recurs across reports)."""
+    found = finding_spans(sentence)
+    return locate_sentence(sentence, entities, pathology, spans, found, _name_words(), found)
 
 
 @cache
