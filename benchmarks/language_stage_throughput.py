@@ -2,13 +2,16 @@
 
     python benchmarks/language_stage_throughput.py --root MIMIC_ROOT [--runs 3] [--baseline OLD_CHECKOUT]
     python benchmarks/language_stage_throughput.py --subjects 2000   # writes a sample tree first
+    python benchmarks/language_stage_throughput.py --subjects 2000 --real-text indiana_reports.csv
 
 Each run is a fresh Python process that plans and runs the real build, ``cxrdata build mimic --recipe
 ldm-prompts --extractor rules`` (``--image-format path`` unless ``--image-format`` says otherwise, so
 the run is about text), with ONE worker, so every stage runs in that process: the same planning, source
 rows, report reading, ``locate`` stage (setup included: rules, regexes, YAML) and shard writing as any
 build. The process measures the CPU time (``time.process_time``) spent inside the locate stage's
-``run`` calls, and its own CPU time for the whole build (``resource.getrusage``, self and children).
+``setup`` and ``run`` calls, and its own CPU time for the whole build (``resource.getrusage``, self and
+children). (Planning, untimed here, already loads the rule extractor's YAML; a worker of a many-worker
+build pays that once more, a fraction of a second.)
 
 Printed per code tree: the median over ``--runs`` of records per locate CPU-second, distinct reports
 per locate CPU-second (several frontal images of a study share one report), and records per CPU-second
@@ -16,6 +19,13 @@ of the whole build. With ``--baseline DIR`` the runs of DIR's code (another chec
 PYTHONPATH) and of this checkout alternate, so both see the same machine load; the ratio of the two
 medians is printed. Results are in the OUT of each run (removed afterwards) and are not compared here:
 tests/test_golden.py and tests/test_language_corpus.py check what the stage writes.
+
+The sample's reports are made from a small phrase vocabulary, so their sentences repeat far more than
+real ones, and the stage's per-sentence caches profit. ``--real-text CSV`` gives a harder, more honest
+figure: a copy of the tree (images hard-linked) whose single-pathology studies get real public report
+text instead, the findings of one and the impression of another report of the Open-i chest X-ray
+collection (Indiana University; ``indiana_reports.csv``: uid, ..., findings, impression), each naming the
+study's pathology (any certainty); the share of distinct sentences is printed.
 """
 
 from __future__ import annotations
@@ -55,7 +65,15 @@ def timed(batch):
     finally:
         spent[0] += time.process_time() - t
 
-stage.run = timed
+def timed_setup():
+    t = time.process_time()
+    try:
+        return setup()
+    finally:
+        spent[0] += time.process_time() - t
+
+setup = stage.setup
+stage.run, stage.setup = timed, timed_setup
 result = build(plans, BuildOptions(out=out, workers=1, quiet=True))
 usage = [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
 total = sum(u.ru_utime + u.ru_stime for u in usage)
@@ -103,6 +121,44 @@ def sample_root(subjects: int) -> Path:
     return root
 
 
+def real_text_root(root: Path, csv_path: Path) -> Path:
+    """A hard-linked copy of ``root`` whose single-pathology studies carry real report text (see above)."""
+    import csv
+
+    import polars as pl
+
+    from cxrdata.sources.mimic import study_folder
+    from cxrdata.text.mentions import mentions_pathology
+    from cxrdata.text.sections import normalize_whitespace
+    from cxrdata.vocabulary import pathologies, positive_pathologies
+
+    out = Path(tempfile.gettempdir()) / f"cxrdata-language-bench-real-{root.name}"
+    if out.exists():
+        shutil.rmtree(out)
+    shutil.copytree(root, out, copy_function=os.link)
+    with open(csv_path, newline="", encoding="utf-8") as handle:
+        rows = [(r["findings"], r["impression"]) for r in csv.DictReader(handle) if r["findings"] and r["impression"]]
+    naming = {p: [r for r in rows if mentions_pathology(f"{r[0]} {r[1]}", p)] for p in pathologies()}
+    used: dict[str, int] = dict.fromkeys(naming, 0)
+    labels = pl.read_csv(out / "mimic-cxr-2.0.0-chexpert.csv.gz", infer_schema_length=0)
+    sentences: list[str] = []
+    for row in labels.iter_rows(named=True):
+        positive = positive_pathologies(row)
+        report = out / f"{study_folder(int(row['subject_id']), int(row['study_id']))}.txt"
+        if len(positive) != 1 or not report.exists() or not naming[positive[0]]:
+            continue
+        found, i = naming[positive[0]], used[positive[0]]
+        used[positive[0]] += 1
+        findings, impression = found[i % len(found)][0], found[(i * 7 + 3) % len(found)][1]
+        report.unlink()  # a hard link: never write through it into the original tree
+        report.write_text(f"                                 FINAL REPORT\n FINDINGS:  {findings}\n \n"
+                          f" IMPRESSION:  {impression}\n", encoding="utf-8")
+        sentences += normalize_whitespace(f"{findings}\n\n{impression}").replace("\n", " ").split(". ")
+    print(f"real text: {sum(used.values())} reports from {len(rows)} Open-i reports; about "
+          f"{len(set(sentences)) / max(len(sentences), 1):.0%} of their sentences distinct", flush=True)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     where = parser.add_mutually_exclusive_group(required=True)
@@ -111,8 +167,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--image-format", default="path", choices=["path", "jpeg", "png"])
     parser.add_argument("--baseline", type=Path, help="another checkout whose code runs interleaved with this one")
+    parser.add_argument("--real-text", type=Path, help="indiana_reports.csv: put real report text into a copy")
     args = parser.parse_args()
     root = args.root if args.root is not None else sample_root(args.subjects)
+    if args.real_text is not None:
+        root = real_text_root(root, args.real_text)
     trees = [args.baseline.resolve(), ROOT] if args.baseline else [ROOT]
     runs: dict[Path, list[dict]] = {tree: [] for tree in trees}
     for i in range(args.runs):

@@ -71,6 +71,7 @@ class LocateStage(Stage):
     sections: tuple[str, ...] = ("findings", "impression")
     fallback: tuple[str, ...] = ("last_paragraph",)
     _active: Extractor | None = field(default=None, init=False, repr=False)
+    _column_set: frozenset[str] | None = field(default=None, init=False, repr=False)
 
     @property
     def resources(self) -> Resources:  # type: ignore[override]
@@ -153,9 +154,16 @@ class LocateStage(Stage):
             lut_grid=self.lut.grid if self.lut is not None else None,
         )
         if self.columns:
-            for key in [k for k in record if not k.startswith("_") and k not in self.columns]:
+            kept = self._kept_columns
+            for key in [k for k in record if k not in kept and not k.startswith("_")]:
                 del record[key]
         return record
+
+    @property
+    def _kept_columns(self) -> frozenset[str]:
+        if self._column_set is None:
+            self._column_set = frozenset(self.columns)
+        return self._column_set
 
 
 @dataclass

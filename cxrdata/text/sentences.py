@@ -123,9 +123,9 @@ def _cut(text: str, match: re.Match[str], rules: dict, shields: list[tuple[int, 
     punct, (start, end) = match.group(), match.span()
     after = _skip(text, end, rules["closers"])
     spaced = after == len(text) or text[after].isspace()
-    resume = _skip(text, after, " ")
+    resume = _skip(text, after, " ") if spaced else after
     following = text[resume] if resume < len(text) else ""
-    shield = next(((s, e) for s, e in shields if s < start < e), None)
+    shield = next(((s, e) for s, e in shields if s < start < e), None) if shields else None
     if shield is not None:  # only when the quote or bracket closes here, before a capital letter
         return (after, resume) if shield[1] <= after and spaced and following.isupper() else None
     if punct == "..":  # "clear.." is "clear."; "at ___ p.m.." stays whole
