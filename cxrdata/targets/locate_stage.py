@@ -59,7 +59,7 @@ class LocateStage(Stage):
     """
 
     name: ClassVar[str] = "locate"
-    version: ClassVar[str] = "2"  # 2: the location mapper of issue 13
+    version: ClassVar[str] = "3"  # 2: the location mapper of issue 13; 3: our sentence splitter (issue 16)
     gives: ClassVar[frozenset[str]] = frozenset({"pathology", "locations", "prompt", "sentences", "extractor",
                                                  "gaussians", "lut_grid"})
 
