@@ -78,7 +78,7 @@ def main() -> None:
     show("mentions + negation:", rates, "sentences", "(one pathology)")
     reports = [" ".join(batch[i : i + 8]) for i in range(0, len(batch), 8)]
     show("sentence splitting:", best_rate(lambda: [split_sentences(r) for r in reports], len(batch), args.repeats),
-         "sentences", "(pysbd)")
+         "sentences", "(sentence_rules.yaml; cached per text)")
     items = [({"findings": r}, "Pleural Effusion") for r in reports]
     show("report -> prompt (rules):", best_rate(lambda: locate_reports(items, extractor), len(items), args.repeats),
          "reports", "(8 sentences each)")

@@ -25,7 +25,7 @@ import click
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 BYTE_DECIDING = ("pyarrow", "opencv-python-headless", "simplejpeg", "numpy", "pydicom", "polars", "pillow",
-                 "pylibjpeg-openjpeg", "pylibjpeg-rle", "pysbd")
+                 "pylibjpeg-openjpeg", "pylibjpeg-rle")
 
 
 def commands(group: click.Group, path: tuple[str, ...] = ()) -> Iterator[tuple[str, click.Command]]:

@@ -103,7 +103,7 @@ def test_every_single_pathology_image_is_written_or_rejected(mimic_sample, ldm):
     }
     assert len({(r["subject_id"], r["study_id"]) for r in written.values()}) <= mimic_sample.single_pathology_studies
     assert manifest["options"]["extractor"] == "rules@2" and manifest["options"]["lut"] is None
-    assert "locate@2:rules@2:lut=none:findings+impression/last_paragraph:uncertain=0" in manifest["stages"]
+    assert "locate@3:rules@2:lut=none:findings+impression/last_paragraph:uncertain=0" in manifest["stages"]
 
 
 def test_rows_carry_the_study_pathology_and_its_located_sentences(mimic_sample, ldm):
@@ -243,7 +243,7 @@ def test_radgraph_runs_end_to_end_and_everything_is_accounted(mimic_sample, tiny
     assert counts["total"] == {"read": len(expected), "written": len(written), "rejected": len(rejected)}
     labels = {r["extractor"] for r in written.values()}
     assert len(labels) <= 1 and all(label.startswith("radgraph-xl@radgraph-0.1.18+") for label in labels)
-    assert any(s.startswith("locate@2:radgraph-xl@") for s in manifest["stages"])
+    assert any(s.startswith("locate@3:radgraph-xl@") for s in manifest["stages"])
     cache = ExtractionCache(out / "cache" / "extract.sqlite")
     assert cache.count("radgraph-xl") > 0 and cache.count("rules") == 0
 

@@ -78,7 +78,7 @@ def test_radgraph_without_weights_names_the_missing_files(tmp_path: Path) -> Non
 def test_stage_declares_its_resources() -> None:
     stage = ReportLocateStage(extractor=RuleExtractor())
     assert stage.resources == Resources(cpus=1.0, gpus=0.0, batch_size=64)
-    assert stage.fingerprint().startswith("locate@2:rules@2:lut=none:")
+    assert stage.fingerprint().startswith("locate@3:rules@2:lut=none:")
 
 
 def test_bundled_recipes() -> None:

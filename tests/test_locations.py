@@ -352,7 +352,7 @@ def test_cardiomegaly_without_anatomy_is_located_at_the_heart() -> None:
 def test_word_lists_must_hold_words(monkeypatch: pytest.MonkeyPatch) -> None:
     import yaml
 
-    from cxrdata.anatomy import locations as module
+    from cxrdata.anatomy import location_rules as module
 
     data = yaml.safe_load("prepositions: [in, on]")  # YAML 1.1 reads a bare `on` as true
     monkeypatch.setattr(module.yaml, "safe_load", lambda _text: data)

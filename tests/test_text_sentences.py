@@ -54,3 +54,32 @@ def test_token_index() -> None:
     tokens = tokenize("No left effusion.")
     assert token_index(tokens, 3) == 1
     assert token_index(tokens, 100) == len(tokens)
+
+
+def _pysbd_split(text: str) -> list[str]:
+    """The splitting cxrdata did before issue 16 (pysbd 0.3.4, paragraph by paragraph)."""
+    pysbd = pytest.importorskip("pysbd")
+    from cxrdata.text.sections import normalize_whitespace
+    from cxrdata.text.sentences import _ENUMERATOR
+
+    segmenter = pysbd.Segmenter(language="en", clean=False)
+    return [s for p in normalize_whitespace(text).split("\n") for s in
+            (_ENUMERATOR.sub("", x.strip()) for x in segmenter.segment(p)) if s and any(c.isalnum() for c in s)]
+
+
+def test_same_sentences_as_pysbd_on_the_language_corpus() -> None:
+    from language_corpus import load_cases
+
+    texts = sorted({t for case in load_cases() for t in case.sections.values()})
+    assert len(texts) > 500
+    differ = [t for t in texts if split_sentences(t) != _pysbd_split(t)]
+    assert differ == []
+
+
+def test_the_one_deliberate_difference_from_pysbd_a_list_number_is_not_a_sentence() -> None:
+    # Open-i (Indiana) impressions write "1.Finding. 2. Finding": pysbd gives "2." a sentence of its own.
+    text = "1.Severe arthritic changes in both hips. 2. Possible COPD but no acute pulmonary disease."
+    assert _pysbd_split(text) == ["1.Severe arthritic changes in both hips.", "2.",
+                                  "Possible COPD but no acute pulmonary disease."]
+    assert split_sentences(text) == ["1.Severe arthritic changes in both hips.",
+                                     "Possible COPD but no acute pulmonary disease."]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cxrdata.anatomy.locations import anatomy_words, rules
+from cxrdata.anatomy.location_rules import anatomy_words, rules
 from cxrdata.text.context import NEGATED, UNCERTAIN, default_context
 from cxrdata.text.entities import ANAT_DP, Entity
 from cxrdata.text.mentions import mentions_any_pathology

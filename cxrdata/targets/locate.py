@@ -1,7 +1,9 @@
 """Report -> located sentences -> report-level locations for one pathology (seed 003 curation, steps 2-5).
 
-Pure library code: the pipeline stage calls :func:`locate_reports` on a batch (one ``extract`` call for
-all candidate sentences, so a RadGraph-XL or cached extractor sees them together).
+Pure library code: :func:`locate_reports` runs a batch with one ``extract`` call for all candidate
+sentences, so a RadGraph-XL or cached extractor sees them together. The pipeline stage runs its two
+halves itself (:func:`batch_candidates`, then :func:`locate_candidates`), so that each report's sentences
+are split and its candidates found once, also for the sentences it adds to the extractor call.
 
 For each report: split the findings and impression sections into sentences (the last paragraph when the
 report has neither), keep the sentences that positively mention the pathology (:mod:`.mentions`), extract
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 
 from cxrdata.anatomy.locations import locate_sentence, report_locations
 from cxrdata.extract.base import Extractor
@@ -109,23 +111,33 @@ def candidates(
     kept: list[Candidate] = []
     statuses: set[str] = set()
     for name in names:
-        text = _get(sections, name)
-        if not mentions_pathology(text, pathology):
-            continue  # skip sentence splitting when the section never names the pathology
-        for sentence in split_sentences(text):
-            mentions = find_mentions(sentence, pathology)
-            if not mentions:
-                continue
-            status = mention_status(mentions, include_uncertain=include_uncertain)
+        for sentence, mentions, status, usable in _section_mentions(_get(sections, name), pathology,
+                                                                    include_uncertain):
             statuses.add(status)
             if status == POSITIVE:
-                usable = usable_mentions(mentions, include_uncertain=include_uncertain)
-                kept.append(Candidate(name, sentence, tuple(mentions), tuple(usable)))
+                kept.append(Candidate(name, sentence, mentions, usable))
     if kept:
         return kept, None
     if not statuses:
         return [], NO_SENTENCE
     return [], DROP_NEGATED if NEGATED in statuses or UNCERTAIN not in statuses else DROP_UNCERTAIN
+
+
+@lru_cache(maxsize=8192)
+def _section_mentions(text: str, pathology: str, include_uncertain: bool) -> tuple[
+        tuple[str, tuple[Mention, ...], str, tuple[Mention, ...]], ...]:
+    """(sentence, mentions, status, usable mentions) of each sentence of a section that mentions the
+    pathology; cached, since the images of a study share their report (and short reports repeat)."""
+    if not mentions_pathology(text, pathology):
+        return ()  # skip sentence splitting when the section never names the pathology
+    out = []
+    for sentence in split_sentences(text):
+        mentions = find_mentions(sentence, pathology)
+        if mentions:
+            status = mention_status(mentions, include_uncertain=include_uncertain)
+            usable = usable_mentions(mentions, include_uncertain=include_uncertain) if status == POSITIVE else []
+            out.append((sentence, tuple(mentions), status, tuple(usable)))
+    return tuple(out)
 
 
 def locate_reports(
@@ -137,12 +149,37 @@ def locate_reports(
     fallback: Sequence[str] = ("last_paragraph",),
 ) -> list[ReportLocations]:
     """:func:`locate_report` for a batch of (sections, pathology), with one ``extract`` call."""
-    found = [
-        candidates(s, p, include_uncertain=include_uncertain, section_names=section_names, fallback=fallback)
-        for s, p in reports
-    ]
+    found = batch_candidates(reports, include_uncertain=include_uncertain, section_names=section_names,
+                             fallback=fallback)
     unique = list(dict.fromkeys(c.sentence for kept, _ in found for c in kept))
     entities = dict(zip(unique, extractor.extract(unique), strict=True)) if unique else {}
+    return locate_candidates(reports, found, entities, extractor.name, extractor.version)
+
+
+Found = tuple[list[Candidate], str | None]
+
+
+def batch_candidates(
+    reports: Sequence[tuple[Sections, str]],
+    *,
+    include_uncertain: bool = False,
+    section_names: Sequence[str] = ("findings", "impression"),
+    fallback: Sequence[str] = ("last_paragraph",),
+) -> list[Found]:
+    """:func:`candidates` of each (sections, pathology) of a batch."""
+    return [candidates(sections, pathology, include_uncertain=include_uncertain, section_names=section_names,
+                       fallback=fallback) for sections, pathology in reports]
+
+
+def locate_candidates(
+    reports: Sequence[tuple[Sections, str]],
+    found: Sequence[Found],
+    entities: Mapping[str, Sequence[Entity]],
+    extractor_name: str,
+    extractor_version: str,
+) -> list[ReportLocations]:
+    """Each report's located sentences and merged locations, from its :func:`candidates` (``found``) and
+    the entities of their sentences (``entities``: sentence -> entities)."""
     results = []
     for (_, pathology), (kept, reason) in zip(reports, found, strict=True):
         if reason is not None:
@@ -150,17 +187,23 @@ def locate_reports(
             continue
         located = []
         for c in kept:
-            spans = [(m.start, m.end) for m in (c.usable or c.mentions)]
-            found = finding_spans(c.sentence)
-            terms = locate_sentence(c.sentence, entities[c.sentence], pathology, spans, found, _name_words(), found)
-            located.append(
-                LocatedSentence(
-                    c.section, c.sentence, terms, tuple(entities[c.sentence]), extractor.name, extractor.version
-                )
-            )
+            found_entities = tuple(entities[c.sentence])
+            spans = tuple((m.start, m.end) for m in (c.usable or c.mentions))
+            terms = _sentence_terms(c.sentence, found_entities, pathology, spans)
+            located.append(LocatedSentence(c.section, c.sentence, terms, found_entities, extractor_name,
+                                           extractor_version))
         merged = report_locations((s.locations for s in located), pathology)
         results.append(ReportLocations(pathology, merged, tuple(located), None if merged else NO_LOCATION))
     return results
+
+
+@lru_cache(maxsize=16384)
+def _sentence_terms(sentence: str, entities: tuple[Entity, ...], pathology: str,
+                    spans: tuple[tuple[int, int], ...]) -> tuple[str, ...]:
+    """The sentence's location terms for the pathology's mentions at ``spans`` (cached: a sentence such as
+    "Small left pleural effusion." recurs across reports)."""
+    found = finding_spans(sentence)
+    return locate_sentence(sentence, entities, pathology, spans, found, _name_words(), found)
 
 
 @cache

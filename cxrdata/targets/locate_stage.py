@@ -3,7 +3,8 @@
 A batch of records costs ONE extractor call over all their candidate sentences (RadGraph-XL batches them).
 The extractor is chosen in the main process (:mod:`cxrdata.extract.select`, so its ``name@version`` is in
 the config hash), loaded in ``setup()`` once per worker and wrapped in the persistent SQLite cache, so a
-rerun never recomputes a sentence. The curation itself is :func:`cxrdata.targets.locate.locate_reports`.
+rerun never recomputes a sentence. The curation itself is :mod:`cxrdata.targets.locate`: the candidate
+sentences of each report are found once per batch (a report shared by several images once), then located.
 
 A record without a location becomes a reject of stage ``locate`` with the reasons of
 :mod:`cxrdata.targets.locate`: ``no_sentence``, ``negated``, ``uncertain`` or ``no_location``.
@@ -11,7 +12,7 @@ A record without a location becomes a reject of stage ``locate`` with the reason
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -31,8 +32,8 @@ from cxrdata.targets.locate import (
     NO_SENTENCE,
     ReportLocations,
     Sections,
-    candidates,
-    locate_reports,
+    batch_candidates,
+    locate_candidates,
 )
 from cxrdata.targets.prompts import build_prompt
 from cxrdata.text.entities import Entity
@@ -47,18 +48,6 @@ _DETAILS = {
 _DETAIL_CHARS = 300
 
 
-@dataclass(frozen=True)
-class _Extracted:
-    """An extractor over results already computed for this batch (so a batch costs one real call)."""
-
-    name: str
-    version: str
-    entities: Mapping[str, list[Entity]]
-
-    def extract(self, sentences: Sequence[str]) -> list[list[Entity]]:
-        return [list(self.entities[s]) for s in sentences]
-
-
 @dataclass
 class LocateStage(Stage):
     """Finds the locations of a record's pathology and writes its prompt; subclasses say where the text
@@ -70,7 +59,7 @@ class LocateStage(Stage):
     """
 
     name: ClassVar[str] = "locate"
-    version: ClassVar[str] = "2"  # 2: the location mapper of issue 13
+    version: ClassVar[str] = "3"  # 2: the location mapper of issue 13; 3: our sentence splitter (issue 16)
     gives: ClassVar[frozenset[str]] = frozenset({"pathology", "locations", "prompt", "sentences", "extractor",
                                                  "gaussians", "lut_grid"})
 
@@ -82,6 +71,7 @@ class LocateStage(Stage):
     sections: tuple[str, ...] = ("findings", "impression")
     fallback: tuple[str, ...] = ("last_paragraph",)
     _active: Extractor | None = field(default=None, init=False, repr=False)
+    _column_set: frozenset[str] | None = field(default=None, init=False, repr=False)
 
     @property
     def resources(self) -> Resources:  # type: ignore[override]
@@ -129,14 +119,14 @@ class LocateStage(Stage):
             return out
         options: dict[str, Any] = {"include_uncertain": self.include_uncertain,
                                    "section_names": self.sections, "fallback": self.fallback}
-        found = [candidates(sections, pathology, **options) for _, _, sections, pathology in todo]
+        reports = [(sections, pathology) for _, _, sections, pathology in todo]
+        found = batch_candidates(reports, **options)  # once: the sentences of each report are split once
         extra = [self.unmentioned_text(s) if reason == NO_SENTENCE else None
-                 for (_, _, s, _), (_, reason) in zip(todo, found, strict=True)]
+                 for (s, _), (_, reason) in zip(reports, found, strict=True)]
         wanted = [c.sentence for kept, _ in found for c in kept] + [t for t in extra if t]
         unique = list(dict.fromkeys(wanted))
         entities = dict(zip(unique, self._active.extract(unique), strict=True)) if unique else {}
-        known = _Extracted(self._active.name, self._active.version, entities)
-        located = locate_reports([(s, p) for _, _, s, p in todo], known, **options)
+        located = locate_candidates(reports, found, entities, self._active.name, self._active.version)
         for (i, record, _, pathology), result, text in zip(todo, located, extra, strict=True):
             out[i] = self._finish(record, pathology, result, text, entities)
         return out
@@ -164,9 +154,16 @@ class LocateStage(Stage):
             lut_grid=self.lut.grid if self.lut is not None else None,
         )
         if self.columns:
-            for key in [k for k in record if not k.startswith("_") and k not in self.columns]:
+            kept = self._kept_columns
+            for key in [k for k in record if k not in kept and not k.startswith("_")]:
                 del record[key]
         return record
+
+    @property
+    def _kept_columns(self) -> frozenset[str]:
+        if self._column_set is None:
+            self._column_set = frozenset(self.columns)
+        return self._column_set
 
 
 @dataclass

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from cxrdata.anatomy.locations import order_locations
+from cxrdata.anatomy.location_rules import order_locations
 from cxrdata.vocabulary import pathologies
 
 AND_TOKEN = "<and>"

@@ -19,6 +19,7 @@ re-implemented here with all phrases kept as data in ``context_rules.yaml``:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -35,6 +36,7 @@ _PUNCT_ONLY = re.compile(r"[\\;?.,:!]+")
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _LITERAL_HEAD = re.compile(r"[a-z]+|\\?[^\w\s\\]")
 _ENDS_IN_LOOKAHEAD = re.compile(r"\(\?[=!][^()]*\)$")
+_SEEN_MAX = 16384  # texts whose triggers are kept
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,8 @@ class ConText:
         kinds.update({phrase: ("pseudo", "none") for phrase in rules.get("pseudo", [])})
         kinds.update({phrase: ("terminate", "none") for phrase in rules.get("terminate", [])})
         self._by_word: dict[str, list[tuple[re.Pattern[str], str, str]]] = {}
-        self._by_prefix: list[tuple[str, re.Pattern[str], str, str]] = []
+        self._by_prefix: dict[str, list[tuple[str, re.Pattern[str], str, str]]] = {}  # by first letter
+        self._seen: dict[str, tuple[Trigger, ...]] = {}
         for phrase, (category, direction) in kinds.items():
             for variant in expand_leading_group(phrase.lower()):
                 head = _LITERAL_HEAD.match(variant)
@@ -116,17 +119,27 @@ class ConText:
                 if not rest or rest[0] not in "([?*+{":
                     self._by_word.setdefault(word, []).append(entry)
                 else:
-                    self._by_prefix.append((word, *entry))
+                    self._by_prefix.setdefault(word[:1], []).append((word, *entry))
 
-    def triggers(self, text: str) -> list[Trigger]:
-        """Negation, uncertainty and termination triggers in ``text`` (pseudo-triggers removed)."""
+    def triggers(self, text: str) -> tuple[Trigger, ...]:
+        """Negation, uncertainty and termination triggers in ``text`` (pseudo-triggers removed); cached
+        per text, since the mention finder, the extractor and the location mapper all ask."""
+        found = self._seen.get(text)
+        if found is None:
+            if len(self._seen) >= _SEEN_MAX:
+                self._seen.clear()
+            found = self._seen[text] = self._find(text)
+        return found
+
+    def _find(self, text: str) -> tuple[Trigger, ...]:
         lower = text.lower()
         found: list[tuple[int, int, str, str]] = []
         for token in _TOKEN.finditer(lower):
             word = token.group()
             entries = self._by_word.get(word, ())
-            if self._by_prefix:
-                entries = [*entries, *(e[1:] for e in self._by_prefix if word.startswith(e[0]))]
+            prefixed = self._by_prefix.get(word[:1])
+            if prefixed:
+                entries = [*entries, *(e[1:] for e in prefixed if word.startswith(e[0]))]
             for regex, category, direction in entries:
                 match = regex.match(lower, token.start())
                 if match:
@@ -140,9 +153,9 @@ class ConText:
             reach = end
             if category != "pseudo":
                 kept.append(Trigger(category, direction, start, end))
-        return kept
+        return tuple(kept)
 
-    def certainty(self, text: str, start: int, end: int, triggers: list[Trigger] | None = None) -> Certainty:
+    def certainty(self, text: str, start: int, end: int, triggers: Sequence[Trigger] | None = None) -> Certainty:
         """Whether the target ``text[start:end]`` is positive, negated or uncertain."""
         if triggers is None:
             triggers = self.triggers(text)

@@ -11,6 +11,7 @@ count either ("right lower lobe opacity, no pneumonia" is not a Pneumonia senten
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -88,7 +89,7 @@ def find_mentions(
     sentence: str,
     pathology: str,
     context: ConText | None = None,
-    triggers: list[Trigger] | None = None,
+    triggers: Sequence[Trigger] | None = None,
 ) -> list[Mention]:
     """All mentions of ``pathology`` in ``sentence`` with their certainty."""
     matches = list(_regex(pathology).finditer(sentence))

@@ -9,6 +9,8 @@ and the location mapper agree with RadGraph on what token ``i`` is.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from functools import lru_cache
 from typing import NamedTuple
 
 _WORDPUNCT = re.compile(r"\w+|[^\w\s]+")
@@ -23,8 +25,10 @@ class Token(NamedTuple):
     end: int
 
 
-def tokenize(text: str) -> list[Token]:
-    """Tokens of ``text`` in order, with character offsets."""
+@lru_cache(maxsize=16384)
+def tokenize(text: str) -> tuple[Token, ...]:
+    """Tokens of ``text`` in order, with character offsets (cached: the extractor, the mention finder and
+    the location mapper all tokenise the same sentence)."""
     tokens: list[Token] = []
     for match in _WORDPUNCT.finditer(text):
         word, start = match.group(), match.start()
@@ -37,10 +41,10 @@ def tokenize(text: str) -> list[Token]:
             tokens.append(Token(word[cut : split.end()], start + cut, start + split.end()))
             cut = split.end()
         tokens.append(Token(word[cut:], start + cut, match.end()))
-    return tokens
+    return tuple(tokens)
 
 
-def token_index(tokens: list[Token], char: int) -> int:
+def token_index(tokens: Sequence[Token], char: int) -> int:
     """Index of the token containing (or first starting after) character offset ``char``."""
     for i, token in enumerate(tokens):
         if token.end > char:
