@@ -122,15 +122,17 @@ def test_lofi_gradient_checkpointing_gives_the_same_gradients(lofi_tiny_run: Tin
     assert max(float(g.abs().max()) for g in grads[False].values()) > 0
 
 
-@pytest.mark.slow  # inductor's C++ compile: 2-5 min on the shared 2-core CPU
+@pytest.mark.slow  # inductor's C++ compile: about a minute on the shared 2-core CPU
 def test_lofi_compiles_layer_by_layer_and_steps_like_eager(lofi_tiny_run: TinyRun) -> None:
-    """`train.compile` / `--compile`: torch.compile (inductor, C++ on the CPU) of every transformer layer; the
-    compiled step's loss and gradients are the eager ones."""
+    """`train.compile` / `--compile`: torch.compile (inductor, C++ on the CPU) of the transformer layers; the
+    compiled step's loss and gradients are the eager ones. The test compiles the LM's last layer only (every
+    layer compiles the same way; all 6 took 4-5 minutes here)."""
     eager, batch = _lofi(lofi_tiny_run)
     loss = eager(batch, WEIGHTS)["loss"]
     loss.backward()
     compiled, _ = _lofi(lofi_tiny_run)
-    assert compile_blocks(compiled.transformer_layers()) == 6  # 2 SigLIP vision + 2 SigLIP text + 2 LM layers
+    assert len(compiled.transformer_layers()) == 6  # 2 SigLIP vision + 2 SigLIP text + 2 LM layers
+    assert compile_blocks(compiled.transformer_layers()[-1:]) == 1
     out = compiled(batch, WEIGHTS)["loss"]
     out.backward()
     torch.testing.assert_close(out, loss, rtol=1e-5, atol=1e-6)
