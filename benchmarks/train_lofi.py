@@ -14,11 +14,15 @@ Model FLOPs per sample, counted analytically (``flops_per_sample``): a frozen ma
 N tokens costs 2PN forward plus 2PN backward for the activation gradient (LoRA below it still needs it; the
 frozen weights get no gradient); a trained one 6PN; attention adds 4N²d per layer forward (x2 backward); the
 LM head only at the labelled positions. Re-computation by gradient checkpointing is not counted (MFU, not HFU).
-MFU = model FLOPs/s over the GPU's dense bf16 peak (H100/H200 SXM: 989 TFLOP/s; A100: 312).
+MFU = model FLOPs/s over the GPU's dense bf16 peak (H100/H200 SXM: 989 TFLOP/s; A100: 312). Also reported:
+``mfu_6nd`` = 6 · Σ_towers N_tower · tokens_tower per step / (step time · peak), the usual formula (N: non-embedding
+parameters of each tower, frozen or not; tokens: 1,024 patches per image, 64 text tokens per report, the LM's
+sequence), which overstates a mostly frozen model's work (its frozen weights get no weight gradient).
 
     python benchmarks/train_lofi.py                 # tiny + real-size (GPU when present; CPU: batch 1)
     python benchmarks/train_lofi.py --skip-real     # tiny only
     python benchmarks/train_lofi.py --batch-size 64 --steps 5 --no-grad-ckpt
+    python benchmarks/train_lofi.py --skip-tiny --precision bf16 --compile     # the trainer's --precision, --compile
 """
 
 from __future__ import annotations
@@ -93,7 +97,7 @@ def bench_tiny(steps: int) -> dict[str, Any]:
 
 
 # -- real size -------------------------------------------------------------------------------------------------
-def build_real(device: torch.device, grad_ckpt: bool, dtype: torch.dtype) -> Any:
+def build_real(device: torch.device, grad_ckpt: bool, dtype: torch.dtype, compile_layers: bool = False) -> Any:
     from transformers import (
         Gemma3ForCausalLM,
         Gemma3TextConfig,
@@ -117,7 +121,12 @@ def build_real(device: torch.device, grad_ckpt: bool, dtype: torch.dtype) -> Any
         llm = Gemma3ForCausalLM(Gemma3TextConfig(**GEMMA_270M, attn_implementation="eager")).to(dtype)
     towers = Towers(vision, "siglip", VISION["patch_size"], text, None, llm, None, GEMMA_270M["vocab_size"] - 1, [],
                     None, None)
-    return LofiObjective(towers, settings).to(device), recipe
+    model = LofiObjective(towers, settings).to(device)
+    if compile_layers:
+        from cxrdata.models.runtime import compile_blocks
+
+        compile_blocks(model.transformer_layers())  # what `train lofi --compile` does
+    return model, recipe
 
 
 def synthetic_batch(batch: int, image_tokens: int, device: torch.device, generator: torch.Generator) -> dict:
@@ -173,13 +182,27 @@ def flops_per_sample(model: Any, batch: dict) -> float:
     return vision + text + projector + llm + head
 
 
-def bench_real(device: torch.device, batch_size: int, steps: int, warmup: int, grad_ckpt: bool) -> dict[str, Any]:
+def flops_6nd(model: Any, batch: dict) -> float:
+    """6 · Σ N_tower · tokens_tower for the whole batch (embeddings and LM head left out of N, as usual)."""
+    n_img = (VISION["image_size"] // VISION["patch_size"]) ** 2
+    b = batch["input_ids"].shape[0]
+    tokens = {"vision": n_img * b, "text": 64 * batch["report_rows"].numel(),
+              "llm": float(batch["attention_mask"].sum())}
+    params = {"vision": count(model.vision, None, ("head",)), "text": count(model.text, None, ("embeddings",)),
+              "llm": count(model.llm, None, ("embed_tokens",))}
+    return 6 * sum(params[k] * tokens[k] for k in tokens) + 6 * count(model.projector) * model.num_image_tokens * b
+
+
+def bench_real(device: torch.device, batch_size: int, steps: int, warmup: int, grad_ckpt: bool,
+               precision: str | None = None, compile_layers: bool = False) -> dict[str, Any]:
+    from cxrdata.models.runtime import PRECISIONS, autocast, run_precision
     from cxrdata.train.lofi import make_optimizer
 
     cuda = device.type == "cuda"
-    dtype = torch.bfloat16 if cuda else torch.float32
+    amp = run_precision(device, "bf16", precision)
+    dtype = (PRECISIONS[amp] or torch.float32) if cuda else torch.float32
     t0 = time.perf_counter()
-    model, recipe = build_real(device, grad_ckpt, dtype)
+    model, recipe = build_real(device, grad_ckpt, dtype, compile_layers)
     build_s = time.perf_counter() - t0
     optimizer, _ = make_optimizer(model, recipe, 1000)
     weights = {k: float(v) for k, v in recipe["loss"].items()}
@@ -195,7 +218,7 @@ def bench_real(device: torch.device, batch_size: int, steps: int, warmup: int, g
         if cuda:
             torch.cuda.synchronize(device)
         t0 = time.perf_counter()
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+        with autocast(device, amp):
             loss = model(batch, weights)["loss"]
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for _, p in model.trainable_parameters()], 1.0)
@@ -209,6 +232,7 @@ def bench_real(device: torch.device, batch_size: int, steps: int, warmup: int, g
     out: dict[str, Any] = {
         "part": "real", "device": torch.cuda.get_device_name(device) if cuda else "cpu",
         "threads": torch.get_num_threads(), "batch": batch_size, "grad_ckpt": grad_ckpt, "build_s": build_s,
+        "precision": amp, "compile": compile_layers,
         "params": count(model), "trainable": count(model, True), "seq_len_mean": float(batch["attention_mask"].sum())
         / batch_size, "step_s_median": step_s, "samples_per_s": batch_size / step_s,
         "model_tflops_per_sample": flops / 1e12, "achieved_tflops": flops * batch_size / step_s / 1e12,
@@ -219,6 +243,7 @@ def bench_real(device: torch.device, batch_size: int, steps: int, warmup: int, g
         name = torch.cuda.get_device_name(device)
         peak = next((v for k, v in PEAK_BF16.items() if k in name), None)
         out["mfu"] = flops * batch_size / step_s / peak if peak else None
+        out["mfu_6nd"] = flops_6nd(model, batch) / step_s / peak if peak else None
     else:
         out["peak_rss_mb"] = rss_mb()
     return out
@@ -234,6 +259,9 @@ def main() -> None:
     parser.add_argument("--no-grad-ckpt", action="store_true")
     parser.add_argument("--skip-tiny", action="store_true")
     parser.add_argument("--skip-real", action="store_true")
+    parser.add_argument("--precision", choices=["bf16", "fp16", "fp32"], default=None,
+                        help="real part; default bf16 on GPU, fp32 on CPU (as `train lofi`)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile each transformer layer")
     args = parser.parse_args()
     if not args.skip_tiny:
         print(json.dumps(bench_tiny(args.tiny_steps)), flush=True)
@@ -242,7 +270,7 @@ def main() -> None:
         cuda = device.type == "cuda"
         print(json.dumps(bench_real(device, args.batch_size or (64 if cuda else 1), args.steps or (5 if cuda else 1),
                                     args.warmup if args.warmup is not None else (2 if cuda else 0),
-                                    not args.no_grad_ckpt and cuda)), flush=True)
+                                    not args.no_grad_ckpt and cuda, args.precision, args.compile)), flush=True)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -525,6 +526,12 @@ def test_the_help_examples_torchrun_runs_two_cpu_processes(tmp_path: Path):
     torch.testing.assert_close(w_ddp, w_one, rtol=0, atol=1e-6)
     torch.testing.assert_close(opt_ddp["exp_avg"], opt_one["exp_avg"], rtol=0, atol=1e-7)
     assert opt_one["exp_avg"].abs().max() > 0
+    # the logged loss is the mean over the ranks (all-reduced): the one-process batch-2 loss, and the mean of the
+    # two ranks' own last losses
+    logged, one = common.read_metrics(run), common.read_metrics(single)
+    assert [r["loss"] for r in logged] == pytest.approx([r["loss"] for r in one], rel=1e-5)
+    local = [float(re.search(rf"rank {rank} of 2: steps 0..2 done, last local loss (\S+)", out)[1]) for rank in (0, 1)]
+    assert local[0] != local[1] and logged[-1]["loss"] == pytest.approx(sum(local) / 2, rel=1e-6)
 
 
 # --- what the LDM is fed: the ldm-prompts build stores the shortest side at 512 ---------------------------------

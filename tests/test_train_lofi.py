@@ -494,3 +494,6 @@ def test_the_help_examples_torchrun_runs_two_cpu_processes(lofi_tiny_run: TinyRu
     # Step 1 starts from the same weights on the same global batch: the sigmoid loss, over the embeddings gathered
     # from both ranks, is the one-process value (the captioning losses are per-rank token means, not comparable).
     assert read_metrics(run)[0]["sigmoid"] == pytest.approx(read_metrics(lofi_tiny_run.run)[0]["sigmoid"], abs=1e-5)
+    # the logged losses are averaged over the ranks (all-reduce): the last one is the mean of the ranks' own
+    local = [float(re.search(rf"rank {rank} of 2: steps 0..2 done, last local loss (\S+)", out)[1]) for rank in (0, 1)]
+    assert local[0] != local[1] and read_metrics(run)[-1]["loss"] == pytest.approx(sum(local) / 2, rel=1e-6)

@@ -3,13 +3,32 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
 from cxrdata.cli.common import console, friendly_errors
 from cxrdata.cli.tools import eval_group
 from cxrdata.errors import CxrdataError
+
+
+def speed_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--precision``, ``--compile``, ``--gradient-checkpointing`` (both trainers; run-only settings, docs/gpu.md)."""
+    options = [
+        click.option("--precision", type=click.Choice(["bf16", "fp16", "fp32"]), default=None,
+                     help="Autocast precision on any device (fp32 master weights; fp16: CUDA only). Default: the "
+                          "recipe's train.precision on CUDA, fp32 on the CPU."),
+        click.option("--compile/--no-compile", "compile_", default=None,
+                     help="torch.compile the model block by block (default: the recipe's train.compile, off)."),
+        click.option("--gradient-checkpointing/--no-gradient-checkpointing", "checkpointing", default=None,
+                     help="Recompute activations in the backward pass: less memory, the same gradients "
+                          "(default: the recipe's)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
 
 
 # -- train lofi / eval retrieval / predict lofi-boxes (cxrdata.train, cxrdata.models; the [train] extra) --------
@@ -38,10 +57,11 @@ def train_group() -> None:
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
 @click.option("--seed", type=int, default=None, help="Replace the recipe's seed (new runs only).")
 @click.option("--quiet", is_flag=True, help="No per-step lines.")
+@speed_options
 @friendly_errors
 def train_lofi_cmd(data: tuple[Path, ...], run: Path, recipe: str | None, vision: Path | None, text: Path | None,
                    llm: Path | None, tiny: bool, max_steps: int | None, resume: bool, device: str, seed: int | None,
-                   quiet: bool) -> None:
+                   quiet: bool, precision: str | None, compile_: bool | None, checkpointing: bool | None) -> None:
     """LoFi: sigmoid + report captioning + location-aware captioning (SPEC "Trainers").
 
     \b
@@ -52,7 +72,8 @@ def train_lofi_cmd(data: tuple[Path, ...], run: Path, recipe: str | None, vision
 
     result = train_lofi(TrainOptions(data=list(data), run=run, recipe=recipe, vision=vision, text=text, llm=llm,
                                      tiny=tiny, max_steps=max_steps, resume=resume, device=device, seed=seed,
-                                     quiet=quiet))
+                                     quiet=quiet, precision=precision, compile=compile_,
+                                     gradient_checkpointing=checkpointing))
     if not result.is_main:
         return
     def left_out(config: str) -> str:
@@ -143,10 +164,12 @@ def predict_lofi_boxes(run: Path, data: tuple[Path, ...], config: str, split: st
 @click.option("--seed", type=int, default=None, help="Replace the recipe's seed.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
 @click.option("--quiet", is_flag=True, help="No per-step lines.")
+@speed_options
 @friendly_errors
 def train_ldm_cmd(data: tuple[Path, ...], run: Path, ldm: Path | None, clip: Path | None, recipe: str | None,
                   tiny: bool, lut: Path | None, config: str | None, split: str | None, max_steps: int | None,
-                  resume: bool, seed: int | None, device: str, quiet: bool) -> None:
+                  resume: bool, seed: int | None, device: str, quiet: bool, precision: str | None,
+                  compile_: bool | None, checkpointing: bool | None) -> None:
     """Anatomy prompt tuning of the frozen chest X-ray LDM (seed 003): only the location-token embeddings
     learn.
 
@@ -161,7 +184,8 @@ def train_ldm_cmd(data: tuple[Path, ...], run: Path, ldm: Path | None, clip: Pat
         raise CxrdataError("give --tiny or --recipe, not both")
     path = train_ldm(list(data), run, ldm=ldm, clip=clip, recipe=recipe or (TINY_RECIPE if tiny else RECIPE),
                      lut=lut, max_steps=max_steps, resume=resume, device=device, config=config, split=split,
-                     seed=seed, tiny=tiny, log=(lambda _m: None) if quiet else console.print)
+                     seed=seed, tiny=tiny, precision=precision, compile_unet=compile_,
+                     gradient_checkpointing=checkpointing, log=(lambda _m: None) if quiet else console.print)
     if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 writes the run
         console.print(f"tuned embeddings: {path}")
 

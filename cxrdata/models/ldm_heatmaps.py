@@ -41,7 +41,7 @@ from cxrdata.models.ldm_model import FrozenLDM
 from cxrdata.models.ldm_prompted import PromptedLDM
 from cxrdata.models.ldm_recipe import EMBEDDINGS_FILE, RUN_FILE, load_ldm_recipe, recipe_hash
 from cxrdata.models.prediction_files import heatmap_name, write_heatmap
-from cxrdata.models.runtime import hf_offline, pick_device
+from cxrdata.models.runtime import hf_offline, pick_device, run_precision
 
 HEATMAP_COLUMNS = ("id", "image", "prompt")
 
@@ -172,7 +172,7 @@ def ldm_heatmaps(data: Sequence[str | Path], out: str | Path, *, run: str | Path
     config, splits = built.name, [split] if split is not None else built.splits
     shards = [built.dataset(s, HEATMAP_COLUMNS) for s in splits]
     dev = pick_device(device)
-    model = FrozenLDM.load(cfg["model"], ldm_path, clip_path, dev, cfg["train"]["precision"])
+    model = FrozenLDM.load(cfg["model"], ldm_path, clip_path, dev, run_precision(dev, cfg["train"]["precision"]))
     tuner = PromptedLDM(cfg, model, weight, table)
     recorder = AttentionRecorder(model.unet, hm["layers"], stop_after_last=True)
     steps = list(range(*hm["steps"]))

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from cxrdata.errors import CxrdataError
-from cxrdata.models.runtime import autocast
+from cxrdata.models.runtime import autocast, checkpoint_blocks, compile_blocks
 
 BUNDLE_NAME = "cxr_image_synthesis_latent_diffusion_model"
 
@@ -46,6 +46,14 @@ def build_unet(cfg: Mapping[str, Any]) -> nn.Module:
         return DiffusionModelUNet(**dict(cfg))
     except ImportError as exc:  # MONAI's OptionalImportError for einops subclasses ImportError
         raise CxrdataError(f"the LDM U-Net needs einops: pip install 'cxrdata[train]' ({exc})") from None
+
+
+def resnet_blocks(unet: nn.Module) -> list[nn.Module]:
+    """The U-Net's residual convolution blocks (``DiffusionUNetResnetBlock``): most of its activation memory and
+    FLOPs at 64 x 64 latents, and free of the cross-attention blocks that :mod:`ldm_attention` hooks."""
+    from monai.networks.nets.diffusion_model_unet import DiffusionUNetResnetBlock
+
+    return [m for m in unet.modules() if isinstance(m, DiffusionUNetResnetBlock)]
 
 
 def build_scheduler(cfg: Mapping[str, Any]) -> Any:
@@ -148,7 +156,7 @@ class FrozenLDM:
     """VAE + U-Net + CLIP text encoder, all frozen and in eval mode, on one device."""
 
     def __init__(self, model_cfg: Mapping[str, Any], autoencoder: nn.Module, unet: nn.Module, tokenizer: Any,
-                 text_encoder: nn.Module, device: torch.device, precision: str = "bf16") -> None:
+                 text_encoder: nn.Module, device: torch.device, precision: str = "fp32") -> None:
         self.cfg = model_cfg
         self.device = device
         self.precision = precision
@@ -172,7 +180,7 @@ class FrozenLDM:
 
     @classmethod
     def load(cls, model_cfg: Mapping[str, Any], ldm: str | Path, clip: str | Path, device: torch.device,
-             precision: str = "bf16") -> FrozenLDM:
+             precision: str = "fp32") -> FrozenLDM:
         """Build the networks from the recipe and load ``--ldm`` / ``--clip`` (local files only)."""
         bundle = Path(ldm)
         files = model_cfg["bundle_files"]
@@ -183,6 +191,21 @@ class FrozenLDM:
         load_weights(unet, read_state_dict(unet_path), unet_path, "unet")
         tokenizer, text_encoder = load_clip(Path(clip))
         return cls(model_cfg, autoencoder, unet, tokenizer, text_encoder, device, precision)
+
+    def speed_up(self, compile_unet: bool = False, gradient_checkpointing: bool = False) -> None:
+        """Optional GPU settings for the U-Net's residual blocks (:func:`resnet_blocks`).
+
+        MONAI's ``DiffusionModelUNet`` has no gradient-checkpointing switch of its own, so ours wraps each residual
+        block in ``torch.utils.checkpoint``. The transformer blocks are left out on purpose: their ``attn2``
+        carry the attention hooks, which would run again during recomputation after :meth:`AttentionRecorder.run`
+        returned (the recomputed graph would then differ from the recorded one), and the early-exit exception
+        would escape a recomputation. ``compile_unet``: ``torch.compile`` the same blocks (the hooked blocks and
+        the early exit stay eager)."""
+        blocks = resnet_blocks(self.unet)
+        if gradient_checkpointing:
+            checkpoint_blocks(blocks)
+        if compile_unet:
+            compile_blocks(blocks)
 
     def timestep(self, step: int) -> int:
         """Timestep of inference step ``step`` (leading spacing)."""

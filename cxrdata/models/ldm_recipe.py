@@ -47,7 +47,7 @@ TEMPLATE: dict[str, Any] = {
     "train": {"batch_size": int, "steps_per_sample": int, "timestep_batch": int, "max_steps": int, "lr": float,
               "lr_warmup_steps": int, "weight_decay": float, "betas": list, "grad_clip": float, "seed": int,
               "precision": str, "checkpoint_every": int, "keep_checkpoints": int, "log_every": int,
-              "cache_images": int},
+              "cache_images": int, "compile": bool, "gradient_checkpointing": bool},
     "heatmap": {"layers": list, "steps": list, "trajectory": str, "size": int, "smoothing_sigma": float,
                 "otsu": bool, "batch_size": int},
 }
@@ -57,7 +57,8 @@ _CHOICES = {("data", "fit"): ("center_crop", "stretch"), ("attention", "trajecto
             ("codebook", "shared_subtokens"): ("separate", "shared"), ("loss", "prior_scale"): PRIOR_SCALES}
 # Keys that do not change what a run computes (a resumed run may change them).
 _RUN_ONLY = {("train", "max_steps"), ("train", "checkpoint_every"), ("train", "keep_checkpoints"),
-             ("train", "log_every"), ("train", "cache_images")}
+             ("train", "log_every"), ("train", "cache_images"), ("train", "compile"),
+             ("train", "gradient_checkpointing")}
 # Optional: `train ldm --tiny` without --ldm/--clip writes random-weight assets of the recipe's networks and a CLIP
 # text encoder of these CLIPTextConfig arguments (hidden_size = the U-Net's cross_attention_dim) to RUN/weights/.
 OPTIONAL = {"tiny": {"clip": dict}}

@@ -202,6 +202,12 @@ class LofiModel(nn.Module):
     def trainable_parameters(self) -> list[tuple[str, nn.Parameter]]:
         return [(n, p) for n, p in self.named_parameters() if p.requires_grad]
 
+    def transformer_layers(self) -> list[nn.Module]:
+        """Every tower's repeated layers (the items of each ``...layers`` ``ModuleList``: SigLIP encoder layers,
+        the LM's decoder layers): the blocks ``train.compile`` compiles one by one."""
+        return [layer for name, module in self.named_modules()
+                if name.split(".")[-1] == "layers" and isinstance(module, nn.ModuleList) for layer in module]
+
     # -- towers ----------------------------------------------------------------------------------------------
     def encode_images(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(visual tokens for the LM, pooled image embedding for the sigmoid loss)."""

@@ -58,17 +58,18 @@ def weight_paths(run: Path, config: Mapping[str, Any]) -> dict[str, Path]:
 
 
 def build_model(recipe: Mapping[str, Any], weights: Mapping[str, Path], device: Any,
-                model_class: type[LofiModel] = LofiModel) -> Any:
-    """The model on ``device`` (frozen weights in bf16/fp16 on GPU when the recipe's precision says so);
-    ``model_class``: a subclass, e.g. the trainer's, with its losses."""
+                model_class: type[LofiModel] = LofiModel, precision: str | None = None) -> Any:
+    """The model on ``device`` (frozen weights in bf16/fp16 on GPU when the run's precision says so: the recipe's,
+    or ``precision``; trainable tensors stay float32); ``model_class``: a subclass, e.g. the trainer's, with its
+    losses."""
     import torch
 
     from cxrdata.models.lofi_towers import load_towers
+    from cxrdata.models.runtime import PRECISIONS, run_precision
 
-    precision = recipe["train"]["precision"]
-    frozen = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
+    frozen = PRECISIONS[run_precision(device, recipe["train"]["precision"], precision)] or torch.float32
     if device.type != "cuda":
-        frozen = torch.float32
+        frozen = torch.float32  # the CPU keeps frozen weights in fp32 (autocast casts per op)
     settings = model_settings(recipe, frozen)
     towers = load_towers(weights["vision"], weights["text"], weights["llm"], settings)
     return model_class(towers, settings).to(device)

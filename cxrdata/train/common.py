@@ -4,6 +4,8 @@ API (small on purpose; every trainer uses the same run-folder layout)::
 
     seed_everything(seed)                        python, numpy, torch (CPU + CUDA) generators
     DistInfo / init_distributed()                rank, world size; torch DDP when WORLD_SIZE > 1 (torchrun)
+    mean_over_ranks(values, dist)                logged scalars averaged over the processes (all-reduce)
+    loader_settings(data, device)                DataLoader workers, pinned memory, persistent workers, prefetch
     rng_state() / set_rng_state(state)           every RNG the training loop touches
     save_checkpoint(run, step, state, keep_last) RUN/checkpoints/step-NNNNNNN.pt, written atomically
     MetricsLogger(run, start_step)               RUN/metrics.csv + RUN/tensorboard/
@@ -66,6 +68,33 @@ def init_distributed() -> DistInfo:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def mean_over_ranks(values: Mapping[str, float], dist: DistInfo) -> dict[str, float]:
+    """``values`` averaged over the processes (one all-reduce; every rank must call it at the same steps), so
+    the logged loss is the global batch's, not rank 0's slice of it. One process: ``values`` unchanged."""
+    if not dist.distributed:
+        return dict(values)
+    import torch.distributed as tdist
+
+    keys = list(values)
+    backend = tdist.get_backend()
+    device = torch.device("cuda", dist.local_rank) if backend == "nccl" else torch.device("cpu")
+    packed = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=device)
+    tdist.all_reduce(packed)
+    return {k: float(v) / dist.world_size for k, v in zip(keys, packed.tolist(), strict=True)}
+
+
+def loader_settings(data: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
+    """``torch.utils.data.DataLoader`` keyword arguments from a recipe's ``data`` section: ``num_workers``
+    decoding processes, kept alive across epochs (``persistent_workers``), ``prefetch_factor`` batches ahead
+    per worker, and page-locked batches (``pin_memory``) when the model runs on CUDA, so that the host-to-GPU
+    copy (``non_blocking=True``) overlaps compute."""
+    workers = int(data["num_workers"])
+    out: dict[str, Any] = {"num_workers": workers, "pin_memory": device.type == "cuda"}
+    if workers > 0:
+        out.update(persistent_workers=bool(data["persistent_workers"]), prefetch_factor=int(data["prefetch_factor"]))
+    return out
 
 
 def rng_state() -> dict[str, Any]:

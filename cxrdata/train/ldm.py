@@ -50,7 +50,7 @@ from cxrdata.models.ldm_inputs import image_tensor
 from cxrdata.models.ldm_model import FrozenLDM
 from cxrdata.models.ldm_prompted import PromptedLDM
 from cxrdata.models.ldm_recipe import EMBEDDINGS_FILE, RECIPE, RUN_FILE, TINY_RECIPE, load_ldm_recipe, recipe_hash
-from cxrdata.models.runtime import hf_offline, pick_device
+from cxrdata.models.runtime import hf_offline, pick_device, run_precision
 from cxrdata.train import common
 from cxrdata.train.ldm_losses import (
     crop_box,
@@ -200,11 +200,16 @@ class PriorMaps:
 def train_ldm(data: Sequence[str | Path], run: str | Path, *, ldm: str | Path | None, clip: str | Path | None,
               recipe: str | Path = RECIPE, lut: str | Path | None = None, max_steps: int | None = None,
               resume: bool = False, device: str = "auto", config: str | None = None, split: str | None = None,
-              seed: int | None = None, tiny: bool = False, log: Callable[[str], None] = print) -> Path:
+              seed: int | None = None, tiny: bool = False, precision: str | None = None,
+              compile_unet: bool | None = None, gradient_checkpointing: bool | None = None,
+              log: Callable[[str], None] = print) -> Path:
     """Train; returns the tuned embeddings file. See the module docstring for the run folder.
 
     ``tiny`` with neither ``ldm`` nor ``clip``: random-weight assets of the recipe (its ``tiny`` section) are
-    written to RUN/weights/ and used (CPU tests and smoke runs need no weight folders)."""
+    written to RUN/weights/ and used (CPU tests and smoke runs need no weight folders).
+    ``precision``: autocast precision on any device (default: the recipe's ``train.precision`` on CUDA, fp32 on
+    the CPU); ``compile_unet`` / ``gradient_checkpointing``: replace the recipe's ``train.compile`` /
+    ``train.gradient_checkpointing`` (run-only settings: a resumed run may change them)."""
     hf_offline()
     run = Path(run)
     cfg = load_ldm_recipe(recipe)
@@ -212,6 +217,9 @@ def train_ldm(data: Sequence[str | Path], run: str | Path, *, ldm: str | Path | 
         cfg["train"]["seed"] = seed
     if max_steps is not None:
         cfg["train"]["max_steps"] = max_steps
+    for key, value in (("compile", compile_unet), ("gradient_checkpointing", gradient_checkpointing)):
+        if value is not None:
+            cfg["train"][key] = value
     if (ldm is None or clip is None) and not (tiny and ldm is None and clip is None):
         raise CxrdataError("train ldm needs --ldm (the MONAI bundle folder) and --clip (the CLIP folder), "
                            "or --tiny alone for random-weight ones")
@@ -249,7 +257,9 @@ def train_ldm(data: Sequence[str | Path], run: str | Path, *, ldm: str | Path | 
         ldm, clip = tiny_assets(run, cfg, dist)
     assert clip is not None
 
-    frozen = FrozenLDM.load(cfg["model"], ldm, clip, dev, tr["precision"])
+    amp = run_precision(dev, tr["precision"], precision)
+    frozen = FrozenLDM.load(cfg["model"], ldm, clip, dev, amp)
+    frozen.speed_up(tr["compile"], tr["gradient_checkpointing"])
     tuner = LdmPromptTuner(cfg, frozen)
     param = tuner.codebook.trainable
     optimizer = torch.optim.AdamW([param], lr=tr["lr"], betas=tuple(tr["betas"]), weight_decay=tr["weight_decay"])
@@ -269,7 +279,8 @@ def train_ldm(data: Sequence[str | Path], run: str | Path, *, ldm: str | Path | 
         inputs = {"data": [str(d.resolve()) for d in data_dirs], "config": config, "split": split,
                   "ldm": str(Path(ldm).resolve()), "clip": str(Path(clip).resolve()),
                   "lut": str(Path(lut).resolve()) if lut else None, "rows": len(usable),
-                  "skipped_no_image": no_image, "tiny_assets": tiny and Path(ldm).parent == run / TINY_ASSETS}
+                  "skipped_no_image": no_image, "tiny_assets": tiny and Path(ldm).parent == run / TINY_ASSETS,
+                  "precision": amp, "world_size": dist.world_size}
         doc = {"recipe": cfg, "recipe_hash": digest, "inputs": inputs, "cxrdata_version": __version__,
                "codebook_rows": len(tuner.table.rows), "trainable_rows": len(tuner.table.trainable_rows)}
         (run / RUN_FILE).write_text(json.dumps(doc, indent=2) + "\n")
@@ -293,7 +304,8 @@ def train_ldm(data: Sequence[str | Path], run: str | Path, *, ldm: str | Path | 
     skipped = f" ({no_image} without an image skipped)" if no_image else ""
     ranks = f", rank {dist.rank} of {dist.world_size}" if dist.distributed else ""
     log(f"train ldm: {len(usable)} rows of {config}/{split}{skipped}, codebook {len(tuner.table.rows)} rows "
-        f"({len(tuner.table.trainable_rows)} trainable), device {dev}{ranks}, steps {start}..{tr['max_steps']}")
+        f"({len(tuner.table.trainable_rows)} trainable), device {dev} {amp}{ranks}, steps {start}..{tr['max_steps']}")
+    local = float("nan")  # this rank's loss of the last logged step (the log holds the mean over ranks)
     for step in range(start, tr["max_steps"]):
         t0 = time.perf_counter()
         # Randomness keyed by the step (timesteps) and by the sample's place in the global batch (jitter, noise):
@@ -340,6 +352,9 @@ def train_ldm(data: Sequence[str | Path], run: str | Path, *, ldm: str | Path | 
         optimizer.zero_grad(set_to_none=True)
         done = step + 1
         elapsed = time.perf_counter() - t0
+        if done % tr["log_every"] == 0 or done == tr["max_steps"]:
+            local = sums["loss"]
+            sums = common.mean_over_ranks(sums, dist)  # every rank logs at the same steps
         if metrics is not None and (done % tr["log_every"] == 0 or done == tr["max_steps"]):
             metrics.log(done, {**sums, "lr": lr, "grad_norm": grad_norm, "step_time_s": elapsed,
                                "samples_per_s": len(rows) * dist.world_size / elapsed})
@@ -354,7 +369,7 @@ def train_ldm(data: Sequence[str | Path], run: str | Path, *, ldm: str | Path | 
     if metrics is not None:
         metrics.close()
     if dist.distributed:
-        log(f"rank {dist.rank} of {dist.world_size}: steps {start}..{tr['max_steps']} done")
+        log(f"rank {dist.rank} of {dist.world_size}: steps {start}..{tr['max_steps']} done, last local loss {local!r}")
     path = run / EMBEDDINGS_FILE
     if dist.is_main:
         save_embeddings(path, tuner.codebook, tuner.table,

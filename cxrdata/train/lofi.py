@@ -13,8 +13,12 @@ Several GPUs: ``torchrun --standalone --nproc_per_node N -m cxrdata.cli train lo
 ``--run-dir`` because torchrun's own parser takes ``--run`` for its ``--run-path``). The recipe's batch size is
 global and split over the processes; each rank reads its slice of every global batch. The sigmoid loss gathers the
 image/text embeddings of all ranks (the global batch's negatives, exact global gradient); the captioning losses are
-per-rank token means, averaged by DDP. Rank 0 logs (its captioning losses) and writes checkpoints; the RNG state
-saved is rank 0's (the default recipes use no dropout, so resuming is exact per rank too).
+per-rank token means, averaged by DDP. The logged losses are averaged over the ranks (one all-reduce per logged
+step); rank 0 alone writes metrics and checkpoints; the RNG state saved is rank 0's (the default recipes use no
+dropout, so resuming is exact per rank too). Speed settings (docs/gpu.md): ``--precision`` (bf16 autocast, also on
+the CPU; fp32 master weights), ``--compile`` (``torch.compile`` per transformer layer), gradient checkpointing
+(``model.gradient_checkpointing``), DataLoader workers (``data.num_workers``, ``persistent_workers``,
+``prefetch_factor``; pinned memory on CUDA).
 """
 
 from __future__ import annotations
@@ -52,6 +56,9 @@ class TrainOptions:
     device: str = "auto"
     seed: int | None = None
     quiet: bool = True
+    precision: str | None = None  # autocast on any device; default: the recipe's on CUDA, fp32 on the CPU
+    compile: bool | None = None  # replace the recipe's train.compile
+    gradient_checkpointing: bool | None = None  # replace the recipe's model.gradient_checkpointing
 
 
 @dataclass
@@ -108,7 +115,7 @@ class Prepared:
 
 
 def prepare(recipe: dict[str, Any], data: Sequence[Path], weights: Mapping[str, Path] | None, device: Any,
-            tiny_folder: Path | None = None) -> tuple[Prepared, dict[str, Path]]:
+            tiny_folder: Path | None = None, precision: str | None = None) -> tuple[Prepared, dict[str, Path]]:
     """Load the sources, write tiny weights when asked (``tiny_folder``), build the model and the data pipeline."""
     from cxrdata.models.lofi_tiny import write_tiny_weights
     from cxrdata.models.lofi_towers import model_folder
@@ -143,7 +150,7 @@ def prepare(recipe: dict[str, Any], data: Sequence[Path], weights: Mapping[str, 
                                     "--text" if weights.get("text") else "--vision (its text tower)", tokenizer=True),
                "llm": model_folder(weights.get("llm"), "llm", "--llm", tokenizer=True)}
     seed_everything(seed)
-    model = build_model(recipe, weights, device, LofiObjective)
+    model = build_model(recipe, weights, device, LofiObjective, precision)
     m = recipe["model"]
     plan = MixPlan([len(s) for s in sources], [s.spec.weight for s in sources], seed)
     examples = LofiExamples(sources, plan, targets, m["image_size"], m["image_mean"], m["image_std"], seed)
@@ -170,8 +177,15 @@ def train_lofi(opts: TrainOptions) -> TrainResult:
     import torch
 
     from cxrdata.models.checkpoints import latest_checkpoint, list_checkpoints, load_checkpoint
-    from cxrdata.models.runtime import hf_offline, pick_device
-    from cxrdata.train.common import MetricsLogger, init_distributed, save_checkpoint, set_rng_state
+    from cxrdata.models.runtime import autocast, compile_blocks, hf_offline, pick_device, run_precision
+    from cxrdata.train.common import (
+        MetricsLogger,
+        init_distributed,
+        loader_settings,
+        mean_over_ranks,
+        save_checkpoint,
+        set_rng_state,
+    )
     from cxrdata.train.lofi_data import StepBatches, to_device
 
     hf_offline()
@@ -202,17 +216,23 @@ def train_lofi(opts: TrainOptions) -> TrainResult:
         weights = {"vision": opts.vision, "text": opts.text, "llm": opts.llm}
     if not data:
         raise CxrdataError("give --data OUT (a build output folder; repeat for several)")
+    # run-only settings: how fast, not what (a resumed run may change them; config.json keeps the first run's)
+    if opts.compile is not None:
+        recipe["train"]["compile"] = opts.compile
+    if opts.gradient_checkpointing is not None:
+        recipe["model"]["gradient_checkpointing"] = opts.gradient_checkpointing
+    precision = run_precision(device, recipe["train"]["precision"], opts.precision)
     run.mkdir(parents=True, exist_ok=True)
     tiny_folder = run / "weights" if tiny else None
     if tiny and dist_info.distributed and not dist_info.is_main:
         torch.distributed.barrier()  # rank 0 writes the tiny weights first
-    prepared, weights = prepare(recipe, data, None if tiny else weights, device, tiny_folder)
+    prepared, weights = prepare(recipe, data, None if tiny else weights, device, tiny_folder, precision)
     if tiny and dist_info.distributed and dist_info.is_main:
         torch.distributed.barrier()
     if dist_info.is_main and not opts.resume:
         stored = {k: str(p.relative_to(run)) if tiny else str(Path(p).resolve()) for k, p in weights.items()}
         cfg_path.write_text(json.dumps({"trainer": "lofi", "recipe": recipe, "weights": stored, "tiny": tiny,
-                                        "data": [str(Path(d).resolve()) for d in data],
+                                        "data": [str(Path(d).resolve()) for d in data], "precision": precision,
                                         "versions": _versions()}, indent=1) + "\n")
     model = prepared.model
     t = recipe["train"]
@@ -233,14 +253,13 @@ def train_lofi(opts: TrainOptions) -> TrainResult:
     sampler = StepBatches(prepared.plan.epoch_len, batch_size, start, max(start, end), dist_info.rank,
                           dist_info.world_size)
     loader = torch.utils.data.DataLoader(prepared.examples, batch_sampler=sampler, collate_fn=prepared.collator,
-                                         num_workers=int(recipe["data"]["num_workers"]),
-                                         pin_memory=device.type == "cuda")
+                                         **loader_settings(recipe["data"], device))
+    if t["compile"]:
+        compile_blocks(model.transformer_layers())
     net: Any = model
     if dist_info.distributed:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True)
-    precision = t["precision"] if device.type == "cuda" else "fp32"
-    autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
     weights_loss = {k: float(v) for k, v in recipe["loss"].items()}
     logger = MetricsLogger(run, start) if dist_info.is_main else None
@@ -254,7 +273,7 @@ def train_lofi(opts: TrainOptions) -> TrainResult:
     try:
         for batch in _one_line_errors(loader):
             batch = to_device(batch, device)
-            with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            with autocast(device, precision):
                 out = net(batch, weights_loss)
             scaler.scale(out["loss"]).backward()
             scaler.unscale_(optimizer)
@@ -267,9 +286,11 @@ def train_lofi(opts: TrainOptions) -> TrainResult:
             step += 1
             result.step = step
             parts = {k: float(out[k].detach()) for k in ("loss", "sigmoid", "caption", "location")}
-            result.losses.append(parts["loss"])
+            result.losses.append(parts["loss"])  # this rank's
             now = time.perf_counter()
             log_now = step % int(t["log_every"]) == 0 or step == end
+            if log_now:
+                parts = mean_over_ranks(parts, dist_info)  # every rank logs at the same steps
             if logger is not None and log_now:
                 logger.log(step, {**parts, "lr": lr, "grad_norm": float(grad_norm),
                                   "epoch": (step - 1) // steps_per_epoch, "step_s": now - tick,
@@ -286,7 +307,9 @@ def train_lofi(opts: TrainOptions) -> TrainResult:
         if logger is not None:
             logger.close()
     if dist_info.distributed and not opts.quiet:
-        print(f"rank {dist_info.rank} of {dist_info.world_size}: steps {start}..{step} done", flush=True)
+        last = repr(result.losses[-1]) if result.losses else "nan"
+        print(f"rank {dist_info.rank} of {dist_info.world_size}: steps {start}..{step} done, last local loss {last}",
+              flush=True)
     return result
 
 

@@ -22,12 +22,15 @@ TEMPLATE: dict[str, Any] = {
     "targets": {"box_format": str, "p_grounding": float, "report_sections": list, "report_fallback": list,
                 "report_prompt": str, "max_prompt_tokens": int, "max_target_tokens": int},
     "loss": {"sigmoid": float, "caption": float, "location": float},
-    "data": {"split": str, "sources": list, "num_workers": int},
+    "data": {"split": str, "sources": list, "num_workers": int, "persistent_workers": bool, "prefetch_factor": int},
     "optim": {"lr": float, "weight_decay": float, "betas": list, "eps": float, "warmup_steps": int,
               "min_lr_ratio": float, "grad_clip": (float, None)},
     "train": {"batch_size": int, "epochs": int, "max_steps": (int, None), "precision": str, "seed": int,
-              "log_every": int, "checkpoint_every": int, "keep_last": int},
+              "log_every": int, "checkpoint_every": int, "keep_last": int, "compile": bool},
 }
+# Speed settings added after the first runs were written: a recipe (or a run's config.json) without them gets
+# these values, which are what those runs did. They change how fast a run goes, not what it computes.
+RUN_DEFAULTS = {("data", "persistent_workers"): True, ("data", "prefetch_factor"): 2, ("train", "compile"): False}
 # Top-level keys a recipe may have or not; `tiny`: the sizes of the random towers `--tiny` writes.
 OPTIONAL: dict[str, Any] = {"name": str, "description": str, "tiny": dict}
 SOURCE_KEYS = {"config", "task", "weight", "optional", "one_reader"}
@@ -50,6 +53,9 @@ def check_recipe(doc: Any, source: str = "(lofi)") -> dict[str, Any]:
         raise fail("must be a YAML mapping")
     if doc.get("trainer") != "lofi":
         raise fail(f"'trainer' must be 'lofi' for `train lofi`, got {doc.get('trainer')!r}")
+    for (section, key), value in RUN_DEFAULTS.items():
+        if isinstance(doc.get(section), dict):
+            doc[section].setdefault(key, value)
     check_template(doc, {**TEMPLATE, **{k: v for k, v in OPTIONAL.items() if k in doc}}, source)
     if doc["targets"]["box_format"] not in FORMATS:
         raise fail(f"'targets.box_format' must be one of {', '.join(FORMATS)}")
@@ -57,6 +63,8 @@ def check_recipe(doc: Any, source: str = "(lofi)") -> dict[str, Any]:
         raise fail("'targets.p_grounding' must be in [0, 1]")
     if doc["train"]["precision"] not in ("bf16", "fp16", "fp32"):
         raise fail("'train.precision' must be bf16, fp16 or fp32")
+    if doc["data"]["num_workers"] < 0 or doc["data"]["prefetch_factor"] < 1:
+        raise fail("'data.num_workers' must be 0 or more and 'data.prefetch_factor' 1 or more")
     sources = doc["data"]["sources"]
     if not sources:
         raise fail("'data.sources' is empty")
