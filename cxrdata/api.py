@@ -27,7 +27,7 @@ from cxrdata.sources.registry import ENTRIES, entry, resolve
 def plans(dataset: str, *, out: str | Path, recipe: str | Path | None = None, sample: bool = False,
           **options: Any) -> list[ConfigPlan]:
     """The checked plans of a build (one per output config), without running them."""
-    source, image, stages = option_groups(dataset).split(options)
+    source, image, stages, subset = option_groups(dataset).split(options)
     if sample:
         paths = sample_paths(entry(dataset))
         clash = sorted(set(source) & set(paths))
@@ -38,7 +38,7 @@ def plans(dataset: str, *, out: str | Path, recipe: str | Path | None = None, sa
     required = [f.name for f in option_fields(entry(dataset).options) if f.default is MISSING]
     if any(name not in source for name in required):
         raise CxrdataError(f"give {' and '.join('--' + n.replace('_', '-') for n in required)}, or --sample")
-    return plan_build(dataset, recipe, out=Path(out), source=source, image=image, stages=stages)
+    return plan_build(dataset, recipe, out=Path(out), source=source, image=image, stages=stages, subset=subset)
 
 
 def build(dataset: str, *, out: str | Path, recipe: str | Path | None = None, sample: bool = False,

@@ -19,6 +19,7 @@ from cxrdata.cli.common import INPUT_PATH, apply, click_options, console, error_
 from cxrdata.recipe import build_recipe_names, load_build_recipe, option_fields, option_name
 from cxrdata.sources.base import DatasetEntry
 from cxrdata.sources.registry import ENTRIES, resolve
+from cxrdata.sources.subset import SubsetOptions
 
 
 def build_options() -> list[Any]:
@@ -86,8 +87,9 @@ def build_command(entry: DatasetEntry) -> click.Command:
         stages: dict[str, Any] = {}
         for cls in stage_classes:
             stages.update(given(cls, values))
+        subset = given(SubsetOptions, values)
         names = {f.name: f for cls in (entry.options, ImageOptions, *kinds, *stage_classes) for f in option_fields(cls)}
-        options = {_api_name(names[k]): v for k, v in {**source, **image, **stages}.items()}
+        options = {_api_name(names[k]): v for k, v in {**source, **image, **stages}.items()} | subset
         config_plans = plans(entry.name, out=values["out"], recipe=values.pop("recipe"), sample=values.pop("sample"),
                              **options)
         run_and_report(config_plans, values)
@@ -97,6 +99,7 @@ def build_command(entry: DatasetEntry) -> click.Command:
     decorators = [
         *click_options(entry.options, only=lambda f: True),
         click.option("--sample", is_flag=True, help="Build the bundled synthetic sample instead of --root."),
+        *click_options(SubsetOptions),
         *click_options(ImageOptions),
         *[opt for cls in kinds for opt in click_options(cls)],
         click.option("--recipe", default=None, help=recipe_help),
@@ -121,7 +124,7 @@ def run_and_report(config_plans: list[Any], values: dict[str, Any]) -> None:
         max_reject_share=values["max_reject_share"]))
     if not quiet:
         print_summary(console, result)
-        for line in [n for plan in config_plans for n in plan.source.notices()]:
+        for line in [n for plan in config_plans for n in (*plan.source.notices(), *plan.filter_notices())]:
             console.print(line)
     if result.problems:
         error_line("; ".join(result.problems) + " (manifest, card and rejects were written)", 1)

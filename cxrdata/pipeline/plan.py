@@ -31,6 +31,7 @@ from cxrdata.recipe import (
 from cxrdata.records import Records
 from cxrdata.sources.base import RAW_KEYS, Filter, InputFile, Source
 from cxrdata.sources.registry import entry
+from cxrdata.sources.subset import SubjectList, SubsetFilter, SubsetOptions, subset_described
 from cxrdata.stage import Stage
 from cxrdata.targets.recipe_stages import SPECS, StageContext
 
@@ -68,6 +69,10 @@ class ConfigPlan:
             records, removed = flt.apply(records)
             excluded.update(removed)
         return records, dict(sorted(excluded.items()))
+
+    def filter_notices(self) -> list[str]:
+        """What the whole-dataset filters found worth saying once they ran (e.g. unknown --subjects keys)."""
+        return [line for flt in self.filters for line in getattr(flt, "notices", list)()]
 
     def records_per_task(self) -> int:
         return self.image_stage.records_per_task()
@@ -113,11 +118,12 @@ def _insert(stages: list[Stage], stage: Stage, keys: frozenset[str]) -> None:
 
 def plan_build(dataset: str, recipe: str | Path | BuildRecipe | None = None, *, out: Path,
                source: Mapping[str, Any] | None = None, image: Mapping[str, Any] | None = None,
-               stages: Mapping[str, Any] | None = None) -> list[ConfigPlan]:
+               stages: Mapping[str, Any] | None = None, subset: Mapping[str, Any] | None = None) -> list[ConfigPlan]:
     """The plans of ``cxrdata build DATASET [--recipe RECIPE]``: one per output config.
 
     ``source``, ``image`` and ``stages`` hold values given explicitly (command line or API), by option
-    field name; they replace the recipe's. A stage value no stage of the recipe takes is refused."""
+    field name; they replace the recipe's. A stage value no stage of the recipe takes is refused.
+    ``subset`` (``limit``, ``subjects``, ``splits``: :mod:`cxrdata.sources.subset`) narrows every config."""
     dataset_entry = entry(dataset)
     if isinstance(recipe, BuildRecipe):
         book = recipe
@@ -127,7 +133,11 @@ def plan_build(dataset: str, recipe: str | Path | BuildRecipe | None = None, *, 
         raise CxrdataError(f"recipe {book.name} is for `cxrdata build` {', '.join(book.datasets)}, "
                            f"not `build {dataset}`")
     where = f"recipe {book.path}" if book.path else f"build {dataset}"
-    source_options = options_from(dataset_entry.options, {**book.source, **(source or {})}, f"{where}: source")
+    subset = dict(subset or {})
+    source_values = {**book.source, **(source or {})}
+    if "splits" in subset and "splits" in _field_names(dataset_entry.options):
+        source_values["splits"] = subset.pop("splits")  # a reader of per-split files keeps them itself
+    source_options = options_from(dataset_entry.options, source_values, f"{where}: source")
     stage_values = dict(stages or {})
     unused = set(stage_values) - {n for name, _ in book.stages if name in SPECS
                                   for n in _field_names(SPECS[name].options)}
@@ -136,10 +146,33 @@ def plan_build(dataset: str, recipe: str | Path | BuildRecipe | None = None, *, 
         raise CxrdataError(f"{', '.join('--' + u.replace('_', '-') for u in sorted(unused))} "
                            f"{'applies' if len(unused) == 1 else 'apply'} only with a --recipe that has "
                            f"{'it' if len(unused) == 1 else 'them'} ({', '.join(takers) or 'none for ' + dataset})")
-    plans = []
-    for src in dataset_entry.sources(source_options):
-        plans.append(_config_plan(src, book, where, out, dict(image or {}), stage_values))
-    return plans
+    plans = [_config_plan(src, book, where, out, dict(image or {}), stage_values)
+             for src in dataset_entry.sources(source_options)]
+    return _with_subset(plans, dataset, subset)
+
+
+def _with_subset(plans: list[ConfigPlan], dataset: str, values: Mapping[str, Any]) -> list[ConfigPlan]:
+    """The plans narrowed to a subset; a config none of whose splits is selected is left out, with a notice."""
+    options = options_from(SubsetOptions, values, f"build {dataset}")
+    if not options.any:
+        return plans
+    if options.splits is not None:
+        known = {s for plan in plans for s in plan.source.splits}
+        unknown = [s for s in options.splits if s not in known]
+        if unknown:
+            raise CxrdataError(f"--splits {','.join(unknown)}: {dataset} has the splits {', '.join(sorted(known))}")
+    subjects = SubjectList.read(options.subjects) if options.subjects is not None else None
+    kept, left_out = [], []
+    for plan in plans:
+        if options.splits is not None and not set(plan.source.splits) & set(options.splits):
+            left_out.append(f"{plan.config} (splits {', '.join(plan.source.splits)})")
+            continue
+        plan.filters.append(SubsetFilter(options, plan.config, subjects))
+        plan.options.update(subset_described(options, subjects))
+        kept.append(plan)
+    for plan in kept:
+        plan.notices += [f"not built: {name}, none of whose splits --splits selects" for name in left_out]
+    return kept
 
 
 def recipes_taking(dataset: str, names: set[str]) -> list[str]:
@@ -222,15 +255,17 @@ class OptionGroups:
     source: dict[str, str]
     image: dict[str, str]
     stages: dict[str, str]
+    subset: dict[str, str] = field(default_factory=dict)
 
-    def split(self, values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-        """(source, image, stage) values by field name, from values by option name; unknown names refused."""
-        unknown = set(values) - set(self.source) - set(self.image) - set(self.stages)
+    def split(self, values: Mapping[str, Any]) -> tuple[dict[str, Any], ...]:
+        """(source, image, stage, subset) values by field name, from values by option name; unknown names
+        refused."""
+        groups = (self.source, self.image, self.stages, self.subset)
+        unknown = set(values).difference(*groups)
         if unknown:
-            known = sorted({*self.source, *self.image, *self.stages})
+            known = sorted(set().union(*groups))
             raise CxrdataError(f"unknown option(s) {', '.join(sorted(unknown))}; known: {', '.join(known)}")
-        pick = lambda group: {field: values[name] for name, field in group.items() if name in values}  # noqa: E731
-        return pick(self.source), pick(self.image), pick(self.stages)
+        return tuple({field: values[name] for name, field in group.items() if name in values} for group in groups)
 
 
 def option_groups(dataset: str) -> OptionGroups:
@@ -247,4 +282,5 @@ def option_groups(dataset: str) -> OptionGroups:
         if dataset in book.datasets:
             for stage, _ in book.stages:
                 stages.update({option_name(f): f.name for f in option_fields(SPECS[stage].options)})
-    return OptionGroups({option_name(f): f.name for f in option_fields(dataset_entry.options)}, image, stages)
+    subset = {option_name(f): f.name for f in option_fields(SubsetOptions)}
+    return OptionGroups({option_name(f): f.name for f in option_fields(dataset_entry.options)}, image, stages, subset)
