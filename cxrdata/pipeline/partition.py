@@ -1,66 +1,118 @@
-"""Cutting raw records into tasks by the stable hash of their partition key (never by row order).
+"""Cutting raw records into tasks: per split, then by the stable hash of their partition key (never by row order).
 
-A patient's records always land in one task, whatever the machine, the Python or the run; records keep
-their relative order inside a task, so a task's output is deterministic.
+Each split is cut on its own, into as many tasks as its own size calls for, so a small test split is one
+shard rather than one tiny shard per task of the big train split, and ``{split}-{i:05d}-of-{n:05d}`` counts
+that split's shards. Records without a split form a group ``unknown`` (its tasks write only rejects).
+Inside a split a patient's records always land in one task, whatever the machine, the Python or the run;
+records keep their relative order inside a task, so a task's output is deterministic.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from cxrdata.records import RecordFrame, Records, values
 
+MIN_RECORDS_PER_TASK = 8  # no task (so no shard) of fewer records, unless its whole split is smaller
+UNKNOWN_SPLIT = "unknown"  # the group of records without a split (as rejects count them)
+
+
+def _key_hash(key: Any) -> int:
+    return int.from_bytes(hashlib.blake2b(str(key).encode(), digest_size=8).digest(), "big")
+
 
 def stable_task(key: Any, n_tasks: int) -> int:
     """Task index for a partition key (e.g. a subject id): stable across runs, machines and Pythons."""
-    digest = hashlib.blake2b(str(key).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % n_tasks
+    return _key_hash(key) % n_tasks
 
 
 def auto_task_count(n_records: int, records_per_task: int) -> int:
     """Enough tasks for shards of ``records_per_task`` records, and a few even for small inputs so
     that several workers have something to do."""
     by_size = -(-n_records // max(1, records_per_task))
-    return max(1, by_size, min(16, n_records // 8))
+    return max(1, by_size, min(16, n_records // MIN_RECORDS_PER_TASK))
+
+
+def split_task_count(hashes: np.ndarray, sizes: np.ndarray, wanted: int) -> int:
+    """The most tasks, at most ``wanted``, into which keys of these hashes (``sizes`` records each) fall
+    with at least :data:`MIN_RECORDS_PER_TASK` records in every task (1 when no count allows it)."""
+    n = max(1, min(wanted, int(sizes.sum()) // MIN_RECORDS_PER_TASK))
+    while n > 1 and np.bincount((hashes % np.uint64(n)).astype(np.int64), sizes, minlength=n).min() \
+            < MIN_RECORDS_PER_TASK:
+        n -= 1
+    return n
 
 
 @dataclass
 class Task:
-    """A unit of work: the raw records of one partition of one output config (a list, or a frame's rows)."""
+    """A unit of work: the raw records of one partition of one split of one output config (a list, or a
+    frame's rows); ``count`` is the number of tasks of that split."""
 
     config: str
+    split: str
     index: int
     count: int
     records: Records = field(default_factory=list)
 
     @property
     def name(self) -> str:
-        return f"{self.index:05d}"
+        """``{split}-{i:05d}``: the task's marker and rejects file are named after it."""
+        return f"{self.split}-{self.index:05d}"
 
 
-def partition(config: str, records: Records, n_tasks: int) -> list[Task]:
-    """Cut records into ``n_tasks`` tasks by the stable hash of their ``_partition`` key (hashed once per key)."""
+def partition(config: str, records: Records, records_per_task: int, max_tasks: int | None = None) -> list[Task]:
+    """Cut each split's records into its own tasks, by the stable hash of their ``_partition`` key (hashed
+    once per key): :func:`auto_task_count` of the split's size, or at most ``max_tasks`` (``--tasks``), and
+    fewer where a task would get under :data:`MIN_RECORDS_PER_TASK` records. Tasks come split by split
+    (in name order), each split's in index order."""
     if isinstance(records, RecordFrame):
-        return _partition_frame(config, records, n_tasks)
-    keys = values(records, "_partition")
-    task_of = {key: stable_task(key, n_tasks) for key in set(keys)}
-    tasks = [Task(config, i, n_tasks, []) for i in range(n_tasks)]
-    for record, key in zip(records, keys, strict=True):
-        tasks[task_of[key]].records.append(record)
-    return tasks
+        return _partition_frame(config, records, records_per_task, max_tasks)
+    splits = [str(s or UNKNOWN_SPLIT) for s in values(records, "split")]
+    pairs = list(zip(splits, (str(k) for k in values(records, "_partition")), strict=True))  # str(key): as hashed
+    task_of, counts = _assign(Counter(pairs), records_per_task, max_tasks)
+    tasks = {(split, i): Task(config, split, i, n, []) for split, n in counts.items() for i in range(n)}
+    for record, pair in zip(records, pairs, strict=True):
+        tasks[pair[0], task_of[pair]].records.append(record)
+    return list(tasks.values())
 
 
-def _partition_frame(config: str, records: RecordFrame, n_tasks: int) -> list[Task]:
-    """The same cut, as columns: each distinct key hashed once, rows grouped in one pass, order kept."""
-    keys = records.frame.get_column("_partition").cast(pl.String).fill_null("None")  # str(key), as for dicts
-    distinct = keys.unique()
-    task = keys.replace_strict(distinct, [stable_task(k, n_tasks) for k in distinct.to_list()],
-                               return_dtype=pl.Int64)
-    groups = records.frame.with_columns(task.alias("_task")).partition_by("_task", maintain_order=True,
-                                                                          include_key=False, as_dict=True)
-    empty = records.frame.clear()
-    return [Task(config, i, n_tasks, RecordFrame(groups.get((i,), empty), records.raw)) for i in range(n_tasks)]
+def _assign(pairs: Counter[tuple[str, str]], records_per_task: int,
+            max_tasks: int | None) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
+    """The task of each (split, key) given its number of records, and each split's task count."""
+    by_split: dict[str, list[tuple[str, int]]] = {}
+    for (split, key), n in pairs.items():
+        by_split.setdefault(split, []).append((key, n))
+    task_of: dict[tuple[str, str], int] = {}
+    counts: dict[str, int] = {}
+    for split in sorted(by_split):
+        keys = by_split[split]
+        hashes = np.array([_key_hash(k) for k, _ in keys], dtype=np.uint64)
+        sizes = np.array([n for _, n in keys], dtype=np.int64)
+        total = int(sizes.sum())
+        counts[split] = n = split_task_count(hashes, sizes, max_tasks or auto_task_count(total, records_per_task))
+        task_of.update(zip(((split, k) for k, _ in keys), (hashes % np.uint64(n)).tolist(), strict=True))
+    return task_of, counts
+
+
+def _partition_frame(config: str, records: RecordFrame, records_per_task: int,
+                     max_tasks: int | None) -> list[Task]:
+    """The same cut, as columns: each distinct (split, key) hashed once, rows grouped in one pass, order kept."""
+    frame = records.frame
+    split = frame.get_column("split").cast(pl.String).fill_null(UNKNOWN_SPLIT).alias("_split")
+    key = frame.get_column("_partition").cast(pl.String).fill_null("None").alias("_key")  # str(key), as for dicts
+    pairs = pl.DataFrame([split, key]).group_by("_split", "_key").len()
+    task_of, counts = _assign(Counter({(s, k): n for s, k, n in pairs.iter_rows()}), records_per_task, max_tasks)
+    joined = (split + "\x00" + key).alias("_pair")
+    distinct = [f"{s}\x00{k}" for s, k in task_of]
+    task = joined.replace_strict(distinct, list(task_of.values()), return_dtype=pl.Int64)
+    groups = frame.with_columns(split, task.alias("_task")).partition_by(
+        "_split", "_task", maintain_order=True, include_key=False, as_dict=True)
+    empty = frame.clear()
+    return [Task(config, s, i, n, RecordFrame(groups.get((s, i), empty), records.raw))
+            for s, n in counts.items() for i in range(n)]
