@@ -66,16 +66,22 @@ def test_each_split_is_cut_by_its_own_size():
     assert sorted(r["id"] for t in tasks for r in t.records) == sorted(r["id"] for r in records)
 
 
-def test_max_tasks_caps_each_split_and_never_makes_a_task_of_under_8():
+def test_tasks_are_shared_by_split_size_and_never_make_a_task_of_under_8():
+    """``--tasks N``: about N in all, each split its share rounded up (so at most N per split)."""
     records = raw_records(SIZES)
-    counts = {s: len(t) for s, t in by_split(partition("c", records, 4000, max_tasks=3)).items()}
-    assert counts["train"] == 3 and counts["test"] == counts["unknown"] == 1
-    assert counts["validation"] == (2 if smallest_task(records[400:420], 2) >= 8 else 1)
-    assert {s: len(t) for s, t in by_split(partition("c", records, 4000, max_tasks=1)).items()} == \
+    counts = {s: len(t) for s, t in by_split(partition("c", records, 4000, tasks=3)).items()}
+    assert counts == {"test": 1, "train": 3, "unknown": 1, "validation": 1}  # validation: 20 of 428 records
+    counts = {s: len(t) for s, t in by_split(partition("c", records, 4000, tasks=40)).items()}
+    train = [r for r in records if r["split"] == "train"]
+    validation = [r for r in records if r["split"] == "validation"]
+    assert counts["train"] == max(n for n in range(1, 39) if smallest_task(train, n) >= 8)  # share: 38
+    assert counts["validation"] == (2 if smallest_task(validation, 2) >= 8 else 1)  # share: 2
+    assert counts["test"] == counts["unknown"] == 1
+    assert {s: len(t) for s, t in by_split(partition("c", records, 4000, tasks=1)).items()} == \
         {"test": 1, "train": 1, "unknown": 1, "validation": 1}
-    # a split of 16 records and --tasks 2: two tasks only when the hash gives each 8
+    # one split of 16 records and --tasks 2: two tasks only when the hash gives each 8
     sixteen = raw_records({"train": 16}, per_patient=1)
-    assert len(partition("c", sixteen, 4000, max_tasks=2)) == (2 if smallest_task(sixteen, 2) >= 8 else 1)
+    assert len(partition("c", sixteen, 4000, tasks=2)) == (2 if smallest_task(sixteen, 2) >= 8 else 1)
 
 
 def test_a_frame_is_cut_as_its_records_are():

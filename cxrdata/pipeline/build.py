@@ -54,7 +54,7 @@ ENGINES: dict[str, Engine] = {"local": run_local, "ray": _run_ray}
 class BuildOptions:
     out: Path
     workers: int = os.cpu_count() or 1
-    tasks: int | None = None  # at most this many tasks per split; None: decided from each split's size
+    tasks: int | None = None  # about this many tasks in all, shared by split size; None: from each split's size
     overwrite: bool = False
     quiet: bool = False
     engine: str = "local"

@@ -1,10 +1,11 @@
 """Cutting raw records into tasks: per split, then by the stable hash of their partition key (never by row order).
 
-Each split is cut on its own, into as many tasks as its own size calls for, so a small test split is one
-shard rather than one tiny shard per task of the big train split, and ``{split}-{i:05d}-of-{n:05d}`` counts
-that split's shards. Records without a split form a group ``unknown`` (its tasks write only rejects).
-Inside a split a patient's records always land in one task, whatever the machine, the Python or the run;
-records keep their relative order inside a task, so a task's output is deterministic.
+Each split is cut on its own, into as many tasks as its own size calls for (``--tasks N``: about N in all,
+shared by size), so a small test split is one shard rather than one tiny shard per task of the big train
+split, and ``{split}-{i:05d}-of-{n:05d}`` counts that split's shards. Records without a split form a group
+``unknown`` (its tasks write only rejects). Inside a split a patient's records always land in one task,
+whatever the machine, the Python or the run; records keep their relative order inside a task, so a task's
+output is deterministic.
 """
 
 from __future__ import annotations
@@ -66,48 +67,55 @@ class Task:
         return f"{self.split}-{self.index:05d}"
 
 
-def partition(config: str, records: Records, records_per_task: int, max_tasks: int | None = None) -> list[Task]:
+def wanted_tasks(split_size: int, total: int, records_per_task: int, tasks: int | None) -> int:
+    """A split's task count before the 8-record floor: :func:`auto_task_count` of its own size, or, given
+    ``tasks`` (``--tasks``, about that many in all), the split's share of them, rounded up."""
+    if tasks is None:
+        return auto_task_count(split_size, records_per_task)
+    return max(1, -(-tasks * split_size // max(1, total)))
+
+
+def partition(config: str, records: Records, records_per_task: int, tasks: int | None = None) -> list[Task]:
     """Cut each split's records into its own tasks, by the stable hash of their ``_partition`` key (hashed
-    once per key): :func:`auto_task_count` of the split's size, or at most ``max_tasks`` (``--tasks``), and
-    fewer where a task would get under :data:`MIN_RECORDS_PER_TASK` records. Tasks come split by split
-    (in name order), each split's in index order."""
+    once per key): :func:`wanted_tasks`, fewer where a task would get under :data:`MIN_RECORDS_PER_TASK`
+    records. Tasks come split by split (in name order), each split's in index order."""
     if isinstance(records, RecordFrame):
-        return _partition_frame(config, records, records_per_task, max_tasks)
+        return _partition_frame(config, records, records_per_task, tasks)
     splits = [str(s or UNKNOWN_SPLIT) for s in values(records, "split")]
     pairs = list(zip(splits, (str(k) for k in values(records, "_partition")), strict=True))  # str(key): as hashed
-    task_of, counts = _assign(Counter(pairs), records_per_task, max_tasks)
-    tasks = {(split, i): Task(config, split, i, n, []) for split, n in counts.items() for i in range(n)}
+    task_of, counts = _assign(Counter(pairs), records_per_task, tasks)
+    cut = {(split, i): Task(config, split, i, n, []) for split, n in counts.items() for i in range(n)}
     for record, pair in zip(records, pairs, strict=True):
-        tasks[pair[0], task_of[pair]].records.append(record)
-    return list(tasks.values())
+        cut[pair[0], task_of[pair]].records.append(record)
+    return list(cut.values())
 
 
 def _assign(pairs: Counter[tuple[str, str]], records_per_task: int,
-            max_tasks: int | None) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
+            tasks: int | None) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
     """The task of each (split, key) given its number of records, and each split's task count."""
     by_split: dict[str, list[tuple[str, int]]] = {}
     for (split, key), n in pairs.items():
         by_split.setdefault(split, []).append((key, n))
     task_of: dict[tuple[str, str], int] = {}
     counts: dict[str, int] = {}
+    total = sum(pairs.values())
     for split in sorted(by_split):
         keys = by_split[split]
         hashes = np.array([_key_hash(k) for k, _ in keys], dtype=np.uint64)
         sizes = np.array([n for _, n in keys], dtype=np.int64)
-        total = int(sizes.sum())
-        counts[split] = n = split_task_count(hashes, sizes, max_tasks or auto_task_count(total, records_per_task))
+        wanted = wanted_tasks(int(sizes.sum()), total, records_per_task, tasks)
+        counts[split] = n = split_task_count(hashes, sizes, wanted)
         task_of.update(zip(((split, k) for k, _ in keys), (hashes % np.uint64(n)).tolist(), strict=True))
     return task_of, counts
 
 
-def _partition_frame(config: str, records: RecordFrame, records_per_task: int,
-                     max_tasks: int | None) -> list[Task]:
+def _partition_frame(config: str, records: RecordFrame, records_per_task: int, tasks: int | None) -> list[Task]:
     """The same cut, as columns: each distinct (split, key) hashed once, rows grouped in one pass, order kept."""
     frame = records.frame
     split = frame.get_column("split").cast(pl.String).fill_null(UNKNOWN_SPLIT).alias("_split")
     key = frame.get_column("_partition").cast(pl.String).fill_null("None").alias("_key")  # str(key), as for dicts
     pairs = pl.DataFrame([split, key]).group_by("_split", "_key").len()
-    task_of, counts = _assign(Counter({(s, k): n for s, k, n in pairs.iter_rows()}), records_per_task, max_tasks)
+    task_of, counts = _assign(Counter({(s, k): n for s, k, n in pairs.iter_rows()}), records_per_task, tasks)
     joined = (split + "\x00" + key).alias("_pair")
     distinct = [f"{s}\x00{k}" for s, k in task_of]
     task = joined.replace_strict(distinct, list(task_of.values()), return_dtype=pl.Int64)
