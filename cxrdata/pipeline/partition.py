@@ -82,45 +82,43 @@ def partition(config: str, records: Records, records_per_task: int, tasks: int |
     if isinstance(records, RecordFrame):
         return _partition_frame(config, records, records_per_task, tasks)
     splits = [str(s or UNKNOWN_SPLIT) for s in values(records, "split")]
-    pairs = list(zip(splits, (str(k) for k in values(records, "_partition")), strict=True))  # str(key): as hashed
-    task_of, counts = _assign(Counter(pairs), records_per_task, tasks)
+    keys = [str(k) for k in values(records, "_partition")]  # str(key): what is hashed
+    hash_of = {key: _key_hash(key) for key in set(keys)}
+    by_split: dict[str, Counter[str]] = {}
+    for split, key in zip(splits, keys, strict=True):
+        by_split.setdefault(split, Counter())[key] += 1
+    counts = _task_counts({split: (np.array([hash_of[k] for k in found], dtype=np.uint64),
+                                   np.array(list(found.values()), dtype=np.int64))
+                           for split, found in by_split.items()}, records_per_task, tasks)
     cut = {(split, i): Task(config, split, i, n, []) for split, n in counts.items() for i in range(n)}
-    for record, pair in zip(records, pairs, strict=True):
-        cut[pair[0], task_of[pair]].records.append(record)
+    for record, split, key in zip(records, splits, keys, strict=True):
+        cut[split, hash_of[key] % counts[split]].records.append(record)
     return list(cut.values())
 
 
-def _assign(pairs: Counter[tuple[str, str]], records_per_task: int,
-            tasks: int | None) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
-    """The task of each (split, key) given its number of records, and each split's task count."""
-    by_split: dict[str, list[tuple[str, int]]] = {}
-    for (split, key), n in pairs.items():
-        by_split.setdefault(split, []).append((key, n))
-    task_of: dict[tuple[str, str], int] = {}
-    counts: dict[str, int] = {}
-    total = sum(pairs.values())
-    for split in sorted(by_split):
-        keys = by_split[split]
-        hashes = np.array([_key_hash(k) for k, _ in keys], dtype=np.uint64)
-        sizes = np.array([n for _, n in keys], dtype=np.int64)
-        wanted = wanted_tasks(int(sizes.sum()), total, records_per_task, tasks)
-        counts[split] = n = split_task_count(hashes, sizes, wanted)
-        task_of.update(zip(((split, k) for k, _ in keys), (hashes % np.uint64(n)).tolist(), strict=True))
-    return task_of, counts
+def _task_counts(by_split: dict[str, tuple[np.ndarray, np.ndarray]], records_per_task: int,
+                 tasks: int | None) -> dict[str, int]:
+    """Each split's task count, in split name order, from the hashes of its keys and their record counts."""
+    total = sum(int(sizes.sum()) for _, sizes in by_split.values())
+    return {split: split_task_count(hashes, sizes, wanted_tasks(int(sizes.sum()), total, records_per_task, tasks))
+            for split, (hashes, sizes) in sorted(by_split.items())}
 
 
 def _partition_frame(config: str, records: RecordFrame, records_per_task: int, tasks: int | None) -> list[Task]:
-    """The same cut, as columns: each distinct (split, key) hashed once, rows grouped in one pass, order kept."""
+    """The same cut, as columns: each distinct key hashed once, rows grouped in one pass, order kept."""
     frame = records.frame
     split = frame.get_column("split").cast(pl.String).fill_null(UNKNOWN_SPLIT).alias("_split")
-    key = frame.get_column("_partition").cast(pl.String).fill_null("None").alias("_key")  # str(key), as for dicts
-    pairs = pl.DataFrame([split, key]).group_by("_split", "_key").len()
-    task_of, counts = _assign(Counter({(s, k): n for s, k, n in pairs.iter_rows()}), records_per_task, tasks)
-    joined = (split + "\x00" + key).alias("_pair")
-    distinct = [f"{s}\x00{k}" for s, k in task_of]
-    task = joined.replace_strict(distinct, list(task_of.values()), return_dtype=pl.Int64)
-    groups = frame.with_columns(split, task.alias("_task")).partition_by(
+    key = frame.get_column("_partition").cast(pl.String).fill_null("None")  # str(key), as for dicts
+    distinct = key.unique()
+    hashes = pl.Series([_key_hash(k) for k in distinct.to_list()], dtype=pl.UInt64)
+    hashed = key.replace_strict(distinct, hashes, return_dtype=pl.UInt64).alias("_hash")
+    pairs = pl.DataFrame([split, hashed]).group_by("_split", "_hash").len()
+    counts = _task_counts({s: (group["_hash"].to_numpy(), group["len"].to_numpy().astype(np.int64))
+                           for (s,), group in pairs.partition_by("_split", as_dict=True).items()},
+                          records_per_task, tasks)
+    n = split.replace_strict(list(counts), list(counts.values()), return_dtype=pl.UInt64)
+    groups = frame.with_columns(split, (hashed % n).alias("_task")).partition_by(
         "_split", "_task", maintain_order=True, include_key=False, as_dict=True)
     empty = frame.clear()
-    return [Task(config, s, i, n, RecordFrame(groups.get((s, i), empty), records.raw))
-            for s, n in counts.items() for i in range(n)]
+    return [Task(config, s, i, c, RecordFrame(groups.get((s, i), empty), records.raw))
+            for s, c in counts.items() for i in range(c)]
