@@ -33,11 +33,11 @@ PLAN = """
 import json
 from pathlib import Path
 from cxrdata.api import plans
-from cxrdata.pipeline.partition import auto_task_count, partition
+from cxrdata.pipeline.partition import partition
 plan = plans("mimic", out=Path({out!r}), root=Path({root!r}), views=())[0]
 plan.source.check()
 records, excluded = plan.records()
-tasks = partition(plan.config, records, auto_task_count(len(records), plan.records_per_task()))
+tasks = partition(plan.config, records, plan.records_per_task())
 print(json.dumps({{"records": len(records), "tasks": len(tasks)}}))
 """
 

@@ -209,7 +209,7 @@ def run_build(root: Path, out: Path, engine: str, workers: int, tasks: int = 0) 
 def stage_seconds(out: Path) -> dict[str, float]:
     """Seconds per stage summed over the task markers, plus ``write`` (task time outside the stages)."""
     seconds: dict[str, float] = defaultdict(float)
-    for path in sorted((out / "tasks").glob("*/0*.json")):
+    for path in sorted((out / "tasks").glob("*/*.json")):
         stats = json.loads(path.read_text())["stats"]
         for name, timing in stats["stages"].items():
             seconds[name] += timing["seconds"]

@@ -30,7 +30,8 @@ def build_options() -> list[Any]:
         click.option("--workers", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default=True,
                      help="Worker processes of the local engine; CPUs of the local Ray runtime."),
         click.option("--tasks", type=click.IntRange(min=1), default=None,
-                     help="Number of tasks (= shards per split); default: from the number of records."),
+                     help="About this many tasks (= shards) in all, shared among the splits by size, none of "
+                          "under 8 records; default: from each split's number of records."),
         click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
                      help="local: a process pool; ray: Ray Data (pip install 'cxrdata[ray]'), see docs/cluster.md."),
         click.option("--ray-address", default=None,

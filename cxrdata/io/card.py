@@ -50,7 +50,7 @@ def card_text(layout: OutputLayout, manifest: dict[str, Any]) -> str:
     lines += ["## Configuration and provenance", ""]
     for name, config in manifest["configs"].items():
         lines.append(f"- **{name}**: dataset `{config['dataset']}` read from `{config['root']}`, "
-                     f"schema `{config['schema']}`, {config['tasks']} tasks, stages {', '.join(config['stages'])}")
+                     f"schema `{config['schema']}`, {_tasks(config['tasks'])}, stages {', '.join(config['stages'])}")
         for key, value in config["options"].items():
             lines.append(f"  - {key}: `{value}`")
         for reason, n in config.get("excluded", {}).items():
@@ -73,6 +73,11 @@ def card_text(layout: OutputLayout, manifest: dict[str, Any]) -> str:
     lines += licence_lines(sources)
     lines += citation(sources)
     return "\n".join(lines)
+
+
+def _tasks(tasks: dict[str, int]) -> str:
+    """Tasks (= shards) per split: ``train 12, validation 1, test 2 tasks``."""
+    return f"{', '.join(f'{split} {n}' for split, n in tasks.items()) or 'no'} tasks"
 
 
 GROUP_NOTES = {

@@ -2,13 +2,15 @@
 
     OUT/README.md                      dataset card
     OUT/manifest.json                  config, hash, inputs, counts
-    OUT/data/{config}/{split}-{i:05d}-of-{n:05d}.parquet   i = task index, n = number of tasks
-    OUT/rejects/{config}/{i:05d}.parquet
-
-A task writes a shard only for the splits it has records for (``datasets`` cannot read a Parquet
-file without rows), so the indices of one split may have gaps; ``manifest.json`` lists the files.
+    OUT/data/{config}/{split}-{i:05d}-of-{n:05d}.parquet   i = task index in its split, n = that split's tasks
+    OUT/rejects/{config}/{split}-{i:05d}.parquet
     OUT/tasks/build.json               the configuration this OUT is being built with
-    OUT/tasks/{config}/{i:05d}.json    completion marker + stats of task i
+    OUT/tasks/{config}/{split}-{i:05d}.json    completion marker + stats of task i of that split
+
+Each task holds the records of one split (:mod:`cxrdata.pipeline.partition`), named ``{split}-{i:05d}``;
+records without a split are tasks of a split ``unknown`` that write only rejects. A task whose records are
+all rejected writes no shard (``datasets`` cannot read a Parquet file without rows), so the indices of a
+split may have gaps; ``manifest.json`` lists the files.
 
 An OUT is a cxrdata build when it holds ``tasks/build.json``. cxrdata writes into a new or empty folder
 or into its own build, and refuses any other non-empty folder; ``--overwrite`` deletes only the files
@@ -33,8 +35,8 @@ LOCK_NAME = ".cxrdata.lock"
 # What a build writes, by folder (relative to OUT) and file-name pattern; --overwrite deletes exactly these.
 _WRITTEN = {
     "data": re.compile(r"^[\w.-]+/[a-z]+-\d{5}-of-\d{5}\.parquet(\.tmp)?$"),
-    "rejects": re.compile(r"^[\w.-]+/\d{5}\.parquet(\.tmp)?$"),
-    "tasks": re.compile(r"^(build\.json(\.tmp)?|[\w.-]+/\d{5}\.json(\.tmp)?)$"),
+    "rejects": re.compile(r"^[\w.-]+/([a-z]+-)?\d{5}\.parquet(\.tmp)?$"),  # no split: older builds
+    "tasks": re.compile(r"^(build\.json(\.tmp)?|[\w.-]+/([a-z]+-)?\d{5}\.json(\.tmp)?)$"),
 }
 _TOP_FILES = ("README.md", "manifest.json", "manifest.json.tmp", "README.md.tmp")
 
@@ -71,15 +73,17 @@ class OutputLayout:
     def shard_path(self, config: str, name: str) -> Path:
         return self.data_dir(config) / name
 
-    def rejects_path(self, config: str, task: int) -> Path:
-        return self.root / "rejects" / config / f"{task:05d}.parquet"
+    def rejects_path(self, config: str, task: str) -> Path:
+        """The rejects file of task ``task`` (its name, ``{split}-{i:05d}``)."""
+        return self.root / "rejects" / config / f"{task}.parquet"
 
-    def marker_path(self, config: str, task: int) -> Path:
-        return self.root / "tasks" / config / f"{task:05d}.json"
+    def marker_path(self, config: str, task: str) -> Path:
+        """The completion marker of task ``task`` (its name, ``{split}-{i:05d}``)."""
+        return self.root / "tasks" / config / f"{task}.json"
 
-    def clear_task_leftovers(self, config: str, task: int) -> None:
-        """Remove the temporary files a killed run of this task may have left behind."""
-        for tmp in self.data_dir(config).glob(f"*-{task:05d}-of-*.tmp"):
+    def clear_task_leftovers(self, config: str, task: str) -> None:
+        """Remove the temporary files a killed run of task ``task`` (its name) may have left behind."""
+        for tmp in self.data_dir(config).glob(f"{task}-of-*.tmp"):
             tmp.unlink(missing_ok=True)
         self.rejects_path(config, task).with_suffix(".parquet.tmp").unlink(missing_ok=True)
 

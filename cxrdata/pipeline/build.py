@@ -31,7 +31,7 @@ from cxrdata.io.layout import OutputLayout, unwritable
 from cxrdata.io.stats import statistics
 from cxrdata.pipeline.engine_local import run_local
 from cxrdata.pipeline.manifest import build_manifest, write_manifest
-from cxrdata.pipeline.partition import Task, auto_task_count, partition
+from cxrdata.pipeline.partition import Task, partition
 from cxrdata.pipeline.plan import ConfigPlan
 from cxrdata.pipeline.progress import BuildProgress
 from cxrdata.pipeline.stats import BuildTotals, TaskStats
@@ -54,7 +54,7 @@ ENGINES: dict[str, Engine] = {"local": run_local, "ray": _run_ray}
 class BuildOptions:
     out: Path
     workers: int = os.cpu_count() or 1
-    tasks: int | None = None  # None: decided from the number of records
+    tasks: int | None = None  # about this many tasks in all, shared by split size; None: from each split's size
     overwrite: bool = False
     quiet: bool = False
     engine: str = "local"
@@ -107,8 +107,9 @@ def _hash(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def describe_config(plan: ConfigPlan, n_tasks: int) -> dict[str, Any]:
-    """Everything that decides a config's output; its hash keys resume and refusal.
+def describe_config(plan: ConfigPlan, tasks: list[Task]) -> dict[str, Any]:
+    """Everything that decides a config's output; its hash keys resume and refusal (``tasks``: the number
+    of tasks, so of shards, of each split).
 
     Paths are resolved, so the same folder spelled another way (relative, absolute, through a link) is
     the same build."""
@@ -118,7 +119,7 @@ def describe_config(plan: ConfigPlan, n_tasks: int) -> dict[str, Any]:
         "schema": f"{plan.schema.name}@{plan.schema.version}",
         "options": plan.options,
         "stages": [stage.fingerprint() for stage in plan.stages],
-        "tasks": n_tasks,
+        "tasks": {t.split: t.count for t in tasks},
     }
 
 
@@ -197,9 +198,9 @@ def _build_locked(config_plans: list[ConfigPlan], options: BuildOptions, layout:
     excluded: dict[str, dict[str, int]] = {}
     for plan in config_plans:
         records, excluded[plan.config] = plan.records()
-        n_tasks = options.tasks or auto_task_count(len(records), plan.records_per_task())
-        plans[plan.config] = (plan, partition(plan.config, records, n_tasks))
-        configs[plan.config] = describe_config(plan, n_tasks)
+        tasks = partition(plan.config, records, plan.records_per_task(), options.tasks)
+        plans[plan.config] = (plan, tasks)
+        configs[plan.config] = describe_config(plan, tasks)
     build_config = {"tool": "cxrdata", "configs": configs, "hash": _hash(configs)}
     _check_same_build(layout, build_config)
     if _previous_build(layout, build_config["hash"]) is None:
@@ -208,7 +209,7 @@ def _build_locked(config_plans: list[ConfigPlan], options: BuildOptions, layout:
     config_hash = build_config["hash"]
     result = BuildResult(out=options.out, config_hash=config_hash)
     pending = {
-        config: [t for t in tasks if finished_task(layout, config, t.index, config_hash) is None]
+        config: [t for t in tasks if finished_task(layout, config, t.name, config_hash) is None]
         for config, (_, tasks) in plans.items()
     }
     if not any(pending.values()) and _manifest_hash(layout) == config_hash and layout.card.is_file():
@@ -257,7 +258,7 @@ def _remove_stale_shards(layout: OutputLayout, config: str, tasks: list[Task], c
     patterns match exactly the build's shards (e.g. a split a rerun task no longer writes)."""
     listed = set()
     for task in tasks:
-        stats = read_marker(layout.marker_path(config, task.index), config_hash)
+        stats = read_marker(layout.marker_path(config, task.name), config_hash)
         listed |= set(stats.files) if stats is not None else set()
     for path in layout.data_dir(config).glob("*.parquet"):
         if _SHARD.match(path.name) and path.relative_to(layout.root).as_posix() not in listed:
@@ -285,9 +286,9 @@ def _problems(result: BuildResult, max_reject_share: float) -> list[str]:
 def _totals(layout: OutputLayout, config: str, tasks: list[Task], config_hash: str) -> BuildTotals:
     totals = BuildTotals()
     for task in tasks:
-        stats: TaskStats | None = finished_task(layout, config, task.index, config_hash)
+        stats: TaskStats | None = finished_task(layout, config, task.name, config_hash)
         if stats is None:
-            raise CxrdataError(f"task {config}/{task.index:05d} did not complete; rerun the same command")
+            raise CxrdataError(f"task {config}/{task.name} did not complete; rerun the same command")
         totals.add(stats)
     return totals
 

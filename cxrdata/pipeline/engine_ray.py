@@ -197,8 +197,8 @@ def _write_flight(ctx: TaskContext, flight: _Flight, head: list[str]) -> TaskSta
     batches (each one is released once written)."""
     started = time.perf_counter()
     layout, task = ctx.layout, flight.task
-    layout.clear_task_leftovers(task.config, task.index)
-    stats = TaskStats(config=task.config, task=task.index)
+    layout.clear_task_leftovers(task.config, task.name)
+    stats = TaskStats(config=task.config, task=task.name)
     for name in head:
         timings = [chunk.stages[name] for chunk in flight.chunks if name in chunk.stages]
         if timings:
@@ -214,7 +214,7 @@ def _write_flight(ctx: TaskContext, flight: _Flight, head: list[str]) -> TaskSta
             kept, tail_dropped = run_chain(ctx.chain, chunk.kept, stats)
             output.write(kept, [*chunk.rejects, *tail_dropped])
     stats.seconds = time.perf_counter() - started + head_seconds  # the head's work counts as the task's
-    write_marker(layout.marker_path(task.config, task.index), ctx.config_hash, stats)
+    write_marker(layout.marker_path(task.config, task.name), ctx.config_hash, stats)
     return stats
 
 
@@ -226,7 +226,7 @@ def _flight(task: Task, batch_size: int) -> _Flight:
     for start in range(0, len(task.records), batch_size):
         batch = task.records[start : start + batch_size]
         chunks.append(_Chunk([str(r.get("split") or "unknown") for r in batch], list(batch)))
-    return _Flight(Task(task.config, task.index, task.count), chunks)
+    return _Flight(Task(task.config, task.split, task.index, task.count), chunks)
 
 
 def _connect(address: str | None, workers: int) -> bool:
@@ -262,7 +262,7 @@ def build_dataset(plan: ConfigPlan, layout: OutputLayout, config_hash: str, task
     stages = plan.stages
     head, tail = split_chain(stages)
     batch_size = chain_batch_size(stages)
-    items = [{"task": t.index, "payload": pickle.dumps(_flight(t, batch_size), protocol=_PICKLE)} for t in tasks]
+    items = [{"task": t.name, "payload": pickle.dumps(_flight(t, batch_size), protocol=_PICKLE)} for t in tasks]
     ds = ray.data.from_items(items, override_num_blocks=len(items))
     cluster = ray.cluster_resources()
     common: dict[str, Any] = {"batch_size": 1, "batch_format": "pandas", "zero_copy_batch": True}

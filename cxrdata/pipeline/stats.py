@@ -39,7 +39,7 @@ class TaskStats:
     """What one task did; stored in its completion marker."""
 
     config: str
-    task: int
+    task: str  # the task's name, ``{split}-{i:05d}``
     splits: dict[str, SplitCounts] = field(default_factory=dict)
     reasons: Counter[str] = field(default_factory=Counter)
     notes: Counter[str] = field(default_factory=Counter)

@@ -68,21 +68,21 @@ def _reject_row(config: str, reject: Reject) -> Record:
 
 
 class TaskOutput:
-    """One task's shards (one per split) and rejects file, and the accounting of what reaches them.
+    """One task's shard (of its split) and rejects file, and the accounting of what reaches them.
 
     Used as a context manager: files are renamed into place on a clean exit and removed on an error.
-    Every engine writes through it, so their outputs and counts cannot drift apart.
+    Every engine writes through it, so their outputs and counts cannot drift apart. A task of records
+    without a split (``unknown``), or of a split the source does not declare, has no shard: only rejects.
     """
 
     def __init__(self, ctx: TaskContext, task: Task, stats: TaskStats) -> None:
         layout = ctx.layout
-        splits = ctx.plan.source.splits
-        self.root, self.config, self.splits, self.stats = layout.root, task.config, splits, stats
+        self.root, self.config, self.split, self.stats = layout.root, task.config, task.split, stats
         self.writers = {
-            split: ShardWriter(layout.shard_path(task.config, shard_name(split, task.index, task.count)), ctx.schema)
-            for split in splits
-        }
-        self.rejects = ShardWriter(layout.rejects_path(task.config, task.index), load_schema("rejects"))
+            task.split: ShardWriter(layout.shard_path(task.config, shard_name(task.split, task.index, task.count)),
+                                    ctx.schema)
+        } if task.split in ctx.plan.source.splits else {}
+        self.rejects = ShardWriter(layout.rejects_path(task.config, task.name), load_schema("rejects"))
         self.class_labels = ClassLabelCheck(schema=ctx.schema)
 
     def write(self, kept: list[Record], dropped: list[Reject]) -> None:
@@ -98,7 +98,8 @@ class TaskOutput:
             self.stats.notes.update(record.get("_notes", ()))
             split = record["split"]
             if split not in self.writers:
-                raise ValueError(f"record {record['id']!r}: split {split!r} not in {self.splits}")
+                raise ValueError(f"record {record['id']!r} of split {split!r} kept in a task of split {self.split!r} "
+                                 "(a stage changed its split, or kept a record without one)")
             self.writers[split].write([record])
             self.stats.split(split).written += 1
 
@@ -127,8 +128,8 @@ def count_read(stats: TaskStats, records: list[Record]) -> None:
 def run_task(ctx: TaskContext, task: Task, progress: ProgressSink = _no_progress) -> TaskStats:
     """Process one task completely and mark it done; returns its stats."""
     started = time.perf_counter()
-    ctx.layout.clear_task_leftovers(task.config, task.index)
-    stats = TaskStats(config=task.config, task=task.index)
+    ctx.layout.clear_task_leftovers(task.config, task.name)
+    stats = TaskStats(config=task.config, task=task.name)
     with TaskOutput(ctx, task, stats) as output:
         for start in range(0, len(task.records), ctx.batch_size):
             # Shallow copies: stages fill records in place, and the task's own list must not keep every
@@ -138,7 +139,7 @@ def run_task(ctx: TaskContext, task: Task, progress: ProgressSink = _no_progress
             output.write(*run_chain(ctx.chain, batch, stats, progress))
             progress("write", len(batch))
     stats.seconds = time.perf_counter() - started
-    write_marker(ctx.layout.marker_path(task.config, task.index), ctx.config_hash, stats)
+    write_marker(ctx.layout.marker_path(task.config, task.name), ctx.config_hash, stats)
     return stats
 
 
@@ -210,7 +211,8 @@ def files_intact(root: Path, stats: TaskStats) -> bool:
     return True
 
 
-def finished_task(layout: OutputLayout, config: str, task: int, config_hash: str) -> TaskStats | None:
-    """The stats of a task that is done and whose files are intact; None when it must be (re)done."""
+def finished_task(layout: OutputLayout, config: str, task: str, config_hash: str) -> TaskStats | None:
+    """The stats of task ``task`` (its name) when it is done and its files are intact; None when it must be
+    (re)done."""
     stats = read_marker(layout.marker_path(config, task), config_hash)
     return stats if stats is not None and files_intact(layout.root, stats) else None
