@@ -44,7 +44,7 @@ DISTINCT_COLUMNS = ("dicom_id", "subject_id", "study_id", "StudyTime")  # every 
 # Every ViewPosition of the metadata (DICOM (0018,5101) as the release spells it), as public MIMIC-CXR
 # readers enumerate it (docs/formats/mimic-cxr.md); an empty cell is possible too.
 VIEW_POSITIONS = ("PA", "AP", "LATERAL", "LL", "AP AXIAL", "AP LLD", "AP RLD", "PA LLD", "PA RLD", "LAO", "RAO",
-                  "LPO", "XTABLE LATERAL", "SWIMMERS")
+                  "LPO", "XTABLE LATERAL", "SWIMMERS", "RPO", "L5 S1")
 
 
 def parse_views(text: str) -> tuple[str, ...]:
