@@ -125,3 +125,30 @@ def run_plan(plan) -> tuple[dict, dict]:
     records, _ = plan.records()
     kept, rejects = chain.run(list(records))
     return {r["id"]: r for r in kept}, {r.record_id: r for r in rejects}
+
+
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync")
+
+
+def chromium() -> str:
+    """The headless browser's executable; skips the test (with the reason) where none is installed."""
+    import shutil
+
+    import pytest
+
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        if path := shutil.which(name):
+            return path
+    pytest.skip("headless Chromium is not installed: apt-get install -y chromium (CI's .ci/run installs it)")
+
+
+def dump_dom(page: Path, profile: Path, fragment: str = "") -> str:
+    """The DOM of ``page`` (a local file, opened with ``#fragment``) after its scripts ran, from headless Chromium."""
+    import subprocess
+
+    url = page.as_uri() + (f"#{fragment}" if fragment else "")
+    run = subprocess.run([chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=5000",
+                          "--dump-dom", url], capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return run.stdout

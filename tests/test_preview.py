@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+import base64
 import html
+import io
 import math
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from cxrdata_testing import build_with
+from cxrdata_testing import CHROMIUM_FLAGS, build_with, chromium, dump_dom
 from PIL import Image
 
 from cxrdata.anatomy.lut import build_lut, write_lut
@@ -24,9 +25,6 @@ from cxrdata.inspect.colours import assign
 from cxrdata.inspect.preview import BACKGROUND, CAPTION_HEIGHT, CELL, GAP, LINE, PANEL_FILL
 from cxrdata.inspect.records import choose_panels
 from cxrdata.sample.chest import anatomy_boxes
-
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync")
 
 
 def invoke(*args: str):
@@ -189,13 +187,6 @@ def test_path_mode_reads_the_referenced_dicoms(vindr_path_out, tmp_path):
         assert near(pixels, middle_x, top + LINE // 2, colours[region["reader"]]), panel.id
 
 
-def chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        if path := shutil.which(name):
-            return path
-    pytest.skip("headless Chromium is not installed: apt-get install -y chromium (CI's .ci/run installs it)")
-
-
 def test_html_is_self_contained_and_chromium_shows_every_prompt(loc_out, tmp_path):
     page = tmp_path / "page.html"
     result = invoke("preview", str(loc_out), "--n", "100", "--html", str(page))
@@ -206,14 +197,11 @@ def test_html_is_self_contained_and_chromium_shows_every_prompt(loc_out, tmp_pat
     assert text.count("<rect") == sum(len(r["boxes"]) for r in records.values())
     assert text.count("<ellipse") == 2 * sum(len(c) for r in records.values() for c in r["gaussians"])
     sources = re.findall(r'(?:src|href)="([^"]*)"', text)
-    assert sources and all(s.startswith("data:image/") for s in sources)  # nothing fetched from anywhere
-    assert "<script" not in text and "url(" not in text
+    assert sources and all(s.startswith("data:image/jpeg;base64,") for s in sources)  # nothing fetched from anywhere
+    assert "<script src" not in text and "url(" not in text and not re.search(r"https?://", text)
 
     profile = tmp_path / "chromium-profile"
-    run = subprocess.run([chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", page.as_uri()],
-                         capture_output=True, text=True, timeout=120, check=False)
-    assert run.returncode == 0, run.stderr[-2000:]
-    dom = run.stdout
+    dom = dump_dom(page, profile)
     assert dom.count("<figure") == 27
     for record in records.values():
         for needle in (record["prompt"], f"phrase: {record['phrase']}", record["id"]):
@@ -223,3 +211,63 @@ def test_html_is_self_contained_and_chromium_shows_every_prompt(loc_out, tmp_pat
                     f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120, check=True)
     pixels = np.asarray(Image.open(shot).convert("RGB"))
     assert pixels.shape[:2] == (800, 1000) and pixels.std() > 10  # rendered images, not a blank page
+
+
+def _layer_images(text: str, kind: str) -> dict[str, tuple[np.ndarray, tuple[float, ...]]]:
+    """record id -> (RGBA pixels, (left, top, width, height) in %) of every layer of ``kind`` on the page."""
+    found = {}
+    for record_id, body in re.findall(r'<figure data-id="([^"]*)"(.*?)</figure>', text, flags=re.S):
+        match = re.search(rf'<img class="layer {kind}"[^>]*src="data:image/png;base64,([^"]*)" '
+                          r'style="left:([\d.]+)%;top:([\d.]+)%;width:([\d.]+)%;height:([\d.]+)%"', body)
+        if match:
+            pixels = np.asarray(Image.open(io.BytesIO(base64.b64decode(match.group(1)))).convert("RGBA"))
+            found[html.unescape(record_id)] = (pixels, tuple(float(v) for v in match.groups()[1:]))
+    return found
+
+
+def test_lut_and_model_heatmap_layers(loc_out, tmp_path):
+    from cxrdata.anatomy.lut import read_lut
+    from cxrdata.models.prediction_files import write_heatmap
+
+    lut = read_lut(loc_out.parent / "lut.json")
+    records = rows_of(loc_out, "ms-cxr-loc")
+    located = {i for i, r in records.items() if set(r["locations"] or []) & set(lut.terms)}
+    assert len(located) > 0
+    heat_ids = sorted(records)[:3]
+    for record_id in heat_ids:  # a model heatmap whose only peak is its top-left cell
+        heat = np.zeros((32, 32), np.float32)
+        heat[0, 0] = 5.0
+        write_heatmap(tmp_path / "heat", record_id, heat)
+    page = tmp_path / "page.html"
+    result = invoke("preview", str(loc_out), "--n", "100", "--html", str(page),
+                    "--lut", str(loc_out.parent / "lut.json"), "--heatmaps", str(tmp_path / "heat"))
+    assert result.exit_code == 0, result.output
+    assert f"lut layer: {len(located)} of 27 records" in result.output and "heatmap layer: 3 of 27" in result.output
+    text = page.read_text()
+    luts, heats = _layer_images(text, "lut"), _layer_images(text, "heatmap")
+    assert set(luts) == located and set(heats) == set(heat_ids)
+    for record_id, (pixels, place) in luts.items():  # stretched over the image; brightest where a Gaussian peaks
+        row = records[record_id]
+        assert place == (0.0, 0.0, 100.0, 100.0)
+        height, width = pixels.shape[:2]
+        peaks = [(mu_y / lut.grid * height, mu_x / lut.grid * width) for term in row["locations"] if term in lut.terms
+                 for mu_x, mu_y, _, _ in lut.params(term)]
+        y, x = np.unravel_index(np.argmax(pixels[..., 3]), pixels.shape[:2])
+        assert min(math.hypot(y - py, x - px) for py, px in peaks) <= 2.5, record_id
+    for record_id, (pixels, place) in heats.items():  # the centred min(W, H) square, peak in its top-left corner
+        width, height = records[record_id]["image_width"], records[record_id]["image_height"]
+        side = min(width, height)
+        assert place == pytest.approx((100 * (width - side) / 2 / width, 100 * (height - side) / 2 / height,
+                                       100 * side / width, 100 * side / height), abs=1e-3)
+        assert np.unravel_index(np.argmax(pixels[..., 3]), pixels.shape[:2]) == (0, 0)
+        assert pixels[-1, -1, 3] == 0  # where the map is 0, the radiograph shows through
+    dom = dump_dom(page, tmp_path / "profile", "lut=0")
+    assert re.search(r'<body class="([^"]*)"', dom).group(1).split() == ["no-lut"]  # the heatmaps still show
+
+
+def test_heatmaps_folder_without_a_match_is_one_line(loc_out, tmp_path):
+    (tmp_path / "heat").mkdir()
+    result = invoke("preview", str(loc_out), "--html", str(tmp_path / "p.html"), "--heatmaps", str(tmp_path / "heat"))
+    assert result.exit_code == 2 and "no heatmap in" in result.output and not (tmp_path / "p.html").exists()
+    result = invoke("preview", str(loc_out), "--out", str(tmp_path / "g.png"), "--heatmaps", str(tmp_path / "heat"))
+    assert result.exit_code == 2 and "layers of the HTML gallery" in result.output

@@ -160,3 +160,26 @@ def test_stats_cli_tables_and_plots(vindr_out, tmp_path):
 def test_stats_cli_unknown_config(vindr_out):
     result = invoke("stats", str(vindr_out), "--config", "nope")
     assert result.exit_code == 2 and "no config 'nope'" in result.output and "vindr" in result.output
+
+
+def test_plot_distributions_and_box_density(vindr_out, tmp_path):
+    from cxrdata.inspect.plots import DENSITY_GRID, box_density
+    from cxrdata.io.stats import config_stats
+
+    result = invoke("stats", str(vindr_out), "--plot", str(tmp_path / "plots"))
+    assert result.exit_code == 0, result.output
+    for name in ("splits", "counts", "classes", "boxes", "density", "rejects"):
+        path = tmp_path / "plots" / f"vindr-{name}.png"
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and Image.open(path).format == "PNG", name
+    boxes = [g["box"] for r in rows_of(vindr_out, "vindr") for g in r["regions"] if g["box"] is not None]
+    expected = np.zeros((DENSITY_GRID, DENSITY_GRID), dtype=np.int64)
+    for x0, y0, x1, y1 in boxes:  # the centre's cell, by hand
+        column = min(int((x0 + x1) / 2 * DENSITY_GRID), DENSITY_GRID - 1)
+        row = min(int((y0 + y1) / 2 * DENSITY_GRID), DENSITY_GRID - 1)
+        expected[row, column] += 1
+    stats = config_stats(vindr_out / "data" / "vindr", None)
+    density = box_density(stats.boxes["center_x"].to_numpy(), stats.boxes["center_y"].to_numpy())
+    assert density.sum() == len(boxes) == statistics(vindr_out, "vindr")["boxes"]["count"] > 0
+    np.testing.assert_array_equal(density, expected)
+    edge = box_density(np.array([0.0, 1.0, 0.5]), np.array([1.0, 1.0, 0.0]), grid=4)
+    assert edge.sum() == 3 and edge[3, 0] == edge[3, 3] == edge[0, 2] == 1  # a centre on the far edge still counts

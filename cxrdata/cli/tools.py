@@ -123,25 +123,52 @@ def eval_grounding(data: Path, heatmaps: Path | None, oracle: bool, boxes: Path 
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same records.")
 @click.option("--out", "png", type=click.Path(path_type=Path), default=None, help="PNG grid to write.")
 @click.option("--html", "page", type=click.Path(path_type=Path), default=None,
-              help="Self-contained HTML page to write (images inlined).")
+              help="Self-contained HTML gallery to write (thumbnails inlined; filters, search, class toggles).")
+@click.option("--thumbnail", type=click.IntRange(min=0), default=256, show_default=True,
+              help="Longest side of the gallery's JPEG thumbnails (0: the stored image bytes as they are).")
+@click.option("--lut", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              help="Gaussian LUT JSON (cxrdata lut build): its heatmap of each record's locations as a gallery layer.")
+@click.option("--heatmaps", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
+              help="Folder of model heatmaps (<record id>.npy, as cxrdata heatmaps writes): a gallery layer.")
 @friendly_errors
 def preview(out: Path, n: int, config: str | None, split: str | None, where: str | None, seed: int,
-            png: Path | None, page: Path | None) -> None:
-    """Images of a build with their boxes, Gaussians and prompts/phrases, as a PNG grid and/or an HTML page."""
-    from cxrdata.inspect.html import render_html
+            png: Path | None, page: Path | None, thumbnail: int, lut: Path | None, heatmaps: Path | None) -> None:
+    """Images of a build with their boxes, Gaussians and prompts/phrases, as a PNG grid and/or an HTML gallery."""
     from cxrdata.inspect.preview import render_grid
     from cxrdata.inspect.records import choose_panels
 
     if png is None and page is None:
         raise CxrdataError("give --out grid.png and/or --html page.html")
+    if page is None and (lut or heatmaps):
+        raise CxrdataError("--lut and --heatmaps are layers of the HTML gallery: give --html page.html")
     chosen = choose_panels(out, n, config, split, where, seed)
     if png is not None:
         width, height = render_grid(chosen.panels, png).size
         console.print(f"wrote {png} ({width}x{height} px)")
     if page is not None:
-        render_html(chosen.panels, page, chosen.title(where, seed))
-        console.print(f"wrote {page}")
+        _write_gallery(chosen.panels, page, chosen.title(where, seed), thumbnail, lut, heatmaps)
     console.print(chosen.title(where, seed))
+
+
+def _write_gallery(panels: list, page: Path, title: str, thumbnail: int, lut: Path | None,
+                   heatmaps: Path | None) -> None:
+    from functools import partial
+
+    from cxrdata.anatomy.lut import read_lut
+    from cxrdata.inspect.html import Gallery, render_html
+    from cxrdata.inspect.overlays import heatmap_layer, lut_layer
+    from cxrdata.models.prediction_files import heatmap_name
+
+    if heatmaps and not any((heatmaps / heatmap_name(p.id)).is_file() for p in panels):
+        raise CxrdataError(f"no heatmap in {heatmaps} for any of the {len(panels)} records shown "
+                           f"(files named as cxrdata heatmaps writes them, e.g. {heatmap_name(panels[0].id)})")
+    layers = ([partial(lut_layer, lut=read_lut(lut))] if lut else []) + (
+        [partial(heatmap_layer, folder=heatmaps)] if heatmaps else [])
+    found = render_html(panels, page, title, Gallery(tuple(layers), thumbnail))
+    for kind, option in (("lut", lut), ("heatmap", heatmaps)):
+        if option:
+            console.print(f"{kind} layer: {found[kind]} of {len(panels)} records")
+    console.print(f"wrote {page} ({page.stat().st_size / 1e6:.2f} MB)")
 
 
 @click.command("stats")

@@ -8,6 +8,10 @@ Which columns mean what, per output schema (see ``schemas/``):
   ``regions[].box`` (coloured by reader for the multi-reader datasets, else by region label).
 * Gaussians: ``gaussians`` (per location, components ``[mu_x, mu_y, sigma_x, sigma_y]`` on a
   ``lut_grid`` x ``lut_grid`` map stretched over the image), coloured by location term.
+* facets (what the HTML gallery filters on): ``class`` (box labels, pathology / category / class name,
+  VinDr image labels, Chest ImaGenome findings marked ``yes``, CheXpert positives), ``location``
+  (``locations``, PadChest-GR sentence locations, Chest ImaGenome region names), ``reader`` (box readers,
+  VinDr image-label readers).
 
 Boxes are canonical (``[0, 1]`` of the original image); a renderer scales them by the STORED image size
 (``image_width`` x ``image_height``) it draws, never by the original size.
@@ -33,10 +37,13 @@ DEFAULT_GRID = 512
 
 @dataclass(frozen=True)
 class Mark:
-    """A canonical box and its colour key."""
+    """A canonical box, its colour key in the PNG grid, and what the HTML gallery knows of it."""
 
     box: tuple[float, float, float, float]
     key: str
+    label: str = ""  # its class (region label, pathology or category): the gallery's colour and toggle
+    reader: str = ""
+    phrase: str = ""  # the region phrase it grounds (regions only)
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,7 @@ class Panel:
     marks: list[Mark] = field(default_factory=list)
     blobs: list[Blob] = field(default_factory=list)
     image: dict[str, Any] | str = field(default_factory=dict)  # the image cell: {bytes, path}, or a path string
+    facets: dict[str, list[str]] = field(default_factory=dict)  # class / location / reader values (see above)
 
 
 def _unique(values: list[Any]) -> list[str]:
@@ -86,11 +94,41 @@ def marks(row: dict[str, Any], schema: str) -> list[Mark]:
     if row.get("boxes") is not None:
         readers = row.get("readers") or []
         fallback = str(row.get("category") or row.get("pathology") or row.get("class_name") or "box")
-        return [Mark(tuple(b), readers[i] if i < len(readers) else fallback)  # type: ignore[arg-type]
+        return [Mark(tuple(b), readers[i] if i < len(readers) else fallback,  # type: ignore[arg-type]
+                     fallback, str(readers[i]) if i < len(readers) else "")
                 for i, b in enumerate(row["boxes"]) if b is not None]
     by_reader = schema in READER_COLOURED
-    return [Mark(tuple(r["box"]), str((r.get("reader") if by_reader else r.get("label")) or r.get("label") or "box"))
-            for r in row.get("regions") or [] if r.get("box") is not None]
+    found = []
+    for r in row.get("regions") or []:
+        if r.get("box") is None:
+            continue
+        label = str(r.get("label") or "box")
+        found.append(Mark(tuple(r["box"]), str((r.get("reader") if by_reader else r.get("label")) or label),
+                          label, str(r.get("reader") or ""), str(r.get("phrase") or label)))
+    return found
+
+
+def _yes_findings(region: dict[str, Any]) -> list[str]:
+    """``category|yes|label`` attributes -> their labels (Chest ImaGenome's findings of a region)."""
+    return [parts[2] for a in region.get("attributes") or [] if len(parts := str(a).split("|")) == 3
+            and parts[1] == "yes"]
+
+
+def facets(row: dict[str, Any], schema: str, found: list[Mark]) -> dict[str, list[str]]:
+    """The values a gallery filters this record on, each facet sorted."""
+    regions = row.get("regions") or []
+    image_labels = row.get("image_labels") or []
+    classes = [m.label for m in found] + [row.get(c) for c in ("pathology", "category", "class_name")]
+    classes += [label for entry in image_labels for label in entry.get("labels") or []]
+    classes += [label for r in regions for label in _yes_findings(r)]
+    classes += [name for name, value in (row.get("chexpert") or {}).items() if value == 1.0]
+    locations = list(row.get("locations") or [])
+    locations += [loc for s in row.get("sentences") or [] if isinstance(s, dict) for loc in s.get("locations") or []]
+    if schema.startswith("imagenome"):
+        locations += [r.get("label") for r in regions]
+    readers = [m.reader for m in found] + [entry.get("reader") for entry in image_labels]
+    return {name: sorted(_unique(values)) for name, values in
+            (("class", classes), ("location", locations), ("reader", readers))}
 
 
 def blobs(row: dict[str, Any], manifest_grid: int | None = None) -> list[Blob]:
@@ -110,8 +148,9 @@ def blobs(row: dict[str, Any], manifest_grid: int | None = None) -> list[Blob]:
 
 def panel(row: dict[str, Any], schema: str, manifest_grid: int | None = None) -> Panel:
     size = (int(row["image_width"]), int(row["image_height"]))
-    return Panel(str(row["id"]), str(row.get("split") or ""), size, caption(row), marks(row, schema),
-                 blobs(row, manifest_grid), row.get("image") or {})
+    found = marks(row, schema)
+    return Panel(str(row["id"]), str(row.get("split") or ""), size, caption(row), found,
+                 blobs(row, manifest_grid), row.get("image") or {}, facets(row, schema, found))
 
 
 def load_pixels(image: dict[str, Any] | str, max_side: int = 0) -> np.ndarray:
