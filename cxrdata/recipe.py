@@ -22,8 +22,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-import yaml
-
 from cxrdata.errors import CxrdataError
 
 
@@ -157,6 +155,8 @@ def read_recipe(ref: str | Path, seen: tuple[Path, ...] = (), optional: frozense
                 ) -> tuple[Path, dict[str, Any]]:
     """A recipe's path and mapping (bundled name or YAML path), its ``base`` chain merged in (``optional``:
     top-level sections a recipe may add to its base)."""
+    import yaml  # here, not at the top: `cxrdata --help` imports this module and needs no YAML
+
     path = Path(ref)
     if not path.suffix:
         if str(ref) not in bundled_recipes():
@@ -252,6 +252,8 @@ def is_build_recipe(doc: Mapping[str, Any]) -> bool:
 @cache
 def build_recipe_names() -> tuple[str, ...]:
     """The bundled build recipes (training recipes are not builds)."""
+    import yaml
+
     docs = {n: yaml.safe_load((recipes_dir() / f"{n}.yaml").read_text()) for n in bundled_recipes()}
     return tuple(n for n, doc in docs.items() if isinstance(doc, dict) and is_build_recipe(doc))
 
