@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import click
 from click.testing import CliRunner
 
 from cxrdata.cli import main
@@ -41,3 +42,36 @@ def test_lazy_groups_still_list_and_run_their_commands() -> None:
         result = runner.invoke(main, [group, command, "--help"])
         assert result.exit_code == 0, result.output
         assert f"{group} {command} [OPTIONS]" in result.output
+
+
+def _commands(group: click.Group, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    ctx = click.Context(group)
+    found = []
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        found.append((*path, name))
+        if isinstance(command, click.Group):
+            found += _commands(command, (*path, name))
+    return found
+
+
+def test_help_texts_cite_papers_by_name_not_internal_labels() -> None:
+    runner = CliRunner()
+    pages = {" ".join(p): runner.invoke(main, [*p, "--help"], terminal_width=200).output for p in _commands(main)}
+    assert len(pages) > 30
+    for name, page in pages.items():
+        for label in ("seed 0", "SPEC", "issue ", "§"):
+            assert label not in page, f"`cxrdata {name} --help` says {label!r}"
+    assert "Location-Aware Fine-Grained Representation Learning for Chest X-ray" in pages["train lofi"]
+    title = "Anatomy-Grounded Weakly Supervised Prompt Tuning for Chest X-ray Latent Diffusion Models"
+    assert title in " ".join(pages["train ldm"].split())
+    assert "Vilouras et al. 2025, figure 3" in pages["lut plot"]
+
+
+def test_build_help_lists_only_the_recipes_the_dataset_accepts() -> None:
+    runner = CliRunner()
+    mimic = runner.invoke(main, ["build", "mimic", "--help"], terminal_width=200).output
+    recipe_line = next(line for line in mimic.splitlines() if line.lstrip().startswith("--recipe"))
+    assert "A recipe: ldm-prompts (recipes/README.md), or a YAML file." in recipe_line
+    vindr = runner.invoke(main, ["build", "vindr", "--help"], terminal_width=200).output
+    assert "A recipe: lofi-regions, vindr-prompts (recipes/README.md)" in vindr

@@ -42,7 +42,8 @@ def train_group() -> None:
 def train_lofi_cmd(data: tuple[Path, ...], run: Path, recipe: str | None, vision: Path | None, text: Path | None,
                    llm: Path | None, tiny: bool, max_steps: int | None, resume: bool, device: str, seed: int | None,
                    quiet: bool) -> None:
-    """LoFi: sigmoid + report captioning + location-aware captioning (SPEC "Trainers").
+    """LoFi: sigmoid + report captioning + location-aware captioning losses (Kang et al. 2026, "LoFi:
+    Location-Aware Fine-Grained Representation Learning for Chest X-ray").
 
     \b
     Several GPUs (torch DDP; the global batch is split over the processes):
@@ -147,8 +148,8 @@ def predict_lofi_boxes(run: Path, data: tuple[Path, ...], config: str, split: st
 def train_ldm_cmd(data: tuple[Path, ...], run: Path, ldm: Path | None, clip: Path | None, recipe: str | None,
                   tiny: bool, lut: Path | None, config: str | None, split: str | None, max_steps: int | None,
                   resume: bool, seed: int | None, device: str, quiet: bool) -> None:
-    """Anatomy prompt tuning of the frozen chest X-ray LDM (seed 003): only the location-token embeddings
-    learn.
+    """Anatomy prompt tuning of the frozen chest X-ray LDM: only the location-token embeddings learn
+    (Vilouras et al. 2025, "Anatomy-Grounded Weakly Supervised Prompt Tuning for Chest X-ray Latent Diffusion Models").
 
     \b
     Several GPUs (torch DDP; each process takes the recipe's batch size):
@@ -191,7 +192,8 @@ def heatmaps_group() -> None:
 def heatmaps_ldm_cmd(run: Path | None, frozen: bool, recipe: str | None, data: tuple[Path, ...], out: Path,
                      ldm: Path | None, clip: Path | None, embeddings: Path | None, config: str | None,
                      split: str | None, limit: int | None, overwrite: bool, device: str) -> None:
-    """Cross-attention heatmaps over layers and timesteps (Vilouras et al. 2024, as in seed 003)."""
+    """Cross-attention heatmaps over layers and timesteps (Vilouras et al. 2024, the method Vilouras et al. 2025
+    uses)."""
     from cxrdata.models.ldm_heatmaps import ldm_heatmaps
 
     summary = ldm_heatmaps(list(data), out, run=run, recipe=recipe, ldm=ldm, clip=clip, embeddings=embeddings,
