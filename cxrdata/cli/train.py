@@ -38,10 +38,13 @@ def train_group() -> None:
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
 @click.option("--seed", type=int, default=None, help="Replace the recipe's seed (new runs only).")
 @click.option("--quiet", is_flag=True, help="No per-step lines.")
+@click.option("--set", "settings", metavar="KEY=VALUE", multiple=True,
+              help="Replace a recipe value without writing a YAML, e.g. --set optim.lr=1e-4 (dotted key, value read as "
+                   "YAML; repeatable; saved with the run).")
 @friendly_errors
 def train_lofi_cmd(data: tuple[Path, ...], run: Path, recipe: str | None, vision: Path | None, text: Path | None,
                    llm: Path | None, tiny: bool, max_steps: int | None, resume: bool, device: str, seed: int | None,
-                   quiet: bool) -> None:
+                   quiet: bool, settings: tuple[str, ...]) -> None:
     """LoFi: sigmoid + report captioning + location-aware captioning losses (Kang et al. 2026, "LoFi:
     Location-Aware Fine-Grained Representation Learning for Chest X-ray").
 
@@ -53,7 +56,7 @@ def train_lofi_cmd(data: tuple[Path, ...], run: Path, recipe: str | None, vision
 
     result = train_lofi(TrainOptions(data=list(data), run=run, recipe=recipe, vision=vision, text=text, llm=llm,
                                      tiny=tiny, max_steps=max_steps, resume=resume, device=device, seed=seed,
-                                     quiet=quiet))
+                                     quiet=quiet, settings=settings))
     if not result.is_main:
         return
     def left_out(config: str) -> str:
@@ -144,10 +147,13 @@ def predict_lofi_boxes(run: Path, data: tuple[Path, ...], config: str, split: st
 @click.option("--seed", type=int, default=None, help="Replace the recipe's seed.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
 @click.option("--quiet", is_flag=True, help="No per-step lines.")
+@click.option("--set", "settings", metavar="KEY=VALUE", multiple=True,
+              help="Replace a recipe value without writing a YAML, e.g. --set train.lr=1e-3 (dotted key, value read as "
+                   "YAML; repeatable; saved with the run).")
 @friendly_errors
 def train_ldm_cmd(data: tuple[Path, ...], run: Path, ldm: Path | None, clip: Path | None, recipe: str | None,
                   tiny: bool, lut: Path | None, config: str | None, split: str | None, max_steps: int | None,
-                  resume: bool, seed: int | None, device: str, quiet: bool) -> None:
+                  resume: bool, seed: int | None, device: str, quiet: bool, settings: tuple[str, ...]) -> None:
     """Anatomy prompt tuning of the frozen chest X-ray LDM: only the location-token embeddings learn
     (Vilouras et al. 2025, "Anatomy-Grounded Weakly Supervised Prompt Tuning for Chest X-ray Latent Diffusion Models").
 
@@ -162,7 +168,7 @@ def train_ldm_cmd(data: tuple[Path, ...], run: Path, ldm: Path | None, clip: Pat
         raise CxrdataError("give --tiny or --recipe, not both")
     path = train_ldm(list(data), run, ldm=ldm, clip=clip, recipe=recipe or (TINY_RECIPE if tiny else RECIPE),
                      lut=lut, max_steps=max_steps, resume=resume, device=device, config=config, split=split,
-                     seed=seed, tiny=tiny, log=(lambda _m: None) if quiet else console.print)
+                     seed=seed, tiny=tiny, log=(lambda _m: None) if quiet else console.print, settings=settings)
     if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 writes the run
         console.print(f"tuned embeddings: {path}")
 
