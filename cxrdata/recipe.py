@@ -13,16 +13,15 @@ with ``base: NAME`` and then hold only overrides of that recipe's keys.
 
 from __future__ import annotations
 
+import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, Field, dataclass, field, fields
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
-
-import yaml
 
 from cxrdata.errors import CxrdataError
 
@@ -157,6 +156,8 @@ def read_recipe(ref: str | Path, seen: tuple[Path, ...] = (), optional: frozense
                 ) -> tuple[Path, dict[str, Any]]:
     """A recipe's path and mapping (bundled name or YAML path), its ``base`` chain merged in (``optional``:
     top-level sections a recipe may add to its base)."""
+    import yaml  # here, not at the top: `cxrdata --help` imports this module and needs no YAML
+
     path = Path(ref)
     if not path.suffix:
         if str(ref) not in bundled_recipes():
@@ -211,15 +212,84 @@ def check_template(doc: Mapping[str, Any], template: Mapping[str, Any], source: 
                 raise CxrdataError(f"recipe {source}: {name!r} must be a mapping")
             check_template(value, kind, source, f"{name}.")
             continue
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        if value is None and None in kinds:
-            continue
-        allowed = tuple(k for k in kinds if k is not None)
-        if float in allowed and isinstance(value, int) and not isinstance(value, bool):
-            continue  # `lr: 1` is the number 1.0, as options_from reads it
-        if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
-            names = " or ".join(k.__name__ for k in allowed)
-            raise CxrdataError(f"recipe {source}: {name!r} must be {names}, got {value!r}")
+        problem = leaf_problem(value, kind if isinstance(kind, tuple) else (kind,))
+        if problem:
+            raise CxrdataError(f"recipe {source}: {name!r} {problem}")
+
+
+def leaf_problem(value: Any, kinds: tuple[Any, ...]) -> str | None:
+    """Why ``value`` is not of the template types ``kinds`` (``None`` in them allows null), or None."""
+    if value is None and None in kinds:
+        return None
+    allowed = tuple(k for k in kinds if k is not None)
+    if float in allowed and isinstance(value, int) and not isinstance(value, bool):
+        return None  # `lr: 1` is the number 1.0, as options_from reads it
+    if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
+        return f"must be {' or '.join(k.__name__ for k in allowed)}, got {value!r}"
+    return None
+
+
+# -- command-line settings (`train ... --set optim.lr=1e-4`) ---------------------------------------------------
+
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def _setting_value(text: str, kinds: tuple[Any, ...]) -> Any:
+    """``text`` as YAML, read for a leaf of these types. A string leaf takes the text as written (``yes`` stays
+    ``yes``); a number leaf also takes ``1e-4``, which YAML 1.1 (PyYAML) reads as a string."""
+    import yaml
+
+    if str in kinds and not (None in kinds and text.strip() in ("null", "~", "")) and not (
+            list in kinds and text.lstrip().startswith("[")):
+        return text
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, str) and _NUMBER.fullmatch(text.strip()):
+        value = float(text) if float in kinds or "." in text or "e" in text.lower() else int(text)
+    if isinstance(value, int) and not isinstance(value, bool) and float in kinds and int not in kinds:
+        value = float(value)
+    return value
+
+
+def apply_settings(doc: dict[str, Any], settings: Sequence[str], template: Mapping[str, Any],
+                   source: str) -> dict[str, Any]:
+    """Set each ``dotted.key=value`` of ``settings`` in ``doc`` (in place); returns them, parsed, by key.
+
+    A key must name a leaf of ``template`` (or of a free-form section the recipe has); the value must have
+    that leaf's type. Anything else is one CxrdataError naming the setting."""
+    applied: dict[str, Any] = {}
+    for setting in settings:
+        key, sep, text = setting.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise CxrdataError(f"--set {setting!r}: write it KEY=VALUE, e.g. --set optim.lr=1e-4")
+        parts = key.split(".")
+        section: Any = doc
+        kinds: Any = template
+        for depth, part in enumerate(parts):
+            known = kinds if isinstance(kinds, Mapping) else section  # in a free-form section: the recipe's keys
+            if not isinstance(section, dict) or part not in known or part not in section:
+                there = f" (keys there: {', '.join(sorted(known))})" if isinstance(known, Mapping) else ""
+                raise CxrdataError(f"--set {key}: recipe {source} has no key {'.'.join(parts[:depth + 1])!r}{there}")
+            kinds = kinds.get(part) if isinstance(kinds, Mapping) else None
+            if depth < len(parts) - 1:
+                section = section[part]
+        leaf = parts[-1]
+        if isinstance(kinds, Mapping) or (kinds is None and isinstance(section.get(leaf), Mapping)):
+            raise CxrdataError(f"--set {key}: {key!r} is a section of recipe {source}; set one of its keys")
+        if kinds is None or kinds is dict:  # a free-form section (e.g. `tiny`): the value keeps the recipe's type
+            current = section.get(leaf)
+            kinds = (type(current),) if current is not None else (str, int, float, bool, list, None)
+        kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+        value = _setting_value(text, kinds)
+        problem = leaf_problem(value, kinds)
+        if problem:
+            raise CxrdataError(f"--set {key}={text}: {key!r} {problem}")
+        section[leaf] = value
+        applied[key] = value
+    return applied
 
 
 # -- build recipes -----------------------------------------------------------------------------------------
@@ -252,6 +322,8 @@ def is_build_recipe(doc: Mapping[str, Any]) -> bool:
 @cache
 def build_recipe_names() -> tuple[str, ...]:
     """The bundled build recipes (training recipes are not builds)."""
+    import yaml
+
     docs = {n: yaml.safe_load((recipes_dir() / f"{n}.yaml").read_text()) for n in bundled_recipes()}
     return tuple(n for n, doc in docs.items() if isinstance(doc, dict) and is_build_recipe(doc))
 

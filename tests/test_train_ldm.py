@@ -606,3 +606,19 @@ def test_recipe_image_fit(tmp_path: Path):
 
     assert load_build_recipe("ldm-prompts").image["fit"] == "shortest"
     assert "fit" not in load_build_recipe("ms-cxr-loc").image  # the default: longest
+
+
+def test_set_overrides_the_recipe_and_run_json_saves_them(shards, tmp_path: Path):
+    run = tmp_path / "run"
+    args = ["train", "ldm", "--tiny", "--data", str(shards), "--out", str(run), "--device", "cpu", "--quiet",
+            "--max-steps", "1", "--set", "train.steps_per_sample=1", "--set", "train.timestep_batch=1",
+            "--set", "train.lr=2e-3"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    doc = json.loads((run / "run.json").read_text())
+    assert doc["overrides"] == {"train.steps_per_sample": 1, "train.timestep_batch": 1, "train.lr": 2e-3}
+    assert doc["recipe"]["train"]["lr"] == 2e-3 and doc["recipe"]["train"]["steps_per_sample"] == 1
+    tiny = load_ldm_recipe(TINY)
+    assert doc["recipe"]["train"]["weight_decay"] == tiny["train"]["weight_decay"]
+    state = checkpoints.load_checkpoint(checkpoints.latest_checkpoint(run))
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(2e-3)

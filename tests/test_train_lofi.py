@@ -497,3 +497,22 @@ def test_the_help_examples_torchrun_runs_two_cpu_processes(lofi_tiny_run: TinyRu
     # the logged losses are averaged over the ranks (all-reduce): the last one is the mean of the ranks' own
     local = [float(re.search(rf"rank {rank} of 2: steps 0..2 done, last local loss (\S+)", out)[1]) for rank in (0, 1)]
     assert local[0] != local[1] and read_metrics(run)[-1]["loss"] == pytest.approx(sum(local) / 2, rel=1e-6)
+
+
+def test_set_overrides_the_recipe_and_the_run_saves_them(lofi_shards: Path, tmp_path: Path) -> None:
+    """`--set` trains with the replaced values (the learning rate the optimizer used) and config.json keeps the
+    resolved recipe and the overrides; a resumed run refuses --set."""
+    run = tmp_path / "run"
+    args = ["train", "lofi", "--tiny", "--data", str(lofi_shards), "--run", str(run), "--max-steps", "1",
+            "--quiet", "--device", "cpu"]
+    result = CliRunner().invoke(main, [*args, "--set", "optim.lr=1e-4", "--set", "train.batch_size=4"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    config = json.loads((run / "config.json").read_text())
+    assert config["overrides"] == {"optim.lr": 1e-4, "train.batch_size": 4}
+    assert config["recipe"]["optim"]["lr"] == 1e-4 and config["recipe"]["train"]["batch_size"] == 4
+    assert config["recipe"]["optim"]["weight_decay"] == load_lofi_recipe("lofi-tiny")["optim"]["weight_decay"]
+    assert float(read_metrics(run)[0]["lr"]) == pytest.approx(1e-4)  # no warm-up in lofi-tiny: step 1 at the peak
+    resumed = CliRunner().invoke(main, [*args, "--resume", "--set", "optim.lr=1e-3"])
+    assert resumed.exit_code == 2
+    assert resumed.output.strip() == ("error: --set changes a recipe, which a resumed run keeps: drop --set, or "
+                                      "start a new --run")

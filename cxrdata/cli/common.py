@@ -19,7 +19,6 @@ from typing import Any, Literal, get_args, get_origin
 
 import click
 from click.core import ParameterSource
-from rich.console import Console
 
 from cxrdata.errors import CxrdataError
 from cxrdata.pipeline import interrupts
@@ -29,8 +28,22 @@ from cxrdata.recipe import option_fields, option_name
 # does not depend on how a path was spelled and stored image paths load from any working directory.
 INPUT_PATH = click.Path(path_type=Path, resolve_path=True)
 
-# Tables are wide: when output is captured (not a terminal), do not squeeze them to 80 columns.
-console = Console() if sys.stdout.isatty() else Console(width=160)
+
+class _SharedConsole:
+    """The commands' rich ``Console``, made on first use (importing rich takes longer than ``--help`` should)."""
+
+    _console: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            # Tables are wide: when output is captured (not a terminal), do not squeeze them to 80 columns.
+            type(self)._console = Console() if sys.stdout.isatty() else Console(width=160)
+        return getattr(self._console, name)
+
+
+console: Any = _SharedConsole()
 
 
 def error_line(message: str, status: int) -> None:
@@ -54,6 +67,28 @@ def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(128 + interrupts.stopped_by())
 
     return wrapper
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands ``load`` adds when they are first listed or looked up: their options come from
+    modules that import polars, OpenCV or pydicom, which ``cxrdata --help`` then never imports."""
+
+    def __init__(self, name: str, load: Callable[[click.Group], None], **attrs: Any) -> None:
+        super().__init__(name, **attrs)
+        self._load: Callable[[click.Group], None] | None = load
+
+    def _loaded(self) -> None:
+        if self._load is not None:
+            load, self._load = self._load, None
+            load(self)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._loaded()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        self._loaded()
+        return super().get_command(ctx, cmd_name)
 
 
 def apply(decorators: Iterable[Callable[[Any], Any]], fn: Any) -> Any:

@@ -15,11 +15,22 @@ from typing import Any
 
 import click
 
-from cxrdata.cli.common import INPUT_PATH, apply, click_options, console, error_line, friendly_errors, given
+from cxrdata.cli.common import (
+    INPUT_PATH,
+    LazyGroup,
+    apply,
+    click_options,
+    console,
+    error_line,
+    friendly_errors,
+    given,
+)
 from cxrdata.recipe import build_recipe_names, load_build_recipe, option_fields, option_name
-from cxrdata.sources.base import DatasetEntry
-from cxrdata.sources.registry import ENTRIES, resolve
-from cxrdata.sources.subset import SubsetOptions
+
+if typing.TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from cxrdata.sources.base import DatasetEntry
 
 
 def build_options() -> list[Any]:
@@ -74,6 +85,7 @@ def _unique(options: list[Any]) -> list[Any]:
 
 def build_command(entry: DatasetEntry) -> click.Command:
     from cxrdata.imaging.stages import ImageOptions
+    from cxrdata.sources.subset import SubsetOptions
 
     kinds = [k.options for k in entry.image_kinds if k.options is not None]
     stage_classes = _stage_option_classes(entry.name)
@@ -147,6 +159,7 @@ def doctor_command(entry: DatasetEntry) -> click.Command:
     @friendly_errors
     def command(decode: int, **values: Any) -> None:
         from cxrdata.sources.doctor import has_errors, print_findings
+        from cxrdata.sources.registry import resolve
 
         findings = resolve(entry.doctor)(**{f.name: values[f.name] for f in paths}, decode=decode)
         print_findings(console, findings, f"doctor {entry.name}")
@@ -163,7 +176,12 @@ def doctor_command(entry: DatasetEntry) -> click.Command:
     return click.command(entry.name, help=entry.doctor_summary or entry.summary)(apply(decorators, command))
 
 
-def sample_command(entry: DatasetEntry) -> click.Command:
+def sample_command(entry: DatasetEntry) -> click.Command | None:
+    """``sample-data NAME``; None for a dataset that shares another one's sample tree."""
+    from cxrdata.sources.registry import resolve
+
+    if entry.sample_tree:
+        return None
     options_class = resolve(entry.sample_options) if entry.sample_options else None
 
     @friendly_errors
@@ -182,23 +200,26 @@ def sample_command(entry: DatasetEntry) -> click.Command:
     return click.command(entry.name, help=entry.sample_summary or entry.summary)(apply(decorators, command))
 
 
+def _from_registry(make: Callable[[DatasetEntry], click.Command | None]) -> Callable[[click.Group], None]:
+    """A :class:`LazyGroup` loader: one command per registry entry (the registry imports every reader)."""
+    def load(group: click.Group) -> None:
+        from cxrdata.sources.registry import ENTRIES
+
+        for entry in ENTRIES.values():
+            if (command := make(entry)) is not None:
+                group.add_command(command)
+
+    return load
+
+
 def register(main: click.Group) -> None:
-    build_group = click.Group("build", help="Build a dataset into OUT (resumable: rerun the same command to finish "
-                                            "a killed build).")
-    doctor_group = click.Group("doctor", help="Check a download: what is present, missing or malformed, and how "
-                                              "to fix it.")
-    sample_group = click.Group("sample-data", help="Write small synthetic datasets in the exact on-disk formats of "
-                                                   "the real ones.")
-    for entry in ENTRIES.values():
-        if entry.sample_tree:  # shares another dataset's sample tree: no sample-data command of its own
-            build_group.add_command(build_command(entry))
-            doctor_group.add_command(doctor_command(entry))
-            continue
-        build_group.add_command(build_command(entry))
-        doctor_group.add_command(doctor_command(entry))
-        sample_group.add_command(sample_command(entry))
-    for group in (build_group, doctor_group, sample_group):
-        main.add_command(group)
+    main.add_command(LazyGroup("build", _from_registry(build_command),
+                               help="Build a dataset into OUT (resumable: rerun the same command to finish a killed "
+                                    "build)."))
+    main.add_command(LazyGroup("doctor", _from_registry(doctor_command),
+                               help="Check a download: what is present, missing or malformed, and how to fix it."))
+    main.add_command(LazyGroup("sample-data", _from_registry(sample_command),
+                               help="Write small synthetic datasets in the exact on-disk formats of the real ones."))
     from cxrdata.cli.synth_prompts import synth_group
 
     main.add_command(synth_group)

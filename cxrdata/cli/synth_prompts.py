@@ -7,16 +7,8 @@ from typing import Any
 
 import click
 
-from cxrdata.cli.common import INPUT_PATH, apply, click_options, friendly_errors, given
+from cxrdata.cli.common import INPUT_PATH, LazyGroup, apply, click_options, friendly_errors, given
 from cxrdata.cli.datasets import build_options, run_and_report
-from cxrdata.imaging.dicom_stage import DicomDisplay
-from cxrdata.imaging.stages import ImageOptions
-from cxrdata.sources.fusion import FUSE_MODES
-
-
-@click.group("synth-prompts")
-def synth_group() -> None:
-    """Synthetic '{location} {class}' prompts for boxes, from the Gaussian LUT (seed 003, appendix B)."""
 
 
 @friendly_errors
@@ -25,6 +17,8 @@ def synth_vindr(root: Path | None, sample: bool, lut_path: Path, classes: str | 
     """One row per VinDr-CXR (image, class): its boxes, their nearest LUT locations (W2²) and the prompt.
     The same build as `cxrdata build vindr --recipe vindr-prompts`."""
     from cxrdata.api import plans
+    from cxrdata.imaging.dicom_stage import DicomDisplay
+    from cxrdata.imaging.stages import ImageOptions
 
     image = {**given(ImageOptions, values), **given(DicomDisplay, values)}
     options: dict[str, Any] = {"lut": lut_path, "splits": ",".join(splits), "fuse": fuse, "iou": iou,
@@ -41,22 +35,34 @@ def _name(field: str) -> str:
         field, field)
 
 
-synth_group.command("vindr")(apply([
-    click.option("--root", type=INPUT_PATH, help="VinDr-CXR root (holds annotations/, train/, test/)."),
-    click.option("--sample", is_flag=True, help="Use the bundled synthetic VinDr-CXR sample instead of --root."),
-    click.option("--lut", "lut_path", type=click.Path(path_type=Path), required=True,
-                 help="LUT JSON (cxrdata lut build)."),
-    click.option("--classes", default=None,
-                 help="Comma-separated VinDr box classes; default: those among seed 003's 8 pathologies."),
-    click.option("--split", "splits", type=click.Choice(["train", "test"]), multiple=True, default=("test",),
-                 show_default=True, help="Splits to use (repeat for both); the paper uses test."),
-    click.option("--fuse", type=click.Choice(FUSE_MODES), default="none", show_default=True,
-                 help="Match the readers' fused boxes instead of every reader's box."),
-    click.option("--iou", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.1, show_default=True,
-                 help="Boxes of one class overlapping more than this are fused."),
-    click.option("--include-mixtures", is_flag=True,
-                 help="Let boxes match the bilateral mixtures too (through their moment-matched Gaussian)."),
-    *click_options(ImageOptions),
-    *click_options(DicomDisplay),
-    *build_options(),
-], synth_vindr))
+def _add_vindr(group: click.Group) -> None:
+    from cxrdata.imaging.dicom_stage import DicomDisplay
+    from cxrdata.imaging.stages import ImageOptions
+    from cxrdata.sources.fusion import FUSE_MODES
+
+    group.command("vindr")(apply([
+        click.option("--root", type=INPUT_PATH, help="VinDr-CXR root (holds annotations/, train/, test/)."),
+        click.option("--sample", is_flag=True, help="Use the bundled synthetic VinDr-CXR sample instead of --root."),
+        click.option("--lut", "lut_path", type=click.Path(path_type=Path), required=True,
+                     help="LUT JSON (cxrdata lut build)."),
+        click.option("--classes", default=None,
+                     help="Comma-separated VinDr box classes; default: those among the 8 pathologies of "
+                          "Vilouras et al. 2025."),
+        click.option("--split", "splits", type=click.Choice(["train", "test"]), multiple=True, default=("test",),
+                     show_default=True, help="Splits to use (repeat for both); the paper uses test."),
+        click.option("--fuse", type=click.Choice(FUSE_MODES), default="none", show_default=True,
+                     help="Match the readers' fused boxes instead of every reader's box."),
+        click.option("--iou", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.1, show_default=True,
+                     help="Boxes of one class overlapping more than this are fused."),
+        click.option("--include-mixtures", is_flag=True,
+                     help="Let boxes match the bilateral mixtures too (through their moment-matched Gaussian)."),
+        *click_options(ImageOptions),
+        *click_options(DicomDisplay),
+        *build_options(),
+    ], synth_vindr))
+
+
+synth_group = LazyGroup(
+    "synth-prompts", _add_vindr,
+    help="Synthetic '{location} {class}' prompts for boxes, from the Gaussian LUT (Vilouras et al. 2025, "
+         "'Anatomy-Grounded Weakly Supervised Prompt Tuning for Chest X-ray Latent Diffusion Models', appendix B).")

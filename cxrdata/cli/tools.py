@@ -12,7 +12,8 @@ from cxrdata.errors import CxrdataError
 
 @click.group("lut")
 def lut_group() -> None:
-    """The Gaussian lookup table of the 27 location terms (seed 003): build, show, plot."""
+    """The Gaussian lookup table of the 27 location terms (Vilouras et al. 2025, "Anatomy-Grounded Weakly
+    Supervised Prompt Tuning for Chest X-ray Latent Diffusion Models"): build, show, plot."""
 
 
 @lut_group.command("build")
@@ -61,7 +62,7 @@ def lut_show(lut: Path) -> None:
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="PNG to write.")
 @friendly_errors
 def lut_plot(lut: Path, out: Path) -> None:
-    """Draw every Gaussian (±1σ, ±2σ) over a schematic chest, one panel per term (seed 003, figure 3)."""
+    """Draw every Gaussian (±1σ, ±2σ) over a schematic chest, one panel per term (Vilouras et al. 2025, figure 3)."""
     from cxrdata.anatomy.lut import read_lut
     from cxrdata.anatomy.lut_plot import figure_size, plot_lut
 
@@ -97,7 +98,7 @@ def eval_group() -> None:
 def eval_grounding(data: Path, heatmaps: Path | None, oracle: bool, boxes: Path | None, config: str | None,
                    split: str | None, classes: str | None, out: Path, seed: int, resamples: int,
                    interpolation: str) -> None:
-    """CNR and mIoU per class with 95% bootstrap intervals (seed 003, tables 1 and 3)."""
+    """CNR and mIoU per class with 95% bootstrap intervals (Vilouras et al. 2025, tables 1 and 3)."""
     from cxrdata.evaluate.grounding_eval import evaluate_grounding
     from cxrdata.evaluate.grounding_report import report_table, write_report
 

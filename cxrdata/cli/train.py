@@ -58,11 +58,16 @@ def train_group() -> None:
 @click.option("--seed", type=int, default=None, help="Replace the recipe's seed (new runs only).")
 @click.option("--quiet", is_flag=True, help="No per-step lines.")
 @speed_options
+@click.option("--set", "settings", metavar="KEY=VALUE", multiple=True,
+              help="Replace a recipe value without writing a YAML, e.g. --set optim.lr=1e-4 (dotted key, value read as "
+                   "YAML; repeatable; saved with the run).")
 @friendly_errors
 def train_lofi_cmd(data: tuple[Path, ...], run: Path, recipe: str | None, vision: Path | None, text: Path | None,
                    llm: Path | None, tiny: bool, max_steps: int | None, resume: bool, device: str, seed: int | None,
-                   quiet: bool, precision: str | None, compile_: bool | None, checkpointing: bool | None) -> None:
-    """LoFi: sigmoid + report captioning + location-aware captioning (SPEC "Trainers").
+                   quiet: bool, precision: str | None, compile_: bool | None, checkpointing: bool | None,
+                   settings: tuple[str, ...]) -> None:
+    """LoFi: sigmoid + report captioning + location-aware captioning losses (Kang et al. 2026, "LoFi:
+    Location-Aware Fine-Grained Representation Learning for Chest X-ray").
 
     \b
     Several GPUs (torch DDP; the global batch is split over the processes):
@@ -73,7 +78,7 @@ def train_lofi_cmd(data: tuple[Path, ...], run: Path, recipe: str | None, vision
     result = train_lofi(TrainOptions(data=list(data), run=run, recipe=recipe, vision=vision, text=text, llm=llm,
                                      tiny=tiny, max_steps=max_steps, resume=resume, device=device, seed=seed,
                                      quiet=quiet, precision=precision, compile=compile_,
-                                     gradient_checkpointing=checkpointing))
+                                     gradient_checkpointing=checkpointing, settings=settings))
     if not result.is_main:
         return
     def left_out(config: str) -> str:
@@ -165,13 +170,16 @@ def predict_lofi_boxes(run: Path, data: tuple[Path, ...], config: str, split: st
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
 @click.option("--quiet", is_flag=True, help="No per-step lines.")
 @speed_options
+@click.option("--set", "settings", metavar="KEY=VALUE", multiple=True,
+              help="Replace a recipe value without writing a YAML, e.g. --set train.lr=1e-3 (dotted key, value read as "
+                   "YAML; repeatable; saved with the run).")
 @friendly_errors
 def train_ldm_cmd(data: tuple[Path, ...], run: Path, ldm: Path | None, clip: Path | None, recipe: str | None,
                   tiny: bool, lut: Path | None, config: str | None, split: str | None, max_steps: int | None,
                   resume: bool, seed: int | None, device: str, quiet: bool, precision: str | None,
-                  compile_: bool | None, checkpointing: bool | None) -> None:
-    """Anatomy prompt tuning of the frozen chest X-ray LDM (seed 003): only the location-token embeddings
-    learn.
+                  compile_: bool | None, checkpointing: bool | None, settings: tuple[str, ...]) -> None:
+    """Anatomy prompt tuning of the frozen chest X-ray LDM: only the location-token embeddings learn
+    (Vilouras et al. 2025, "Anatomy-Grounded Weakly Supervised Prompt Tuning for Chest X-ray Latent Diffusion Models").
 
     \b
     Several GPUs (torch DDP; each process takes the recipe's batch size):
@@ -185,7 +193,8 @@ def train_ldm_cmd(data: tuple[Path, ...], run: Path, ldm: Path | None, clip: Pat
     path = train_ldm(list(data), run, ldm=ldm, clip=clip, recipe=recipe or (TINY_RECIPE if tiny else RECIPE),
                      lut=lut, max_steps=max_steps, resume=resume, device=device, config=config, split=split,
                      seed=seed, tiny=tiny, precision=precision, compile_unet=compile_,
-                     gradient_checkpointing=checkpointing, log=(lambda _m: None) if quiet else console.print)
+                     gradient_checkpointing=checkpointing, log=(lambda _m: None) if quiet else console.print,
+                     settings=settings)
     if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 writes the run
         console.print(f"tuned embeddings: {path}")
 
@@ -215,7 +224,8 @@ def heatmaps_group() -> None:
 def heatmaps_ldm_cmd(run: Path | None, frozen: bool, recipe: str | None, data: tuple[Path, ...], out: Path,
                      ldm: Path | None, clip: Path | None, embeddings: Path | None, config: str | None,
                      split: str | None, limit: int | None, overwrite: bool, device: str) -> None:
-    """Cross-attention heatmaps over layers and timesteps (Vilouras et al. 2024, as in seed 003)."""
+    """Cross-attention heatmaps over layers and timesteps (Vilouras et al. 2024, the method Vilouras et al. 2025
+    uses)."""
     from cxrdata.models.ldm_heatmaps import ldm_heatmaps
 
     summary = ldm_heatmaps(list(data), out, run=run, recipe=recipe, ldm=ldm, clip=clip, embeddings=embeddings,

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from cxrdata.errors import CxrdataError
-from cxrdata.recipe import check_template, read_recipe
+from cxrdata.recipe import apply_settings, check_template, read_recipe
 
 RECIPE = "ldm-prompt-tuning"
 TINY_RECIPE = "ldm-prompt-tuning-tiny"
@@ -66,9 +67,17 @@ OPTIONAL = {"tiny": {"clip": dict}}
 
 def load_ldm_recipe(name_or_path: str | Path = RECIPE) -> dict[str, Any]:
     """A ``train ldm`` recipe, every key and value checked."""
+    return load_ldm_recipe_with(name_or_path, ())[0]
+
+
+def load_ldm_recipe_with(name_or_path: str | Path, settings: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The recipe with the command line's ``--set KEY=VALUE`` settings applied (every key and value checked
+    after them), and those settings by key."""
     path, cfg = read_recipe(name_or_path, optional=frozenset(OPTIONAL))
-    check_template(cfg, {**TEMPLATE, **{k: v for k, v in OPTIONAL.items() if k in cfg}}, str(path))
-    where = f"recipe {path}"
+    template = {**TEMPLATE, **{k: v for k, v in OPTIONAL.items() if k in cfg}}
+    applied = apply_settings(cfg, settings, template, str(path)) if settings else {}
+    check_template(cfg, template, str(path))
+    where = f"recipe {path}" + (f" with --set {', '.join(applied)}" if applied else "")
     for (section, key), allowed in _CHOICES.items():
         if cfg[section][key] not in allowed:
             raise CxrdataError(f"{where}: {section}.{key} must be one of {allowed}, got {cfg[section][key]!r}")
@@ -85,7 +94,7 @@ def load_ldm_recipe(name_or_path: str | Path = RECIPE) -> dict[str, Any]:
     for section, key in positive:
         if cfg[section][key] < 1:
             raise CxrdataError(f"{where}: {section}.{key} must be at least 1")
-    return cfg
+    return cfg, applied
 
 
 def recipe_hash(cfg: dict[str, Any]) -> str:

@@ -230,7 +230,9 @@ def _build_locked(config_plans: list[ConfigPlan], options: BuildOptions, layout:
         for config, (plan, tasks) in plans.items():
             todo = pending[config]
             if todo:
-                progress.start(config, sum(len(t.records) for t in todo), [s.name for s in plan.stages])
+                workers = min(options.workers, len(todo)) if options.engine == "local" else options.workers
+                progress.start(config, sum(len(t.records) for t in todo), [s.name for s in plan.stages],
+                               tasks=len(todo), workers=workers)
                 for _stats in engine(plan, layout, config_hash, todo, options.workers, progress.advance):
                     pass
             totals = _totals(layout, config, tasks, config_hash)

@@ -54,7 +54,7 @@ from cxrdata.io.layout import OutputLayout
 from cxrdata.pipeline.partition import Task
 from cxrdata.pipeline.plan import ConfigPlan
 from cxrdata.pipeline.stats import StageTiming, TaskStats
-from cxrdata.pipeline.task_runner import TaskContext, TaskOutput, chain_batch_size, run_chain, write_marker
+from cxrdata.pipeline.task_runner import REJECTED, TaskContext, TaskOutput, chain_batch_size, run_chain, write_marker
 from cxrdata.stage import Record, Reject, Stage, StageChain, split_rejects
 
 Progress = Callable[[str, int], None]
@@ -305,6 +305,7 @@ def run_ray(plan: ConfigPlan, layout: OutputLayout, config_hash: str, tasks: lis
     try:
         for row in build_dataset(plan, layout, config_hash, tasks).iter_rows():
             stats = TaskStats.from_json(json.loads(row["stats"]))
+            progress(REJECTED, sum(c.rejected for c in stats.splits.values()))
             for name in names:
                 progress(name, sum(c.read for c in stats.splits.values()))
             yield stats

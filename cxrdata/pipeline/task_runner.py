@@ -28,6 +28,8 @@ from cxrdata.pipeline.stats import StageTiming, TaskStats, WrittenFile
 from cxrdata.stage import Record, Reject, StageChain, split_rejects
 
 ProgressSink = Callable[[str, int], None]
+# Besides each stage's name and "write", a sink hears how many records were rejected, under this name.
+REJECTED = "rejected"
 
 
 def _no_progress(stage: str, n: int) -> None:
@@ -136,7 +138,9 @@ def run_task(ctx: TaskContext, task: Task, progress: ProgressSink = _no_progress
             # processed image alive until the task ends (the local engine's main process holds all tasks).
             batch = [dict(r) for r in task.records[start : start + ctx.batch_size]]
             count_read(stats, batch)
-            output.write(*run_chain(ctx.chain, batch, stats, progress))
+            kept, dropped = run_chain(ctx.chain, batch, stats, progress)
+            output.write(kept, dropped)
+            progress(REJECTED, len(dropped))
             progress("write", len(batch))
     stats.seconds = time.perf_counter() - started
     write_marker(ctx.layout.marker_path(task.config, task.name), ctx.config_hash, stats)

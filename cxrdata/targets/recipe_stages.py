@@ -139,7 +139,8 @@ def make_region_targets(options: RegionTargetsOptions, context: StageContext) ->
 class SynthPromptOptions:
     lut: Path | None = option(None, "LUT JSON (cxrdata lut build); required.")
     classes: tuple[str, ...] | None = option(
-        None, "Comma-separated box classes of the dataset; default: those among seed 003's 8 pathologies.")
+        None, "Comma-separated box classes of the dataset; default: those among the 8 pathologies of "
+              "Vilouras et al. 2025.")
     include_mixtures: bool = option(False, "Let boxes match the bilateral mixtures too (through their "
                                            "moment-matched Gaussian).")
 

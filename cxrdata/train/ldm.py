@@ -49,7 +49,14 @@ from cxrdata.models.ldm_codebook import save_embeddings
 from cxrdata.models.ldm_inputs import image_tensor
 from cxrdata.models.ldm_model import FrozenLDM
 from cxrdata.models.ldm_prompted import PromptedLDM
-from cxrdata.models.ldm_recipe import EMBEDDINGS_FILE, RECIPE, RUN_FILE, TINY_RECIPE, load_ldm_recipe, recipe_hash
+from cxrdata.models.ldm_recipe import (
+    EMBEDDINGS_FILE,
+    RECIPE,
+    RUN_FILE,
+    TINY_RECIPE,
+    load_ldm_recipe_with,
+    recipe_hash,
+)
 from cxrdata.models.runtime import hf_offline, pick_device, run_precision
 from cxrdata.train import common
 from cxrdata.train.ldm_losses import (
@@ -202,17 +209,18 @@ def train_ldm(data: Sequence[str | Path], run: str | Path, *, ldm: str | Path | 
               resume: bool = False, device: str = "auto", config: str | None = None, split: str | None = None,
               seed: int | None = None, tiny: bool = False, precision: str | None = None,
               compile_unet: bool | None = None, gradient_checkpointing: bool | None = None,
-              log: Callable[[str], None] = print) -> Path:
+              log: Callable[[str], None] = print, settings: Sequence[str] = ()) -> Path:
     """Train; returns the tuned embeddings file. See the module docstring for the run folder.
 
     ``tiny`` with neither ``ldm`` nor ``clip``: random-weight assets of the recipe (its ``tiny`` section) are
     written to RUN/weights/ and used (CPU tests and smoke runs need no weight folders).
     ``precision``: autocast precision on any device (default: the recipe's ``train.precision`` on CUDA, fp32 on
     the CPU); ``compile_unet`` / ``gradient_checkpointing``: replace the recipe's ``train.compile`` /
-    ``train.gradient_checkpointing`` (run-only settings: a resumed run may change them)."""
+    ``train.gradient_checkpointing`` (run-only settings: a resumed run may change them). ``settings``: the
+    command line's ``--set KEY=VALUE`` recipe values, saved in RUN/run.json with the resolved recipe."""
     hf_offline()
     run = Path(run)
-    cfg = load_ldm_recipe(recipe)
+    cfg, overrides = load_ldm_recipe_with(recipe, settings)
     if seed is not None:
         cfg["train"]["seed"] = seed
     if max_steps is not None:
@@ -281,8 +289,9 @@ def train_ldm(data: Sequence[str | Path], run: str | Path, *, ldm: str | Path | 
                   "lut": str(Path(lut).resolve()) if lut else None, "rows": len(usable),
                   "skipped_no_image": no_image, "tiny_assets": tiny and Path(ldm).parent == run / TINY_ASSETS,
                   "precision": amp, "world_size": dist.world_size}
-        doc = {"recipe": cfg, "recipe_hash": digest, "inputs": inputs, "cxrdata_version": __version__,
-               "codebook_rows": len(tuner.table.rows), "trainable_rows": len(tuner.table.trainable_rows)}
+        doc = {"recipe": cfg, "overrides": overrides, "recipe_hash": digest, "inputs": inputs,
+               "cxrdata_version": __version__, "codebook_rows": len(tuner.table.rows),
+               "trainable_rows": len(tuner.table.trainable_rows)}
         (run / RUN_FILE).write_text(json.dumps(doc, indent=2) + "\n")
     metrics = common.MetricsLogger(run, start_step=start) if dist.is_main else None
 

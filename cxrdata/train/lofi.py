@@ -36,7 +36,7 @@ from cxrdata.models.lofi_run import build_model, target_settings, weight_paths
 from cxrdata.train.lofi_recipe import (
     check_losses_have_data,
     check_recipe,
-    load_lofi_recipe,
+    load_lofi_recipe_with,
     resolve_source,
     source_candidates,
 )
@@ -59,6 +59,7 @@ class TrainOptions:
     precision: str | None = None  # autocast on any device; default: the recipe's on CUDA, fp32 on the CPU
     compile: bool | None = None  # replace the recipe's train.compile
     gradient_checkpointing: bool | None = None  # replace the recipe's model.gradient_checkpointing
+    settings: Sequence[str] = ()  # `--set KEY=VALUE`: recipe values replaced (new runs only)
 
 
 @dataclass
@@ -198,7 +199,10 @@ def train_lofi(opts: TrainOptions) -> TrainResult:
         if not cfg_path.is_file():
             raise CxrdataError(f"--resume: {run} has no config.json (not a `train lofi` run)")
         config = json.loads(cfg_path.read_text())
+        if opts.settings:
+            raise CxrdataError("--set changes a recipe, which a resumed run keeps: drop --set, or start a new --run")
         recipe = check_recipe(config["recipe"], f"{cfg_path} (its 'recipe')")
+        overrides = config.get("overrides", {})
         weights = weight_paths(run, config)
         data = data or [Path(d) for d in config["data"]]
         tiny = bool(config["tiny"])
@@ -207,7 +211,7 @@ def train_lofi(opts: TrainOptions) -> TrainResult:
             raise CxrdataError(f"{run} already holds checkpoints: add --resume to continue it, or choose a new --run")
         if opts.tiny and any(p is not None for p in (opts.vision, opts.text, opts.llm)):
             raise CxrdataError("--tiny writes its own random weights: drop --vision/--text/--llm")
-        recipe = load_lofi_recipe(opts.recipe or ("lofi-tiny" if opts.tiny else "lofi"))
+        recipe, overrides = load_lofi_recipe_with(opts.recipe or ("lofi-tiny" if opts.tiny else "lofi"), opts.settings)
         if opts.tiny and "tiny" not in recipe:
             raise CxrdataError("--tiny needs a recipe with a 'tiny' section (e.g. lofi-tiny)")
         if opts.seed is not None:
@@ -231,7 +235,8 @@ def train_lofi(opts: TrainOptions) -> TrainResult:
         torch.distributed.barrier()
     if dist_info.is_main and not opts.resume:
         stored = {k: str(p.relative_to(run)) if tiny else str(Path(p).resolve()) for k, p in weights.items()}
-        cfg_path.write_text(json.dumps({"trainer": "lofi", "recipe": recipe, "weights": stored, "tiny": tiny,
+        cfg_path.write_text(json.dumps({"trainer": "lofi", "recipe": recipe, "overrides": overrides,
+                                        "weights": stored, "tiny": tiny,
                                         "data": [str(Path(d).resolve()) for d in data], "precision": precision,
                                         "versions": _versions()}, indent=1) + "\n")
     model = prepared.model

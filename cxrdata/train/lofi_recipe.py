@@ -10,7 +10,7 @@ from typing import Any
 
 from cxrdata.errors import CxrdataError
 from cxrdata.io.layout import built_configs
-from cxrdata.recipe import check_template, read_recipe
+from cxrdata.recipe import apply_settings, check_template, read_recipe
 from cxrdata.targets.box_text import FORMATS
 
 LORA: dict[str, Any] = {"r": int, "alpha": float, "dropout": float, "target_modules": (str, list)}
@@ -40,8 +40,20 @@ LOSS_TASKS = {"sigmoid": "report", "caption": "report", "location": "regions"}
 
 def load_lofi_recipe(name_or_path: str | Path) -> dict[str, Any]:
     """A bundled recipe by name (``lofi``, ``lofi-tiny``) or a YAML file, every key checked."""
+    return load_lofi_recipe_with(name_or_path, ())[0]
+
+
+def load_lofi_recipe_with(name_or_path: str | Path, settings: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The recipe with the command line's ``--set KEY=VALUE`` settings applied, and those settings by key."""
     path, doc = read_recipe(name_or_path, optional=frozenset(OPTIONAL))
-    return check_recipe(doc, str(path))
+    if not isinstance(doc, dict) or not settings:
+        return check_recipe(doc, str(path)), {}
+    applied = apply_settings(doc, settings, _template(doc), str(path))
+    return check_recipe(doc, f"{path} with --set {', '.join(applied)}"), applied
+
+
+def _template(doc: Mapping[str, Any]) -> dict[str, Any]:
+    return {**TEMPLATE, **{k: v for k, v in OPTIONAL.items() if k in doc}}
 
 
 def check_recipe(doc: Any, source: str = "(lofi)") -> dict[str, Any]:
@@ -56,7 +68,7 @@ def check_recipe(doc: Any, source: str = "(lofi)") -> dict[str, Any]:
     for (section, key), value in RUN_DEFAULTS.items():
         if isinstance(doc.get(section), dict):
             doc[section].setdefault(key, value)
-    check_template(doc, {**TEMPLATE, **{k: v for k, v in OPTIONAL.items() if k in doc}}, source)
+    check_template(doc, _template(doc), source)
     if doc["targets"]["box_format"] not in FORMATS:
         raise fail(f"'targets.box_format' must be one of {', '.join(FORMATS)}")
     if not 0.0 <= float(doc["targets"]["p_grounding"]) <= 1.0:

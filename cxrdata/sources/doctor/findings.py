@@ -42,8 +42,9 @@ def official() -> dict[str, Any]:
 
 def print_findings(console: Console, findings: list[Finding], title: str = "doctor") -> None:
     table = Table(title=title)
-    for column in ("", "item", "detail", "fix"):
-        table.add_column(column)
+    table.add_column("", no_wrap=True)
+    for column in ("item", "detail", "fix"):  # long file names fold onto the next line, never cut with "…"
+        table.add_column(column, overflow="fold")
     marks = {"ok": "[green]ok[/]", "warning": "[yellow]warn[/]", "error": "[red]error[/]"}
     for f in findings:
         table.add_row(marks[f.level], f.item, f.detail, f.fix)
