@@ -231,7 +231,8 @@ def _write_outputs(result: ExportResult, found: BuiltConfig, task: str, fmt: str
                "| --- | ---: | ---: | ---: | ---: | ---: |",
                *(f"| {s} | {c.records_read} | {c.records_exported} | {c.records_without_examples} | {c.positives} | "
                  f"{c.negatives} |" for s, c in result.counts.items())]
-    _write_text(result.dest / "README.md", card(result.files, fmt, summary))
+    examples = {s: c.positives + c.negatives for s, c in result.counts.items()}
+    _write_text(result.dest / "README.md", card(result.dest, result.files, fmt, summary, examples))
     if fmt != "messages":
         name = f"cxrdata_{found.name}_{task}".replace("-", "_")
         _write_text(result.dest / "dataset_info.json",

@@ -159,12 +159,18 @@ def dataset_info(files: dict[str, list[str]], fmt: str, name: str) -> dict[str, 
     return {f"{name}_{split}": {"file_name": paths[0], **entry} for split, paths in files.items()}
 
 
-def card(files: dict[str, list[str]], fmt: str, summary: list[str]) -> str:
-    """README.md whose ``configs:`` make ``datasets.load_dataset(EXPORT)`` find every split."""
+def card(dest: Path, files: dict[str, list[str]], fmt: str, summary: list[str], examples: dict[str, int]) -> str:
+    """README.md whose ``configs:`` make ``datasets.load_dataset(EXPORT)`` find every split. Its
+    ``dataset_info`` gives each split's conversations and file bytes: ``datasets`` caches a local folder under
+    its name and a hash of this YAML (not of the files), so without them two exports both called ``x``
+    would load as whichever was loaded first."""
     import yaml
 
     pattern = {"messages": "data/{split}-*.parquet"}.get(fmt, "{file}")
     data_files = [{"split": s, "path": pattern.format(split=s, file=paths[0])} for s, paths in files.items()]
+    splits = [{"name": s, "num_bytes": sum((dest / p).stat().st_size for p in paths), "num_examples": examples[s]}
+              for s, paths in files.items()]
     front = yaml.safe_dump({"configs": [{"config_name": "default", "data_files": data_files}],
+                            "dataset_info": {"config_name": "default", "splits": splits},
                             "tags": ["medical", "chest-x-ray", "cxrdata", "chat"]}, sort_keys=False)
     return "\n".join(["---", front.rstrip(), "---", "", "# cxrdata chat export", "", *summary, ""])
