@@ -23,18 +23,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
 
-import cv2
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from cxrdata.anatomy.gaussian import ORACLE_SIGMA_DIVISOR, Combine, render_boxes
+from cxrdata.imaging.heatmaps import Interpolation, minmax_normalise, to_image_grid
 
 THRESHOLDS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5)
 
-Interpolation = Literal["nearest", "bilinear"]
-_CV2_INTERPOLATION = {"nearest": cv2.INTER_NEAREST, "bilinear": cv2.INTER_LINEAR}
 
 
 @dataclass(frozen=True)
@@ -43,28 +40,6 @@ class GroundingScore:
 
     cnr: float
     miou: float
-
-
-def to_image_grid(heatmap: ArrayLike, width: int, height: int,
-                  interpolation: Interpolation = "nearest") -> NDArray[np.float32]:
-    """Resize a model heatmap to ``min(W, H)`` square and NaN-pad it, centred, to ``height x width``."""
-    side = min(width, height)
-    small = cv2.resize(np.asarray(heatmap, dtype=np.float32), (side, side),
-                       interpolation=_CV2_INTERPOLATION[interpolation])
-    out = np.full((height, width), np.nan, dtype=np.float32)
-    left, top = (width - side) // 2, (height - side) // 2
-    out[top:top + side, left:left + side] = small
-    return out
-
-
-def minmax_normalise(heatmap: ArrayLike) -> NDArray[np.float32]:
-    """Scale the non-NaN pixels to [0, 1]; a constant map becomes all zeros. NaN stays NaN."""
-    h = np.array(heatmap, dtype=np.float32)
-    lo, hi = np.nanmin(h), np.nanmax(h)
-    h -= lo
-    if hi > lo:
-        h /= hi - lo
-    return h
 
 
 def prepare_heatmap(heatmap: ArrayLike, width: int, height: int,

@@ -3,7 +3,7 @@
 
 Where a layer lies on the image, as the rest of cxrdata reads it: a LUT's ``grid`` x ``grid`` square is
 stretched over the whole image (as the build's ``gaussians`` are); a model's square heatmap covers the
-centred ``min(W, H)`` square of the image (:func:`cxrdata.evaluate.grounding.to_image_grid`).
+centred ``min(W, H)`` square of the image (:func:`cxrdata.imaging.heatmaps.to_image_grid`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from cxrdata.anatomy.lut import GaussianLUT
-from cxrdata.evaluate.grounding import minmax_normalise
+from cxrdata.imaging.heatmaps import minmax_normalise
 from cxrdata.inspect.panels import Panel
 from cxrdata.inspect.thumbnails import LAYER_SIDE, data_uri, heat_layer
 from cxrdata.models.prediction_files import heatmap_name, load_heatmap

@@ -31,7 +31,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -66,6 +65,7 @@ from cxrdata.train.ldm_losses import (
     prompt_gaussian,
     spatial_map,
 )
+from cxrdata.train.ldm_sampling import LatentCache, sample_positions
 
 TINY_ASSETS = "weights"  # `--tiny` without --ldm/--clip: the random-weight assets of the recipe, under RUN/
 
@@ -101,45 +101,6 @@ def location_components(row: dict[str, Any], lut: Any | None, record: str) -> tu
         raise CxrdataError(f"record {record}: no Gaussians (the shards were built without --lut); rebuild with "
                            "`cxrdata build mimic --recipe ldm-prompts --lut LUT` or pass --lut to train ldm")
     return [np.asarray(g, dtype=np.float64).reshape(-1, 4) for g in gaussians], float(grid)
-
-
-class LatentCache:
-    """LRU of per-image frozen results (latents, inversion trajectories) on the CPU."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self.items: OrderedDict[str, Any] = OrderedDict()
-
-    def get(self, key: str, compute: Callable[[], Any]) -> Any:
-        if key in self.items:
-            self.items.move_to_end(key)
-            return self.items[key]
-        value = compute()
-        if self.capacity > 0:
-            self.items[key] = value
-            while len(self.items) > self.capacity:
-                self.items.popitem(last=False)
-        return value
-
-
-def sample_positions(step: int, batch: int, rank: int, world: int, n: int, seed: int) -> list[int]:
-    """Dataset rows of ``step`` for process ``rank``: a seeded permutation per epoch, consumed in order."""
-    out = []
-    for k in range(batch):
-        epoch, pos = divmod((step * world + rank) * batch + k, n)
-        out.append(int(_permutation(seed, epoch, n)[pos]))
-    return out
-
-
-_PERMS: dict[tuple[int, int, int], np.ndarray] = {}
-
-
-def _permutation(seed: int, epoch: int, n: int) -> np.ndarray:
-    key = (seed, epoch, n)
-    if key not in _PERMS:
-        _PERMS.clear()
-        _PERMS[key] = np.random.default_rng([seed, 1, epoch]).permutation(n)
-    return _PERMS[key]
 
 
 TRAIN_COLUMNS = ("id", "image", "prompt")
