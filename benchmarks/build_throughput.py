@@ -16,8 +16,10 @@ The builds count the CPU seconds of every process (driver, workers, start-up, Pa
 scripts count their loop only (``process_time`` around it), which favours the scripts. It prints medians:
 images per CPU-second, the paired ratios of CPU per image (build / raw, build / opencv, build / pil; one
 ratio per round, then the median), each stage's share of the workers' task time (task markers) applied to
-the workers' CPU, the raw loop's per-op split, and peak RSS of the driver and of a worker. OpenCV runs on
-one thread everywhere (the pipeline's workers set ``cv2.setNumThreads(1)``).
+the workers' CPU, the raw loop's per-op split, and peak RSS of the driver and of a worker. Each round also
+builds a tree of ``--small-images`` images: the difference of the two builds' CPU, per extra image, is the
+per-core rate without the fixed start-up (interpreters, imports, planning), which is what a large build
+sees. OpenCV runs on one thread everywhere (the pipeline's workers set ``cv2.setNumThreads(1)``).
 
 ``raw`` measures your own machine's per-core rate on your own files (any folder of JPEGs, e.g. a
 MIMIC-CXR-JPG ``files/`` tree; ``--limit`` files spread evenly over the sorted list):
@@ -119,6 +121,7 @@ def compare(args: argparse.Namespace) -> None:
     listing = write_listing(paths, args.work / f"{tree.root.name}-images.json")
     print(f"# {len(paths):,} full-size JPEGs under {tree.root} (ready in {time.perf_counter() - t0:.0f} s); "
           f"--image-size {args.image_size}, {args.tasks} tasks, {args.repeats} interleaved rounds", flush=True)
+    small = mimic_tree.write_tree(args.work, args.small_images, "full") if args.small_images else None
     runs: dict[str, list[dict]] = {}
     for round_ in range(args.repeats):
         for name, script in SCRIPTS.items():
@@ -130,8 +133,13 @@ def compare(args: argparse.Namespace) -> None:
             run = measure.run("cli", build_args(tree.root, out, workers, args.image_size, args.tasks))
             run["stages"] = measure.stage_seconds(out)
             runs.setdefault(f"build {workers}", []).append(run)
+            if small is not None:  # the same build of a few images: its CPU is the fixed start-up cost
+                shutil.rmtree(out, ignore_errors=True)
+                runs.setdefault(f"small {workers}", []).append(
+                    measure.run("cli", build_args(small.root, out, workers, args.image_size, args.tasks)))
         print(f"# round {round_ + 1}: " + "  ".join(f"{k} {v[-1]['cpu']:.1f} CPU-s" for k, v in runs.items()),
               flush=True)
+    (args.work / "build_throughput.json").write_text(json.dumps(runs, indent=1))
     n = len(paths)
     print(f"\n{'':>8} {'CPU s':>7} {'loop s':>7} {'img/CPU-s':>9} {'wall s':>7} {'driver MB':>9} {'worker MB':>9}")
     for name, group in runs.items():
@@ -148,7 +156,8 @@ def compare(args: argparse.Namespace) -> None:
         builds = runs[f"build {workers}"]
         ratios = {name: statistics.median(b["cpu"] / s["loop_cpu"] for b, s in zip(builds, runs[name], strict=True))
                   for name in SCRIPTS}
-        workers_cpu = measure.median(builds, "workers_cpu")
+        # with one worker the build runs inline: the driver is the worker
+        workers_cpu = measure.median(builds, "workers_cpu") or measure.median(builds, "cpu")
         stages = {k: statistics.median(b["stages"].get(k, 0.0) for b in builds) for k in builds[0]["stages"]}
         task_seconds = sum(stages.values())
         print(f"build --workers {workers}: {n / measure.median(builds, 'cpu'):.1f} images per CPU-second of all "
@@ -159,6 +168,19 @@ def compare(args: argparse.Namespace) -> None:
               + "  ".join(f"{k} {v / task_seconds:.0%} ({workers_cpu * v / task_seconds:.1f} s)"
                           for k, v in stages.items())
               + f"; decode (raw loop's) = {ops['decode'] / workers_cpu:.0%} of the workers' CPU")
+        if small is not None:
+            marginal(n - args.small_images, builds, runs[f"small {workers}"], runs)
+
+
+def marginal(extra: int, builds: list[dict], smalls: list[dict], runs: dict[str, list[dict]]) -> None:
+    """CPU per image without the fixed start-up: (build of N - build of a few) / (N - a few), paired per round."""
+    per_image = [(b["cpu"] - s["cpu"]) / extra for b, s in zip(builds, smalls, strict=True)]
+    n = runs["raw"][0]["images"]
+    ratios = {name: statistics.median(p / (r["loop_cpu"] / n) for p, r in zip(per_image, runs[name], strict=True))
+              for name in SCRIPTS}
+    print(f"    without start-up ({statistics.median(s['cpu'] for s in smalls):.1f} CPU-s, the build of "
+          f"{n - extra} images): {1 / statistics.median(per_image):.1f} images per CPU-second (the per-core rate); "
+          + ", ".join(f"{ratios[k]:.2f}x {k}" for k in SCRIPTS))
 
 
 def main() -> None:
@@ -166,6 +188,9 @@ def main() -> None:
     parser.add_argument("mode", nargs="?", choices=("compare", "raw"), default="compare")
     parser.add_argument("--images", type=int, default=1500, help="compare: full-size images in the tree")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="compare: --workers of the builds")
+    parser.add_argument("--small-images", type=int, default=60,
+                        help="compare: also build a tree of this many images each round, to subtract the fixed "
+                             "start-up cost (0: off)")
     parser.add_argument("--tasks", type=int, default=8, help="compare: --tasks of the builds (fixed)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds (medians)")
     parser.add_argument("--image-size", type=int, default=512, help="the longest side stored")
