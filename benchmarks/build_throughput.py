@@ -1,17 +1,31 @@
-"""Build throughput and memory: the whole pipeline vs the raw decode+resize of the same images.
+"""Image build throughput in CPU seconds: the pipeline against raw loops over the same full-size JPEGs.
 
-Generates a synthetic MIMIC-CXR-JPG tree (``cxrdata sample-data``'s writer) whose images are all
-full size (2544x3056-like), then
+``compare`` (the default) writes a MIMIC-CXR-JPG-shaped tree of ``--images`` full-size JPEGs
+(:mod:`mimic_tree`, ``images="full"``: 2-3k px radiographs, hard-linked from a pool) and then, interleaved,
+``--repeats`` rounds of, each in a fresh interpreter (:mod:`measure`):
 
-1. raw: one process reads, decodes (reduced-scale) and resizes every image to 512, nothing else;
-2. pipeline: ``build mimic --views all`` with W workers (metadata joins, reports, decode, resize,
-   JPEG encode, Parquet writing, markers, manifest).
+* ``raw``: the image stage's own operations in one process and nothing else: ``read_file``, the same
+  reduced-scale ``decode_jpeg``, ``resize_longest_side`` and ``encode`` (JPEG quality 95), each op timed;
+* ``opencv``: the script a researcher would write: ``cv2.imread`` (grayscale), ``cv2.resize`` INTER_AREA,
+  ``cv2.imencode`` quality 95;
+* ``pil``: the same with Pillow: ``Image.open``, ``thumbnail`` (which lets libjpeg decode at reduced scale),
+  ``save`` quality 95;
+* ``build W``: ``cxrdata build mimic --views all --image-size SIZE --workers W`` for each ``--workers``.
 
-It prints images/s per worker beside the raw images/s per core, their ratio (target >= 85%), and
-peak RSS of the main process and of the largest worker, for each N (peak memory should not grow
-with N: records are streamed to the shards in row groups). Run by hand:
+The builds count the CPU seconds of every process (driver, workers, start-up, Parquet, manifest); the
+scripts count their loop only (``process_time`` around it), which favours the scripts. It prints medians:
+images per CPU-second, the paired ratios of CPU per image (build / raw, build / opencv, build / pil; one
+ratio per round, then the median), each stage's share of the workers' task time (task markers) applied to
+the workers' CPU, the raw loop's per-op split, and peak RSS of the driver and of a worker. Each round also
+builds a tree of ``--small-images`` images: the difference of the two builds' CPU, per extra image, is the
+per-core rate without the fixed start-up (interpreters, imports, planning), which is what a large build
+sees. OpenCV runs on one thread everywhere (the pipeline's workers set ``cv2.setNumThreads(1)``).
 
-    python benchmarks/build_throughput.py --subjects 20 80 --workers 1 2
+``raw`` measures your own machine's per-core rate on your own files (any folder of JPEGs, e.g. a
+MIMIC-CXR-JPG ``files/`` tree; ``--limit`` files spread evenly over the sorted list):
+
+    python benchmarks/build_throughput.py --images 1500 --workers 1 2 --repeats 3
+    python benchmarks/build_throughput.py raw --root /data/mimic-cxr-jpg/2.0.0/files --limit 1000
 """
 
 from __future__ import annotations
@@ -19,98 +33,173 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
-import sys
-import tempfile
+import statistics
 import time
 from pathlib import Path
 
-import cv2
+import measure
+import mimic_tree
 
-from cxrdata.imaging.raster import decode_jpeg, resize_longest_side
-from cxrdata.sample.mimic import write_mimic_sample
-
-
-def raw_rate(paths: list[Path], max_side: int = 512) -> float:
-    """Images/s of read + decode + resize alone, in this process, on one core."""
-    cv2.setNumThreads(1)
-    start = time.perf_counter()
-    for path in paths:
-        raster = decode_jpeg(path.read_bytes(), max_side=max_side)
-        resize_longest_side(raster.pixels, max_side)
-    return len(paths) / (time.perf_counter() - start)
-
-
-# Each build runs in a fresh interpreter so that its peak memory is its own, not the generator's.
-BUILD = """
-import json, resource, sys, time
+OPENCV = """
+import json, time
 from pathlib import Path
-from cxrdata.pipeline.build import BuildOptions, build
-from cxrdata.sources.mimic import MimicSource
-root, out, workers = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
-t0 = time.perf_counter()
-result = build([MimicSource(root=root, views=())], BuildOptions(out=out, workers=workers, quiet=True,
-                                                                 tasks=max(4, 2 * workers)))
-wall = time.perf_counter() - t0
-totals = result.results[0].totals
-stage = totals.stages["image"]
-print(json.dumps({"wall": wall, "written": totals.written, "image_rate": stage.records_in / stage.seconds,
-                  "main_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "worker_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
+import cv2
+cv2.setNumThreads(1)
+paths = json.loads(Path({paths!r}).read_text())
+t0 = time.process_time()
+for path in paths:
+    image = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
+    scale = {side} / max(image.shape)
+    small = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)),
+                       interpolation=cv2.INTER_AREA)
+    ok, jpeg = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 95])
+print(json.dumps({{"images": len(paths), "loop_cpu": time.process_time() - t0}}))
 """
 
+PIL = """
+import io, json, time
+from pathlib import Path
+from PIL import Image
+paths = json.loads(Path({paths!r}).read_text())
+t0 = time.process_time()
+for path in paths:
+    with Image.open(path) as image:
+        image.thumbnail(({side}, {side}))
+        image.save(io.BytesIO(), "JPEG", quality=95)
+print(json.dumps({{"images": len(paths), "loop_cpu": time.process_time() - t0}}))
+"""
 
-def run_build(root: Path, out: Path, workers: int) -> dict:
-    """Build in a fresh process. Linux keeps a process's RSS high-water mark across fork and exec, so
-    the build is started through GNU time (a small process) when present, whose figure then replaces
-    the build's own view of its peak."""
-    command = [sys.executable, "-c", BUILD, str(root), str(out), str(workers)]
-    timed = shutil.which("time") or ("/usr/bin/time" if Path("/usr/bin/time").exists() else None)
-    if timed:
-        command = [timed, "-f", "maxrss_kb=%M", *command]
-    done = subprocess.run(command, check=True, capture_output=True, text=True)
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    for line in done.stderr.splitlines():
-        if line.startswith("maxrss_kb="):
-            result["main_mb"] = int(line.split("=")[1]) / 1024
-    return result
+SCRIPTS = {"raw": measure.RAW_LOOP, "opencv": OPENCV, "pil": PIL}
 
 
-def generate(root: Path, n_subjects: int) -> int:
-    """A tree whose images are all full size (the plan of a seed does not depend on the sizes)."""
-    probe = write_mimic_sample(root.with_name(root.name + "-probe"), subjects=n_subjects, seed=1,
-                               full_size_images=0, defects=False)
-    shutil.rmtree(probe.root)
-    return write_mimic_sample(root, subjects=n_subjects, seed=1, full_size_images=probe.images, defects=False).images
+def write_listing(paths: list[Path], path: Path) -> Path:
+    path.write_text(json.dumps([str(p) for p in paths]))
+    return path
+
+
+def spread(paths: list[Path], limit: int) -> list[Path]:
+    """``limit`` of ``paths`` evenly spaced (all of them when there are fewer)."""
+    if limit <= 0 or len(paths) <= limit:
+        return paths
+    return [paths[i * len(paths) // limit] for i in range(limit)]
+
+
+def build_args(root: Path, out: Path, workers: int, side: int, tasks: int) -> list[str]:
+    return ["build", "mimic", "--root", str(root), "--out", str(out), "--views", "all", "--image-size", str(side),
+            "--workers", str(workers), "--tasks", str(tasks), "--quiet"]
+
+
+def per_op(loops: list[dict]) -> dict[str, float]:
+    """Median CPU seconds of each op of the raw loop."""
+    return {op: statistics.median(r["ops"][op] for r in loops) for op in loops[0]["ops"]}
+
+
+def raw(args: argparse.Namespace) -> None:
+    """The raw loop alone, on the user's own files: their machine's images per core-second."""
+    if args.root is None:
+        raise SystemExit("raw needs --root (a folder of JPEG files)")
+    paths = spread(sorted(args.root.rglob("*.jpg")), args.limit)
+    if not paths:
+        raise SystemExit(f"no *.jpg under {args.root}")
+    args.work.mkdir(parents=True, exist_ok=True)
+    listing = write_listing(paths, args.work / "raw-images.json")
+    loops = [measure.run("python", measure.RAW_LOOP.format(paths=str(listing), side=args.image_size))
+             for _ in range(args.repeats)]
+    cpu = measure.median(loops, "loop_cpu")
+    ops = per_op(loops)
+    print(f"raw loop: {len(paths):,} images, {len(paths) / cpu:.1f} images per CPU-second "
+          f"(median of {args.repeats}; {' '.join(f'{k} {v / cpu:.0%}' for k, v in ops.items())})")
+    print("a build uses somewhat more CPU per image than this loop (driver, Parquet, records: "
+          "`build_throughput.py compare` measures the ratio); cores x rate / ratio is a build's images/s")
+
+
+def compare(args: argparse.Namespace) -> None:
+    args.work.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    tree = mimic_tree.write_tree(args.work, args.images, "full")
+    paths = sorted((tree.root / "files").rglob("*.jpg"))
+    listing = write_listing(paths, args.work / f"{tree.root.name}-images.json")
+    print(f"# {len(paths):,} full-size JPEGs under {tree.root} (ready in {time.perf_counter() - t0:.0f} s); "
+          f"--image-size {args.image_size}, {args.tasks} tasks, {args.repeats} interleaved rounds", flush=True)
+    small = mimic_tree.write_tree(args.work, args.small_images, "full") if args.small_images else None
+    runs: dict[str, list[dict]] = {}
+    for round_ in range(args.repeats):
+        for name, script in SCRIPTS.items():
+            runs.setdefault(name, []).append(measure.run("python", script.format(paths=str(listing),
+                                                                                side=args.image_size)))
+        for workers in args.workers:
+            out = args.work / f"out-{workers}"
+            shutil.rmtree(out, ignore_errors=True)
+            run = measure.run("cli", build_args(tree.root, out, workers, args.image_size, args.tasks))
+            run["stages"] = measure.stage_seconds(out)
+            runs.setdefault(f"build {workers}", []).append(run)
+            if small is not None:  # the same build of a few images: its CPU is the fixed start-up cost
+                shutil.rmtree(out, ignore_errors=True)
+                runs.setdefault(f"small {workers}", []).append(
+                    measure.run("cli", build_args(small.root, out, workers, args.image_size, args.tasks)))
+        print(f"# round {round_ + 1}: " + "  ".join(f"{k} {v[-1]['cpu']:.1f} CPU-s" for k, v in runs.items()),
+              flush=True)
+    (args.work / "build_throughput.json").write_text(json.dumps(runs, indent=1))
+    n = len(paths)
+    print(f"\n{'':>8} {'CPU s':>7} {'loop s':>7} {'img/CPU-s':>9} {'wall s':>7} {'driver MB':>9} {'worker MB':>9}")
+    for name, group in runs.items():
+        cpu = measure.median(group, "cpu")
+        loop = measure.median(group, "loop_cpu") if "loop_cpu" in group[0] else cpu
+        print(f"{name:>8} {cpu:>7.1f} {loop:>7.1f} {n / loop:>9.1f} {measure.median(group, 'wall'):>7.1f} "
+              f"{measure.mb(measure.median(group, 'driver_bytes')):>9} "
+              f"{measure.mb(measure.median(group, 'worker_bytes')):>9}")
+    ops = per_op(runs["raw"])
+    raw_cpu = measure.median(runs["raw"], "loop_cpu")
+    print(f"\nraw loop per op: {'  '.join(f'{k} {v / raw_cpu:.0%}' for k, v in ops.items())} "
+          f"(loop CPU {raw_cpu:.1f} s; build/script: CPU per image, paired per round, median)")
+    for workers in args.workers:
+        builds = runs[f"build {workers}"]
+        ratios = {name: statistics.median(b["cpu"] / s["loop_cpu"] for b, s in zip(builds, runs[name], strict=True))
+                  for name in SCRIPTS}
+        # with one worker the build runs inline: the driver is the worker
+        workers_cpu = measure.median(builds, "workers_cpu") or measure.median(builds, "cpu")
+        stages = {k: statistics.median(b["stages"].get(k, 0.0) for b in builds) for k in builds[0]["stages"]}
+        task_seconds = sum(stages.values())
+        print(f"build --workers {workers}: {n / measure.median(builds, 'cpu'):.1f} images per CPU-second of all "
+              f"processes; " + ", ".join(f"{ratios[k]:.2f}x {k}" for k in SCRIPTS)
+              + f" ({1 / ratios['raw']:.0%} of the raw loop's rate)")
+        print(f"    CPU: driver {measure.median(builds, 'driver_cpu'):.1f} s, workers {workers_cpu:.1f} s; "
+              f"stages (share of task time x workers' CPU): "
+              + "  ".join(f"{k} {v / task_seconds:.0%} ({workers_cpu * v / task_seconds:.1f} s)"
+                          for k, v in stages.items())
+              + f"; decode (raw loop's) = {ops['decode'] / workers_cpu:.0%} of the workers' CPU")
+        if small is not None:
+            marginal(n - args.small_images, builds, runs[f"small {workers}"], runs)
+
+
+def marginal(extra: int, builds: list[dict], smalls: list[dict], runs: dict[str, list[dict]]) -> None:
+    """CPU per image without the fixed start-up: (build of N - build of a few) / (N - a few), paired per round."""
+    per_image = [(b["cpu"] - s["cpu"]) / extra for b, s in zip(builds, smalls, strict=True)]
+    n = runs["raw"][0]["images"]
+    ratios = {name: statistics.median(p / (r["loop_cpu"] / n) for p, r in zip(per_image, runs[name], strict=True))
+              for name in SCRIPTS}
+    print(f"    without start-up ({statistics.median(s['cpu'] for s in smalls):.1f} CPU-s, the build of "
+          f"{n - extra} images): {1 / statistics.median(per_image):.1f} images per CPU-second (the per-core rate); "
+          + ", ".join(f"{ratios[k]:.2f}x {k}" for k in SCRIPTS))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--subjects", type=int, nargs="+", default=[20, 80],
-                        help="subjects per run (about 3 full-size images each)")
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--keep", type=Path, default=None, help="keep the generated trees here")
+    parser.add_argument("mode", nargs="?", choices=("compare", "raw"), default="compare")
+    parser.add_argument("--images", type=int, default=1500, help="compare: full-size images in the tree")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="compare: --workers of the builds")
+    parser.add_argument("--small-images", type=int, default=60,
+                        help="compare: also build a tree of this many images each round, to subtract the fixed "
+                             "start-up cost (0: off)")
+    parser.add_argument("--tasks", type=int, default=8, help="compare: --tasks of the builds (fixed)")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds (medians)")
+    parser.add_argument("--image-size", type=int, default=512, help="the longest side stored")
+    parser.add_argument("--root", type=Path, default=None, help="raw: a folder of JPEG files")
+    parser.add_argument("--limit", type=int, default=1000, help="raw: at most this many files (0: all)")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/cxrdata-throughput"),
+                        help="trees, listings and build outputs (kept for the next run)")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="cxrdata-bench-")) if args.keep is None else args.keep
-    print(f"{'images':>7} {'workers':>7} {'raw/core':>9} {'pipe/worker':>11} {'ratio':>6} "
-          f"{'wall s':>7} {'image stage':>11} {'main MB':>8} {'worker MB':>9}")
-    for n in args.subjects:
-        root = work / f"mimic-{n}"
-        if not root.exists():
-            t0 = time.perf_counter()
-            images = generate(root, n)
-            print(f"# generated {images} full-size images in {time.perf_counter() - t0:.0f} s")
-        paths = sorted((root / "files").rglob("*.jpg"))
-        raw = raw_rate(paths)
-        for workers in args.workers:
-            out = work / f"out-{n}-{workers}"
-            shutil.rmtree(out, ignore_errors=True)
-            r = run_build(root, out, workers)
-            per_worker = r["written"] / r["wall"] / workers
-            print(f"{len(paths):>7} {workers:>7} {raw:>9.1f} {per_worker:>11.1f} {per_worker / raw:>6.0%} "
-                  f"{r['wall']:>7.1f} {r['image_rate']:>9.1f}/s {r['main_mb']:>8.0f} {r['worker_mb']:>9.0f}")
-    if args.keep is None:
-        shutil.rmtree(work, ignore_errors=True)
+    (raw if args.mode == "raw" else compare)(args)
 
 
 if __name__ == "__main__":

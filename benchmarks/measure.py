@@ -4,7 +4,9 @@ A command runs in a fresh interpreter (:data:`WRAPPER`) that executes it in-proc
 each descendant's ``VmHWM`` (the kernel's resident high-water mark of the process's own address space,
 reset by ``exec``, unlike ``ru_maxrss``, which Linux carries over from the parent across fork and exec).
 CPU time is ``getrusage(RUSAGE_CHILDREN)`` of this process around the run: the wrapper plus every worker
-it waited for. Wall time is reported too, but on a shared machine only CPU seconds compare.
+it waited for (``driver_cpu`` and ``workers_cpu`` split it: the wrapper's own, which includes the driver of
+an in-process build, and that of the processes it waited for). Wall time is reported too, but on a shared
+machine only CPU seconds compare.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 WRAPPER = r"""
-import json, os, sys, threading, time
+import json, os, resource, sys, threading, time
 import psutil
 
 def hwm(pid):
@@ -54,11 +56,14 @@ if kind == "cli":
     except SystemExit as exc:
         code = exc.code or 0
 else:  # "python": a snippet that may print one JSON object of its own figures
-    exec(args)
+    exec(args, {"__name__": "__snippet__"})
 wall = time.perf_counter() - t0
 stop.set()
+own, waited = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
 print("MEASURE " + json.dumps({"wall": wall, "driver_bytes": hwm(os.getpid()),
-                               "worker_bytes": max(peaks.values(), default=0), "code": code}))
+                               "worker_bytes": max(peaks.values(), default=0), "code": code,
+                               "driver_cpu": own.ru_utime + own.ru_stime,
+                               "workers_cpu": waited.ru_utime + waited.ru_stime}))
 """
 
 
@@ -78,6 +83,30 @@ def run(kind: str, args: Sequence[str] | str, cwd: Path | None = None) -> dict[s
     extra = [json.loads(line) for line in lines if line.startswith("{")]
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {**figures, "cpu": cpu, **(extra[-1] if extra else {})}
+
+
+# The image stage's own operations on each file, in one process (``paths``: a JSON list of files): the read,
+# the reduced decode, the resize and the JPEG encode of ``JpegImageStage.store``, each op's CPU seconds apart.
+RAW_LOOP = """
+import json, time
+from pathlib import Path
+import cv2
+from cxrdata.imaging.raster import decode_jpeg, encode, resize_longest_side
+from cxrdata.imaging.stages import read_file
+cv2.setNumThreads(1)
+paths = [Path(p) for p in json.loads(Path({paths!r}).read_text())]
+ops = dict.fromkeys(("read", "decode", "resize", "encode"), 0.0)
+clock = time.process_time
+t0 = clock()
+for path in paths:
+    t = clock(); data = read_file(path)
+    u = clock(); raster = decode_jpeg(data, max_side={side})
+    v = clock(); pixels = resize_longest_side(raster.pixels, {side})
+    w = clock(); encode(pixels, "jpeg", 95)
+    x = clock()
+    ops["read"] += u - t; ops["decode"] += v - u; ops["resize"] += w - v; ops["encode"] += x - w
+print(json.dumps({{"images": len(paths), "loop_cpu": clock() - t0, "ops": ops}}))
+"""
 
 
 def median(runs: list[dict[str, Any]], key: str) -> float:

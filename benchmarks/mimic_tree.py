@@ -46,7 +46,7 @@ def pool(work: Path, images: str, seed: int = 0) -> tuple[list[Path], list[tuple
     base = work / f"pool-{images}-{seed}"
     if not (base / "done").exists():
         shutil.rmtree(base, ignore_errors=True)
-        write_mimic_sample(base, subjects=8, seed=seed, full_size_images=40 if images == "full" else 0,
+        write_mimic_sample(base, subjects=8, seed=seed, full_size_images=24 if images == "full" else 0,
                            defects=False)
         if images == "tiny":
             for path in (base / "files").rglob("*.jpg"):

@@ -41,21 +41,6 @@ tasks = partition(plan.config, records, plan.records_per_task())
 print(json.dumps({{"records": len(records), "tasks": len(tasks)}}))
 """
 
-RAW = """
-import json, time
-from pathlib import Path
-import cv2
-from cxrdata.imaging.raster import decode_jpeg, encode, resize_longest_side
-from cxrdata.imaging.stages import read_file
-cv2.setNumThreads(1)
-paths = [Path(p) for p in json.loads(Path({paths!r}).read_text())]
-t0 = time.process_time()
-for path in paths:
-    pixels = resize_longest_side(decode_jpeg(read_file(path), max_side={side}).pixels, {side})
-    encode(pixels, "jpeg", 95)
-print(json.dumps({{"images": len(paths), "loop_cpu": time.process_time() - t0}}))
-"""
-
 
 def build_args(root: Path, out: Path, workers: int, side: int) -> list[str]:
     return ["build", "mimic", "--root", str(root), "--out", str(out), "--views", "all", "--image-size", str(side),
@@ -103,7 +88,7 @@ def main() -> None:
             shutil.rmtree(out, ignore_errors=True)
             builds.append(measure.run("cli", build_args(tree.root, out, args.workers, args.image_size)))
             builds[-1]["stages"] = measure.stage_seconds(out)
-            loops.append(measure.run("python", RAW.format(paths=str(image_paths(tree, args.work)),
+            loops.append(measure.run("python", measure.RAW_LOOP.format(paths=str(image_paths(tree, args.work)),
                                                           side=args.image_size)))
         build_cpu, loop_cpu = measure.median(builds, "cpu"), measure.median(loops, "loop_cpu")
         stages = {k: statistics.median(b["stages"].get(k, 0.0) for b in builds) for k in builds[0]["stages"]}
