@@ -17,7 +17,6 @@ import click
 
 from cxrdata.cli.common import (
     INPUT_PATH,
-    LazyGroup,
     apply,
     click_options,
     console,
@@ -200,26 +199,40 @@ def sample_command(entry: DatasetEntry) -> click.Command | None:
     return click.command(entry.name, help=entry.sample_summary or entry.summary)(apply(decorators, command))
 
 
-def _from_registry(make: Callable[[DatasetEntry], click.Command | None]) -> Callable[[click.Group], None]:
-    """A :class:`LazyGroup` loader: one command per registry entry (the registry imports every reader)."""
-    def load(group: click.Group) -> None:
+class RegistryGroup(click.Group):
+    """One subcommand per registered dataset, each made (and its reader imported) only when it is looked up:
+    ``build mimic`` imports MIMIC's reader alone."""
+
+    def __init__(self, name: str, make: Callable[[DatasetEntry], click.Command | None], **attrs: Any) -> None:
+        super().__init__(name, **attrs)
+        self._make = make
+        self._tried: set[str] = set()
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from cxrdata.sources.registry import MODULES
+
+        return [name for name in MODULES if self.get_command(ctx, name) is not None]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         from cxrdata.sources.registry import ENTRIES
 
-        for entry in ENTRIES.values():
-            if (command := make(entry)) is not None:
-                group.add_command(command)
-
-    return load
+        if cmd_name not in self._tried and cmd_name in ENTRIES:
+            self._tried.add(cmd_name)
+            command = self._make(ENTRIES[cmd_name])
+            if command is not None:
+                self.add_command(command)
+        return self.commands.get(cmd_name)
 
 
 def register(main: click.Group) -> None:
-    main.add_command(LazyGroup("build", _from_registry(build_command),
-                               help="Build a dataset into OUT (resumable: rerun the same command to finish a killed "
-                                    "build)."))
-    main.add_command(LazyGroup("doctor", _from_registry(doctor_command),
-                               help="Check a download: what is present, missing or malformed, and how to fix it."))
-    main.add_command(LazyGroup("sample-data", _from_registry(sample_command),
-                               help="Write small synthetic datasets in the exact on-disk formats of the real ones."))
+    main.add_command(RegistryGroup("build", build_command,
+                                   help="Build a dataset into OUT (resumable: rerun the same command to finish a "
+                                        "killed build)."))
+    main.add_command(RegistryGroup("doctor", doctor_command,
+                                   help="Check a download: what is present, missing or malformed, and how to fix it."))
+    main.add_command(RegistryGroup("sample-data", sample_command,
+                                   help="Write small synthetic datasets in the exact on-disk formats of the real "
+                                        "ones."))
     from cxrdata.cli.synth_prompts import synth_group
 
     main.add_command(synth_group)

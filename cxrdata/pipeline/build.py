@@ -208,14 +208,14 @@ def _build_locked(config_plans: list[ConfigPlan], options: BuildOptions, layout:
 
     config_hash = build_config["hash"]
     result = BuildResult(out=options.out, config_hash=config_hash)
-    pending = {
-        config: [t for t in tasks if finished_task(layout, config, t.name, config_hash) is None]
-        for config, (_, tasks) in plans.items()
-    }
+    done = {config: {t.name: finished_task(layout, config, t.name, config_hash) for t in tasks}
+            for config, (_, tasks) in plans.items()}  # each marker and its files checked once
+    pending = {config: [t for t in tasks if done[config][t.name] is None] for config, (_, tasks) in plans.items()}
     if not any(pending.values()) and _manifest_hash(layout) == config_hash and layout.card.is_file():
         result.nothing_to_do = True
         for config, (_, tasks) in plans.items():
-            result.results.append(ConfigResult(config, len(tasks), 0, _totals(layout, config, tasks, config_hash),
+            result.results.append(ConfigResult(config, len(tasks), 0,
+                                               _totals(layout, config, tasks, config_hash, done[config]),
                                                excluded[config]))
         result.problems = _problems(result, options.max_reject_share)
         result.seconds = time.perf_counter() - started
@@ -235,7 +235,7 @@ def _build_locked(config_plans: list[ConfigPlan], options: BuildOptions, layout:
                                tasks=len(todo), workers=workers)
                 for _stats in engine(plan, layout, config_hash, todo, options.workers, progress.advance):
                     pass
-            totals = _totals(layout, config, tasks, config_hash)
+            totals = _totals(layout, config, tasks, config_hash, done[config])
             result.results.append(ConfigResult(config, len(tasks), len(todo), totals, excluded[config]))
 
     for config, (_, tasks) in plans.items():
@@ -285,10 +285,12 @@ def _problems(result: BuildResult, max_reject_share: float) -> list[str]:
     return problems
 
 
-def _totals(layout: OutputLayout, config: str, tasks: list[Task], config_hash: str) -> BuildTotals:
+def _totals(layout: OutputLayout, config: str, tasks: list[Task], config_hash: str,
+            known: dict[str, TaskStats | None]) -> BuildTotals:
+    """The counts of every task; ``known`` holds the stats of tasks found finished before the run."""
     totals = BuildTotals()
     for task in tasks:
-        stats: TaskStats | None = finished_task(layout, config, task.name, config_hash)
+        stats = known.get(task.name) or finished_task(layout, config, task.name, config_hash)
         if stats is None:
             raise CxrdataError(f"task {config}/{task.name} did not complete; rerun the same command")
         totals.add(stats)

@@ -112,6 +112,9 @@ def _stop(pool: ProcessPoolExecutor) -> None:
         process.kill()
     for process in processes:
         process.join(timeout=5)
+    manager = getattr(pool, "_executor_manager_thread", None)  # let it close its wake-up pipe before exit, or
+    if manager is not None:                                     # the interpreter's exit hook may write to it
+        manager.join(timeout=5)                                 # half-closed (a traceback after "stopped")
 
 
 def _drain(progress_queue: Any, progress: Progress) -> None:

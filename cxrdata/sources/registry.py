@@ -10,17 +10,49 @@ used, so this module imports no sample code and a build imports no doctor (the b
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from functools import cache
 from typing import Any
 
 from cxrdata.errors import CxrdataError
-from cxrdata.sources import chestxray14, imagenome, mimic, ms_cxr, padchest_gr, vindr
 from cxrdata.sources.base import DatasetEntry
 
-ENTRIES: dict[str, DatasetEntry] = {
-    entry.name: entry
-    for entry in (mimic.ENTRY, ms_cxr.ENTRY, imagenome.ENTRY, vindr.ENTRY, padchest_gr.ENTRY, chestxray14.ENTRY)
+# dataset name -> the module whose ENTRY it is; a module is imported only when its dataset is used, so that
+# `build mimic` never imports pydicom (VinDr-CXR's reader) and the build driver stays small.
+MODULES = {
+    "mimic": "cxrdata.sources.mimic",
+    "ms-cxr": "cxrdata.sources.ms_cxr",
+    "imagenome": "cxrdata.sources.imagenome",
+    "vindr": "cxrdata.sources.vindr",
+    "padchest-gr": "cxrdata.sources.padchest_gr",
+    "chestxray14": "cxrdata.sources.chestxray14",
 }
+
+
+@cache
+def _load(name: str) -> DatasetEntry:
+    found = importlib.import_module(MODULES[name]).ENTRY
+    if found.name != name:
+        raise RuntimeError(f"{MODULES[name]}.ENTRY is named {found.name!r}, registered as {name!r}")
+    return found
+
+
+class _Entries(Mapping[str, DatasetEntry]):
+    """Every registered dataset by name, each entry loaded on first use."""
+
+    def __getitem__(self, name: str) -> DatasetEntry:
+        if name not in MODULES:
+            raise KeyError(name)
+        return _load(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(MODULES)
+
+    def __len__(self) -> int:
+        return len(MODULES)
+
+
+ENTRIES: Mapping[str, DatasetEntry] = _Entries()
 
 
 def entry(name: str) -> DatasetEntry:
