@@ -31,6 +31,13 @@ def speed_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
+def settings_option(example: str) -> Callable[[Any], Any]:
+    """``--set KEY=VALUE`` (repeatable): a recipe value replaced without writing a YAML."""
+    return click.option("--set", "settings", metavar="KEY=VALUE", multiple=True,
+                        help=f"Replace a recipe value without writing a YAML, e.g. --set {example} (dotted key, value "
+                             "read as YAML; repeatable; saved with the run).")
+
+
 # -- train lofi / eval retrieval / predict lofi-boxes (cxrdata.train, cxrdata.models; the [train] extra) --------
 @click.group("train")
 def train_group() -> None:
@@ -58,9 +65,7 @@ def train_group() -> None:
 @click.option("--seed", type=int, default=None, help="Replace the recipe's seed (new runs only).")
 @click.option("--quiet", is_flag=True, help="No per-step lines.")
 @speed_options
-@click.option("--set", "settings", metavar="KEY=VALUE", multiple=True,
-              help="Replace a recipe value without writing a YAML, e.g. --set optim.lr=1e-4 (dotted key, value read as "
-                   "YAML; repeatable; saved with the run).")
+@settings_option("optim.lr=1e-4")
 @friendly_errors
 def train_lofi_cmd(data: tuple[Path, ...], run: Path, recipe: str | None, vision: Path | None, text: Path | None,
                    llm: Path | None, tiny: bool, max_steps: int | None, resume: bool, device: str, seed: int | None,
@@ -170,9 +175,7 @@ def predict_lofi_boxes(run: Path, data: tuple[Path, ...], config: str, split: st
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
 @click.option("--quiet", is_flag=True, help="No per-step lines.")
 @speed_options
-@click.option("--set", "settings", metavar="KEY=VALUE", multiple=True,
-              help="Replace a recipe value without writing a YAML, e.g. --set train.lr=1e-3 (dotted key, value read as "
-                   "YAML; repeatable; saved with the run).")
+@settings_option("train.lr=1e-3")
 @friendly_errors
 def train_ldm_cmd(data: tuple[Path, ...], run: Path, ldm: Path | None, clip: Path | None, recipe: str | None,
                   tiny: bool, lut: Path | None, config: str | None, split: str | None, max_steps: int | None,
