@@ -7,7 +7,7 @@ is read here, once: sides, zones, regions, connectors, view and comparison words
 from __future__ import annotations
 
 from collections.abc import Iterable
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 
 import yaml
@@ -80,8 +80,12 @@ def phrases() -> tuple[tuple[tuple[str, ...], str], ...]:
 
 def order_locations(terms: Iterable[str]) -> tuple[str, ...]:
     """Distinct terms in vocabulary order (the deterministic order of prompts and tables)."""
-    order, terms = _order(), set(terms)
+    return _ordered(frozenset(terms))
+
+
+@lru_cache(maxsize=4096)
+def _ordered(terms: frozenset[str]) -> tuple[str, ...]:  # few distinct sets recur in every report
     unknown = terms - _known()
     if unknown:
         raise ValueError(f"not location terms: {sorted(unknown)}")
-    return tuple(sorted(terms, key=order.__getitem__))
+    return tuple(sorted(terms, key=_order().__getitem__))
