@@ -18,6 +18,7 @@ import os
 import queue
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -106,15 +107,27 @@ def run_local(plan: ConfigPlan, layout: OutputLayout, config_hash: str, tasks: l
 
 def _stop(pool: ProcessPoolExecutor) -> None:
     """Kill the pool's workers now (an interrupt or an error): their unfinished tasks have no marker."""
-    processes = list(getattr(pool, "_processes", {}).values())  # no public handle before Python 3.14
+    processes = list(getattr(pool, "_processes", {}).values())  # no public handles before Python 3.14
+    manager = getattr(pool, "_executor_manager_thread", None)  # (shutdown drops both)
     pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         process.kill()
     for process in processes:
         process.join(timeout=5)
-    manager = getattr(pool, "_executor_manager_thread", None)  # let it close its wake-up pipe before exit, or
-    if manager is not None:                                     # the interpreter's exit hook may write to it
-        manager.join(timeout=5)                                 # half-closed (a traceback after "stopped")
+    if manager is not None:
+        _forget_at_exit(manager)
+
+
+def _forget_at_exit(manager: threading.Thread) -> None:
+    """Wait for a killed pool's manager thread, then take it out of the exit hook of ``concurrent.futures``.
+
+    That hook writes to every pool's wake-up pipe when the interpreter exits; after a stop signal
+    interrupted the main thread inside the pool's bookkeeping, the pipe could be half-closed and the write
+    printed a traceback after "stopped" (seen under load with SIGTERM). The pool is torn down by then."""
+    from concurrent.futures import process as futures_process
+
+    manager.join(timeout=5)
+    getattr(futures_process, "_threads_wakeups", {}).pop(manager, None)
 
 
 def _drain(progress_queue: Any, progress: Progress) -> None:
