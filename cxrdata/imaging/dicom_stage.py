@@ -15,7 +15,7 @@ from cxrdata.errors import Rejected
 from cxrdata.imaging.dicom import decode_dicom, safe_header
 from cxrdata.imaging.dicom_syntax import syntax_from_fragment
 from cxrdata.imaging.raster import Raster, check_pixel_count
-from cxrdata.imaging.stages import HEAD_BYTES, TAIL_BYTES, ImageStage, read_file
+from cxrdata.imaging.stages import HEAD_BYTES, TAIL_BYTES, ImageStage, file_rejected, read_file
 from cxrdata.recipe import option
 from cxrdata.stage import Record, Resources
 
@@ -91,12 +91,8 @@ def read_dicom_header(path: Path) -> DicomHeader:
             pixel_head = fh.read(HEAD_BYTES)
             fh.seek(max(pixels_at, size - TAIL_BYTES))
             tail = fh.read()
-    except FileNotFoundError:
-        raise Rejected("image_missing", f"{path} does not exist") from None
-    except IsADirectoryError:
-        raise Rejected("image_unreadable", f"{path} is a folder, not an image file") from None
     except OSError as exc:
-        raise Rejected("image_unreadable", f"{path}: {exc.strerror or exc}") from None
+        raise file_rejected(path, exc) from None
     except Exception as exc:
         raise Rejected("dicom_invalid", f"{type(exc).__name__}: {exc}") from None
     if ds.preamble is None and not any(name in ds for name in _LOOKS_LIKE_DICOM[:-1]):

@@ -75,15 +75,20 @@ class ImageOptions:
             raise ValueError("--image-size and --max-pixels must be >= 0")
 
 
+def file_rejected(path: Path, exc: OSError) -> Rejected:
+    """The reject for an image file that cannot be opened or read."""
+    if isinstance(exc, FileNotFoundError):
+        return Rejected("image_missing", f"{path} does not exist")
+    if isinstance(exc, IsADirectoryError):
+        return Rejected("image_unreadable", f"{path} is a folder, not an image file")
+    return Rejected("image_unreadable", f"{path}: {exc.strerror or exc}")
+
+
 def read_file(path: Path) -> bytes:
     try:
         return path.read_bytes()
-    except FileNotFoundError:
-        raise Rejected("image_missing", f"{path} does not exist") from None
-    except IsADirectoryError:
-        raise Rejected("image_unreadable", f"{path} is a folder, not an image file") from None
     except OSError as exc:
-        raise Rejected("image_unreadable", f"{path}: {exc.strerror or exc}") from None
+        raise file_rejected(path, exc) from None
 
 
 def read_head_tail(path: Path, head: int = HEAD_BYTES, tail: int = TAIL_BYTES) -> tuple[bytes, bytes, int]:
@@ -94,12 +99,8 @@ def read_head_tail(path: Path, head: int = HEAD_BYTES, tail: int = TAIL_BYTES) -
             start = fh.read(head)
             fh.seek(max(0, size - tail))
             return start, fh.read(tail), size
-    except FileNotFoundError:
-        raise Rejected("image_missing", f"{path} does not exist") from None
-    except IsADirectoryError:
-        raise Rejected("image_unreadable", f"{path} is a folder, not an image file") from None
     except OSError as exc:
-        raise Rejected("image_unreadable", f"{path}: {exc.strerror or exc}") from None
+        raise file_rejected(path, exc) from None
 
 
 @dataclass
