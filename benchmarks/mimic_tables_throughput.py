@@ -40,7 +40,7 @@ def main() -> None:
     args = parser.parse_args()
     metadata, split, labels = tables(args.images, args.duplicates)
     start = time.perf_counter()
-    joined = join_tables(metadata, split, labels, chexpert_labels(), FRONTAL_VIEWS)
+    joined = join_tables(lambda: metadata, lambda: split, lambda: labels, chexpert_labels(), FRONTAL_VIEWS)
     seconds = time.perf_counter() - start
     print(f"{metadata.height:,} metadata rows -> {joined.frame.height:,} records in {seconds:.1f} s; "
           f"excluded {joined.excluded}")

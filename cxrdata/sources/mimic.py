@@ -13,6 +13,7 @@ from __future__ import annotations
 import codecs
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -297,9 +298,12 @@ class MimicSource:
 
     def records(self) -> RecordFrame:
         """One record per selected image, kept as columns (``_raw`` is its joined row)."""
-        tables = [read_text_csv(find_file(self.root, names, what), distinct_columns=DISTINCT_COLUMNS)
-                  for names, what in ((METADATA, "metadata"), (SPLIT, "split"), (CHEXPERT, "chexpert"))]
-        joined = join_tables(*tables, chexpert_labels(), self.options.views)
+        def reader(names: tuple[str, ...], what: str) -> Callable[[], pl.DataFrame]:
+            path = find_file(self.root, names, what)
+            return lambda: read_text_csv(path, distinct_columns=DISTINCT_COLUMNS)
+
+        joined = join_tables(reader(METADATA, "metadata"), reader(SPLIT, "split"), reader(CHEXPERT, "chexpert"),
+                             chexpert_labels(), self.options.views)
         self.excluded.update(joined.excluded)
         frame = joined.frame
         spellings = {v: canonical_split(v) for v in frame["split_raw"].unique().to_list() if v is not None}
