@@ -23,12 +23,17 @@ RECORD_KEYS = ("id", "split", "_partition")  # columns of a RecordFrame that are
 RAW = "_raw"  # the key of a record that holds its source row
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RecordFrame:
-    """Raw records as a frame: ``id``, ``split``, ``_partition``, and the columns given to stages as ``raw``."""
+    """Raw records as a frame: ``id``, ``split``, ``_partition``, and the columns given to stages as ``raw``.
+
+    With ``rows``, only those rows of ``frame`` (in that order) are the records: a task's view of the one
+    joined frame, so that cutting 377,110 records into tasks copies nothing. A view is gathered into a
+    frame of its own when it is pickled (sent to a worker), and is read a batch of rows at a time."""
 
     frame: pl.DataFrame
     raw: str = RAW  # the record key that holds the other columns, as one dict per record
+    rows: np.ndarray | None = None  # row indices into ``frame``; None: every row
 
     def __post_init__(self) -> None:
         missing = [key for key in RECORD_KEYS if key not in self.frame.columns]
@@ -36,26 +41,35 @@ class RecordFrame:
             raise ValueError(f"a RecordFrame needs the columns {', '.join(missing)}")
 
     def __len__(self) -> int:
-        return self.frame.height
+        return self.frame.height if self.rows is None else len(self.rows)
 
     def __getitem__(self, rows: slice) -> list[Record]:
         """The records of a slice of rows, as dicts (the only place a frame becomes Python objects)."""
         if not isinstance(rows, slice):
             raise TypeError("a RecordFrame is sliced, not indexed: frame[start:stop]")
-        return _as_records(self.frame[rows], self.raw)
+        frame = self.frame[rows] if self.rows is None else self.frame[self.rows[rows]]
+        return _as_records(frame, self.raw)
 
     def __iter__(self) -> Iterator[Record]:
         for start in range(0, len(self), 4096):
             yield from self[start : start + 4096]
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return RecordFrame, (self.gathered(), self.raw)
+
+    def gathered(self) -> pl.DataFrame:
+        """This view's rows as a frame of their own (the frame itself when the view is every row)."""
+        return self.frame if self.rows is None else self.frame[self.rows]
+
     def column(self, key: str) -> list[Any]:
-        return self.frame.get_column(key).to_list()
+        column = self.frame.get_column(key)
+        return (column if self.rows is None else column.gather(self.rows)).to_list()
 
     def keep(self, mask: Sequence[bool] | np.ndarray | pl.Series) -> RecordFrame:
-        return RecordFrame(self.frame.filter(pl.Series(mask, dtype=pl.Boolean)), self.raw)
+        return RecordFrame(self.gathered().filter(pl.Series(mask, dtype=pl.Boolean)), self.raw)
 
     def take(self, rows: np.ndarray) -> RecordFrame:
-        return RecordFrame(self.frame[rows], self.raw)
+        return RecordFrame(self.gathered()[rows], self.raw)
 
 
 Records = list[Record] | RecordFrame
@@ -70,7 +84,7 @@ def _as_records(frame: pl.DataFrame, raw: str) -> list[Record]:
 def raw_frame(records: Records, names: Sequence[str]) -> pl.DataFrame:
     """The raw values ``names`` of every record, as text columns (a missing value is null)."""
     if isinstance(records, RecordFrame):
-        return records.frame.select(names)
+        return records.gathered().select(names)
     rows = [{name: record[RAW].get(name) for name in names} for record in records] if records else []
     return pl.DataFrame(rows, schema=dict.fromkeys(names, pl.String), orient="row")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import re
 from collections import Counter
 
@@ -99,6 +100,21 @@ def test_a_frame_is_cut_as_its_records_are():
     assert [(t.name, [r["id"] for r in t.records]) for t in partition("c", records, 100)] == \
         [(t.name, [r["id"] for r in t.records]) for t in from_list], "the same cut on every call"
     assert partition("c", [], 100) == []
+
+
+def test_a_frames_tasks_are_views_that_pickle_only_their_rows():
+    records = raw_records(SIZES)
+    frame = RecordFrame(pl.DataFrame({"id": [r["id"] for r in records], "split": [r["split"] for r in records],
+                                      "_partition": [r["_partition"] for r in records],
+                                      "row": [r["_raw"]["row"] for r in records]}))
+    tasks = partition("c", frame, 100)
+    assert all(t.records.frame is frame.frame for t in tasks), "cutting copies nothing"
+    assert sorted(i for t in tasks for i in t.records.column("id")) == sorted(frame.column("id"))
+    for task in tasks:
+        sent = pickle.loads(pickle.dumps(task))
+        assert sent.records.rows is None and sent.records.frame.height == len(task.records)
+        assert sent.records[0 : len(sent.records)] == task.records[0 : len(task.records)]
+        assert task.records[1:3] == sent.records[1:3]
 
 
 def _shards(out, config: str) -> dict[str, list[tuple[int, int, int]]]:

@@ -24,8 +24,14 @@ MIN_RECORDS_PER_TASK = 8  # no task (so no shard) of fewer records, unless its w
 UNKNOWN_SPLIT = "unknown"  # the group of records without a split (as rejects count them)
 
 
+def _key_hashes(keys: list[str]) -> list[int]:
+    """The stable 64-bit hash (BLAKE2b) of each key's text, in one loop (65,379 MIMIC subjects: 0.1 s)."""
+    blake2b, from_bytes = hashlib.blake2b, int.from_bytes
+    return [from_bytes(blake2b(key.encode(), digest_size=8).digest(), "big") for key in keys]
+
+
 def _key_hash(key: Any) -> int:
-    return int.from_bytes(hashlib.blake2b(str(key).encode(), digest_size=8).digest(), "big")
+    return _key_hashes([str(key)])[0]
 
 
 def stable_task(key: Any, n_tasks: int) -> int:
@@ -83,7 +89,8 @@ def partition(config: str, records: Records, records_per_task: int, tasks: int |
         return _partition_frame(config, records, records_per_task, tasks)
     splits = [str(s or UNKNOWN_SPLIT) for s in values(records, "split")]
     keys = [str(k) for k in values(records, "_partition")]  # str(key): what is hashed
-    hash_of = {key: _key_hash(key) for key in set(keys)}
+    unique = list(set(keys))
+    hash_of = dict(zip(unique, _key_hashes(unique), strict=True))
     by_split: dict[str, Counter[str]] = {}
     for split, key in zip(splits, keys, strict=True):
         by_split.setdefault(split, Counter())[key] += 1
@@ -105,20 +112,22 @@ def _task_counts(by_split: dict[str, tuple[np.ndarray, np.ndarray]], records_per
 
 
 def _partition_frame(config: str, records: RecordFrame, records_per_task: int, tasks: int | None) -> list[Task]:
-    """The same cut, as columns: each distinct key hashed once, rows grouped in one pass, order kept."""
-    frame = records.frame
+    """The same cut, as columns: each distinct key hashed once, rows grouped in one pass, order kept; each
+    task is a view of its rows (:class:`RecordFrame` ``rows``), so the frame is never copied."""
+    frame = records.gathered()
     split = frame.get_column("split").cast(pl.String).fill_null(UNKNOWN_SPLIT).alias("_split")
     key = frame.get_column("_partition").cast(pl.String).fill_null("None")  # str(key), as for dicts
     distinct = key.unique()
-    hashes = pl.Series([_key_hash(k) for k in distinct.to_list()], dtype=pl.UInt64)
+    hashes = pl.Series(_key_hashes(distinct.to_list()), dtype=pl.UInt64)
     hashed = key.replace_strict(distinct, hashes, return_dtype=pl.UInt64).alias("_hash")
     pairs = pl.DataFrame([split, hashed]).group_by("_split", "_hash").len()
     counts = _task_counts({s: (group["_hash"].to_numpy(), group["len"].to_numpy().astype(np.int64))
                            for (s,), group in pairs.partition_by("_split", as_dict=True).items()},
                           records_per_task, tasks)
     n = split.replace_strict(list(counts), list(counts.values()), return_dtype=pl.UInt64)
-    groups = frame.with_columns(split, (hashed % n).alias("_task")).partition_by(
+    groups = pl.DataFrame([split, (hashed % n).alias("_task")]).with_row_index("_row").partition_by(
         "_split", "_task", maintain_order=True, include_key=False, as_dict=True)
-    empty = frame.clear()
-    return [Task(config, s, i, c, RecordFrame(groups.get((s, i), empty), records.raw))
+    rows = {key: group.get_column("_row").to_numpy() for key, group in groups.items()}
+    empty = np.empty(0, dtype=np.uint32)
+    return [Task(config, s, i, c, RecordFrame(frame, records.raw, rows.get((s, i), empty)))
             for s, c in counts.items() for i in range(c)]
