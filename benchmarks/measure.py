@@ -43,7 +43,7 @@ def poll():
                 peaks[child.pid] = max(peaks.get(child.pid, 0), hwm(child.pid))
         except psutil.Error:
             pass
-        stop.wait(0.05)
+        stop.wait(0.2)  # a high-water mark: a slower poll misses only a process gone within 0.2 s
 
 threading.Thread(target=poll, daemon=True).start()
 kind, args = sys.argv[1], json.loads(sys.argv[2])

@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "cxrdata"
 # Lowest first. A module imports from its own folder or from a lower layer; folders of one layer never
 # import each other, except the ground modules (layer 0), which form one small vocabulary of terms.
 LAYERS = (
-    ("errors", "boxes", "stage", "records", "recipe", "vocabulary"),
+    ("errors", "boxes", "stage", "records", "recipe", "vocabulary", "allocator", "yamlfiles"),
     ("io", "imaging", "text"),
     ("anatomy",),
     ("extract",),

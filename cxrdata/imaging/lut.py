@@ -8,8 +8,10 @@ pixel, and lets any curve (sigmoid, arbitrary VOI LUT) cost the same as a linear
 
 from __future__ import annotations
 
-import cv2
+import lazy_loader
 import numpy as np
+
+cv2 = lazy_loader.load("cv2")  # imported on first use: a build's driver plans and never decodes
 
 _CHUNK = 1 << 17
 

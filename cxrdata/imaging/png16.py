@@ -22,12 +22,14 @@ import os
 from dataclasses import dataclass
 from typing import Literal
 
-import cv2
+import lazy_loader
 import numpy as np
 
 from cxrdata.errors import Rejected
 from cxrdata.imaging.lut import apply_table, linear_table, table_index_values
 from cxrdata.imaging.raster import MAX_PIXELS, Raster, check_pixel_count, resize_longest_side
+
+cv2 = lazy_loader.load("cv2")  # imported on first use: a build's driver plans and never decodes
 
 Window = Literal["percentile", "minmax"]
 _SAMPLE_TARGET = 250_000

@@ -16,12 +16,14 @@ The chunk structure is walked first (:func:`cxrdata.imaging.png16.png_layout`: a
 
 from __future__ import annotations
 
-import cv2
+import lazy_loader
 import numpy as np
 
 from cxrdata.errors import Rejected
 from cxrdata.imaging.png16 import png_layout, png_size
 from cxrdata.imaging.raster import MAX_PIXELS, Raster, check_pixel_count, resize_longest_side
+
+cv2 = lazy_loader.load("cv2")  # imported on first use: a build's driver plans and never decodes
 
 COLOUR_TYPES = {0: "gray", 2: "rgb", 3: "palette", 4: "gray_alpha", 6: "rgba"}  # PNG IHDR colour types
 

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
+import lazy_loader
 import numpy as np
 import simplejpeg
 
 from cxrdata.errors import Rejected
+
+cv2 = lazy_loader.load("cv2")  # imported on first use: a build's driver plans and never decodes
 
 _REDUCED_FACTORS = (8, 4, 2)
 # Default --max-pixels: ten times a large radiograph (4,280 x 4,280 = 18 M), far below what a forged

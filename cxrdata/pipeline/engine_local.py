@@ -24,8 +24,6 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-import cv2
-
 from cxrdata.errors import CxrdataError
 from cxrdata.io.layout import OutputLayout
 from cxrdata.pipeline import interrupts
@@ -55,6 +53,8 @@ def _init_worker(plan: ConfigPlan, layout: OutputLayout, config_hash: str, progr
     global _worker_ctx, _worker_queue
     _die_with_parent()
     interrupts.worker_signals()
+    import cv2  # only a worker decodes: the driver never imports OpenCV
+
     cv2.setNumThreads(1)  # one process per core: OpenCV's own threads would only contend
     _worker_ctx = TaskContext.create(plan, layout, config_hash)
     _worker_queue = progress_queue
