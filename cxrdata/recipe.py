@@ -158,6 +158,8 @@ def read_recipe(ref: str | Path, seen: tuple[Path, ...] = (), optional: frozense
     top-level sections a recipe may add to its base)."""
     import yaml  # here, not at the top: `cxrdata --help` imports this module and needs no YAML
 
+    from cxrdata.yamlfiles import load_yaml
+
     path = Path(ref)
     if not path.suffix:
         if str(ref) not in bundled_recipes():
@@ -167,7 +169,7 @@ def read_recipe(ref: str | Path, seen: tuple[Path, ...] = (), optional: frozense
     if path in seen:
         raise CxrdataError(f"recipe {path}: 'base' chain loops")
     try:
-        doc = yaml.safe_load(path.read_text())
+        doc = load_yaml(path.read_text())
     except FileNotFoundError:
         raise CxrdataError(f"recipe file {path} not found") from None
     except (OSError, yaml.YAMLError) as exc:
@@ -239,11 +241,13 @@ def _setting_value(text: str, kinds: tuple[Any, ...]) -> Any:
     ``yes``); a number leaf also takes ``1e-4``, which YAML 1.1 (PyYAML) reads as a string."""
     import yaml
 
+    from cxrdata.yamlfiles import load_yaml
+
     if str in kinds and not (None in kinds and text.strip() in ("null", "~", "")) and not (
             list in kinds and text.lstrip().startswith("[")):
         return text
     try:
-        value = yaml.safe_load(text)
+        value = load_yaml(text)
     except yaml.YAMLError:
         return text
     if isinstance(value, str) and _NUMBER.fullmatch(text.strip()):
@@ -322,9 +326,9 @@ def is_build_recipe(doc: Mapping[str, Any]) -> bool:
 @cache
 def build_recipe_names() -> tuple[str, ...]:
     """The bundled build recipes (training recipes are not builds)."""
-    import yaml
+    from cxrdata.yamlfiles import load_yaml
 
-    docs = {n: yaml.safe_load((recipes_dir() / f"{n}.yaml").read_text()) for n in bundled_recipes()}
+    docs = {n: load_yaml((recipes_dir() / f"{n}.yaml").read_text()) for n in bundled_recipes()}
     return tuple(n for n, doc in docs.items() if isinstance(doc, dict) and is_build_recipe(doc))
 
 

@@ -7,12 +7,12 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import yaml
+from cxrdata.yamlfiles import load_yaml
 
 
 @cache
 def _data() -> dict:
-    return yaml.safe_load(resources.files("cxrdata").joinpath("vocabulary.yaml").read_text())
+    return load_yaml(resources.files("cxrdata").joinpath("vocabulary.yaml").read_text())
 
 
 def sides_and_zones() -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -10,17 +10,16 @@ from collections.abc import Iterable
 from functools import cache, lru_cache
 from importlib import resources
 
-import yaml
-
 from cxrdata.text.tokens import tokenize
 from cxrdata.vocabulary import location_term, locations, sides_and_zones
+from cxrdata.yamlfiles import load_yaml
 
 
 @cache
 def rules() -> dict:
     """The parsed ``location_rules.yaml``; a word list holding a non-word (YAML reads a bare ``on`` as
     true) is a ValueError, not a silently missing word."""
-    data = yaml.safe_load(resources.files("cxrdata.anatomy").joinpath("location_rules.yaml").read_text())
+    data = load_yaml(resources.files("cxrdata.anatomy").joinpath("location_rules.yaml").read_text())
     for key, value in data.items():
         bad = [w for w in value if not isinstance(w, str)] if isinstance(value, list) else []
         if bad:

@@ -18,7 +18,6 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-import yaml
 from numpy.typing import ArrayLike, NDArray
 
 from cxrdata import __version__, vocabulary
@@ -31,6 +30,7 @@ from cxrdata.anatomy.gaussian import (
 )
 from cxrdata.boxes import check_box
 from cxrdata.errors import CxrdataError, Rejected
+from cxrdata.yamlfiles import load_yaml
 
 LUT_FORMAT = "cxrdata.gaussian_lut"
 LUT_FORMAT_VERSION = 1
@@ -44,7 +44,7 @@ Params = tuple[float, float, float, float]
 def location_mapping() -> dict[str, dict]:
     """``imagenome_locations.yaml``: term -> ``{basis, components}``, checked against the vocabulary."""
     text = resources.files("cxrdata.anatomy").joinpath("imagenome_locations.yaml").read_text()
-    mapping = yaml.safe_load(text)["locations"]
+    mapping = load_yaml(text)["locations"]
     missing = [t for t in vocabulary.locations() if t not in mapping]
     extra = [t for t in mapping if t not in vocabulary.locations()]
     if missing or extra:

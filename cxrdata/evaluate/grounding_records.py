@@ -22,18 +22,18 @@ from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
-import yaml
 from numpy.typing import NDArray
 
 from cxrdata.errors import CxrdataError
 from cxrdata.io.layout import read_build
+from cxrdata.yamlfiles import load_yaml
 
 BOX_TOLERANCE = 1e-6  # float32 storage of a box exactly on the border
 
 
 @cache
 def _tables() -> dict[str, Any]:
-    return yaml.safe_load(resources.files("cxrdata.evaluate").joinpath("grounding_tables.yaml").read_text())
+    return load_yaml(resources.files("cxrdata.evaluate").joinpath("grounding_tables.yaml").read_text())
 
 
 @dataclass(frozen=True)

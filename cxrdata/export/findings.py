@@ -22,7 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
+from cxrdata.yamlfiles import load_yaml
 
 Row = Mapping[str, Any]
 
@@ -37,7 +37,7 @@ class Findings:
 
 @cache
 def vocabularies() -> dict[str, Any]:
-    return yaml.safe_load(Path(str(resources.files("cxrdata.export") / "findings.yaml")).read_text())
+    return load_yaml(Path(str(resources.files("cxrdata.export") / "findings.yaml")).read_text())
 
 
 def vindr_findings(row: Row) -> Findings:

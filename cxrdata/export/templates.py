@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from cxrdata.errors import CxrdataError
+from cxrdata.yamlfiles import load_yaml
 
 # group -> slot -> (placeholders allowed, placeholders required)
 PLACEHOLDERS: dict[str, dict[str, tuple[frozenset[str], frozenset[str]]]] = {
@@ -97,7 +98,7 @@ def load_templates(path: Path | None = None) -> dict[str, dict[str, tuple[Templa
     """The templates of ``path`` (default: the bundled ``templates.yaml``)."""
     path = path or default_templates_path()
     try:
-        doc = yaml.safe_load(path.read_text())
+        doc = load_yaml(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise CxrdataError(f"cannot read templates {path}: {exc}") from None
     return parse_templates(doc, str(path))

@@ -11,11 +11,10 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import yaml
-
 from cxrdata.io.hub_features import config_features, features_yaml
 from cxrdata.io.layout import OutputLayout
 from cxrdata.io.schema import available, load_schema
+from cxrdata.yamlfiles import load_yaml
 
 # The Hub's size bins (huggingface_hub DatasetCardData.size_categories), as (upper bound, name).
 SIZE_BINS = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
@@ -27,7 +26,7 @@ TAGS = ["medical", "chest-x-ray", "cxrdata"]
 @cache
 def card_sources() -> dict[str, Any]:
     """``card_sources.yaml``: licences, sources, option sources and references."""
-    return yaml.safe_load(resources.files("cxrdata.io").joinpath("card_sources.yaml").read_text())
+    return load_yaml(resources.files("cxrdata.io").joinpath("card_sources.yaml").read_text())
 
 
 def size_category(rows: int) -> str:

@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, ClassVar
 
-import yaml
-
 from cxrdata import vocabulary
 from cxrdata.errors import CxrdataError
 from cxrdata.io.schema import ClassLabelSpec, TableSchema, _schema_dir
 from cxrdata.stage import Record, Reject, Stage
+from cxrdata.yamlfiles import load_yaml
 
 GROUND_VOCABULARIES = {"pathologies": vocabulary.pathologies, "locations": vocabulary.locations}
 REASON = "not_in_vocabulary"
@@ -27,7 +26,7 @@ REASON = "not_in_vocabulary"
 
 @cache
 def _entries() -> dict[str, dict[str, Any]]:
-    return yaml.safe_load((_schema_dir() / "class_labels.yaml").read_text())
+    return load_yaml((_schema_dir() / "class_labels.yaml").read_text())
 
 
 @cache

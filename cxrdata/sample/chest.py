@@ -17,10 +17,10 @@ from importlib import resources
 
 import cv2
 import numpy as np
-import yaml
 
 from cxrdata.boxes import Box
 from cxrdata.sample import lesions
+from cxrdata.yamlfiles import load_yaml
 
 WORK_SIDE = 640  # longest side of the working canvas; larger images are upscaled from it
 Finding = tuple[str, Box]  # (pathology, canonical box of the original image)
@@ -28,7 +28,7 @@ Finding = tuple[str, Box]  # (pathology, canonical box of the original image)
 
 @cache
 def _geometry() -> dict:
-    return yaml.safe_load(resources.files("cxrdata.sample").joinpath("chest_regions.yaml").read_text())
+    return load_yaml(resources.files("cxrdata.sample").joinpath("chest_regions.yaml").read_text())
 
 
 def region_names() -> tuple[str, ...]:

@@ -12,12 +12,12 @@ from importlib import resources
 from typing import TypeVar
 
 import numpy as np
-import yaml
 
 from cxrdata.boxes import Box
 from cxrdata.sample.chest import frame_regions
 from cxrdata.sample.reports import STYLES, Finding, ReportPlan, compose_report, pick_finding
 from cxrdata.vocabulary import pathologies
+from cxrdata.yamlfiles import load_yaml
 
 Rng = np.random.Generator
 T = TypeVar("T")
@@ -28,7 +28,7 @@ FRONTAL = ("PA", "AP")
 @cache
 def config() -> dict:
     """Values of the sample (``mimic.yaml``): columns, exams, sizes, shares."""
-    return yaml.safe_load(resources.files("cxrdata.sample").joinpath("mimic.yaml").read_text())
+    return load_yaml(resources.files("cxrdata.sample").joinpath("mimic.yaml").read_text())
 
 
 @dataclass

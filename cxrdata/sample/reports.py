@@ -23,7 +23,8 @@ from importlib import resources
 from typing import TypeVar
 
 import numpy as np
-import yaml
+
+from cxrdata.yamlfiles import load_yaml
 
 WIDTH = 79  # longest line, the leading space included
 TITLE_INDENT = 33
@@ -38,7 +39,7 @@ UNDERSCORES = "_" * (WIDTH - 1)  # the line between an addendum or a wet read an
 @cache
 def phrases() -> dict:
     """The report vocabulary (``report_phrases.yaml``)."""
-    return yaml.safe_load(resources.files("cxrdata.sample").joinpath("report_phrases.yaml").read_text())
+    return load_yaml(resources.files("cxrdata.sample").joinpath("report_phrases.yaml").read_text())
 
 
 @dataclass(frozen=True)

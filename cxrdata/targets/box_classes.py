@@ -23,9 +23,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-import yaml
-
 from cxrdata.errors import CxrdataError
+from cxrdata.yamlfiles import load_yaml
 
 
 @dataclass(frozen=True)
@@ -44,7 +43,7 @@ class BoxClasses:
     @classmethod
     def load(cls, package: str, name: str, *, rows: str, column: str) -> BoxClasses:
         """The vocabulary in YAML file ``name`` of ``package``, checked for consistency."""
-        doc = yaml.safe_load(resources.files(package).joinpath(name).read_text())
+        doc = load_yaml(resources.files(package).joinpath(name).read_text())
         made = cls(dataset=str(doc["dataset"]), local_labels=tuple(doc["local_labels"]),
                    image_level_labels=tuple(doc["image_level_labels"]), default_classes=tuple(doc["default_classes"]),
                    pathology=dict(doc["pathology"]), rows=rows, column=column, aliases=dict(doc.get("aliases") or {}))

@@ -25,7 +25,7 @@ from functools import cache
 from importlib import resources
 from typing import Literal
 
-import yaml
+from cxrdata.yamlfiles import load_yaml
 
 Certainty = Literal["positive", "negated", "uncertain"]
 POSITIVE: Certainty = "positive"
@@ -185,5 +185,5 @@ def _stops(other: Trigger, trigger: Trigger) -> bool:
 @cache
 def default_context() -> ConText:
     """The ConText instance built from the packaged ``context_rules.yaml``."""
-    rules = yaml.safe_load(resources.files("cxrdata.text").joinpath("context_rules.yaml").read_text())
+    rules = load_yaml(resources.files("cxrdata.text").joinpath("context_rules.yaml").read_text())
     return ConText(rules)

@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-import yaml
-
 from cxrdata.text.context import NEGATED, POSITIVE, UNCERTAIN, Certainty, ConText, Trigger, default_context
 from cxrdata.vocabulary import pathologies
+from cxrdata.yamlfiles import load_yaml
 
 ABSENT = "absent"
 
@@ -39,7 +38,7 @@ class Mention:
 @cache
 def pathology_terms() -> dict[str, dict]:
     """The parsed ``pathologies.yaml``, checked against the 8 pathologies of the vocabulary."""
-    data = yaml.safe_load(resources.files("cxrdata.text").joinpath("pathologies.yaml").read_text())
+    data = load_yaml(resources.files("cxrdata.text").joinpath("pathologies.yaml").read_text())
     if set(data) != set(pathologies()):
         raise ValueError(f"pathologies.yaml covers {sorted(data)}, expected {sorted(pathologies())}")
     return data

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-import yaml
+from cxrdata.yamlfiles import load_yaml
 
 HEADER = re.compile(r"\n ([A-Z ()/,-]+):\s", re.DOTALL)
 FIELDS = ("findings", "impression", "last_paragraph", "comparison")
@@ -71,7 +71,7 @@ class CustomRule:
 @cache
 def custom_rules() -> tuple[dict[str, CustomRule], dict[str, CustomRule]]:
     """(section-name rules, span rules) by ``s<study_id>``, from ``mimic_custom_sections.yaml``."""
-    data = yaml.safe_load(resources.files("cxrdata.text").joinpath("mimic_custom_sections.yaml").read_text())
+    data = load_yaml(resources.files("cxrdata.text").joinpath("mimic_custom_sections.yaml").read_text())
     names = {study: CustomRule(v["file"], section=v["section"]) for study, v in data["section_names"].items()}
     spans = {study: CustomRule(v["file"], span=tuple(v["span"])) for study, v in data["spans"].items()}
     return names, spans
@@ -79,7 +79,7 @@ def custom_rules() -> tuple[dict[str, CustomRule], dict[str, CustomRule]]:
 
 @cache
 def _names() -> dict:
-    return yaml.safe_load(resources.files("cxrdata.text").joinpath("section_names.yaml").read_text())
+    return load_yaml(resources.files("cxrdata.text").joinpath("section_names.yaml").read_text())
 
 
 @cache

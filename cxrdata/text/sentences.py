@@ -33,9 +33,8 @@ from functools import cache, lru_cache
 from importlib import resources
 from itertools import pairwise
 
-import yaml
-
 from cxrdata.text.sections import normalize_whitespace
+from cxrdata.yamlfiles import load_yaml
 
 _ENUMERATOR = re.compile(r"^\(?\d{1,2}[.)]\s+(?=\S)")
 _END = re.compile(r"[.?!]+")
@@ -52,7 +51,7 @@ _CONTINUES = "_,:-"  # after a period these go on with the sentence ("p.m., 2 mi
 def sentence_rules() -> dict:
     """The parsed ``sentence_rules.yaml``, word lists as frozensets; a list holding a non-word (YAML reads
     a bare ``no`` as false) is a ValueError, not a silently missing word."""
-    data = yaml.safe_load(resources.files("cxrdata.text").joinpath("sentence_rules.yaml").read_text())
+    data = load_yaml(resources.files("cxrdata.text").joinpath("sentence_rules.yaml").read_text())
     for key in ("never_end", "abbreviations"):
         bad = [w for w in data[key] if not isinstance(w, str)]
         if bad:

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import yaml
 from rich.console import Console
 from rich.table import Table
 
 from cxrdata.errors import CxrdataError, Rejected
 from cxrdata.io.csvfiles import read_text_csv, require_columns
+from cxrdata.yamlfiles import load_yaml
 
 SAMPLE_DECODES = 20
 PARTIAL_FIX = "a partial download? re-run the download to completion (a sample always differs: ignore this there)"
@@ -37,7 +37,7 @@ class Finding:
 @cache
 def official() -> dict[str, Any]:
     """``official.yaml``: the official file and row counts of each release."""
-    return yaml.safe_load(resources.files("cxrdata.sources.doctor").joinpath("official.yaml").read_text())
+    return load_yaml(resources.files("cxrdata.sources.doctor").joinpath("official.yaml").read_text())
 
 
 def print_findings(console: Console, findings: list[Finding], title: str = "doctor") -> None:
