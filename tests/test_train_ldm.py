@@ -49,6 +49,7 @@ from cxrdata.train.ldm_losses import (  # noqa: E402
     localisation_target,
     prompt_gaussian,
 )
+from cxrdata.train.ldm_sampling import LatentCache  # noqa: E402
 
 TINY = "ldm-prompt-tuning-tiny"
 ROWS = [  # (prompt, locations, pathology, gaussians per location on the 512 grid)
@@ -270,6 +271,36 @@ def test_jitter_moves_mu_and_sigma_within_five_percent_and_keeps_sigma_positive(
     assert np.array_equal(jitter_prior(base, np.random.default_rng(0), 512, 0.0, 0.5), base)
 
 
+def test_the_images_a_step_lacks_are_computed_in_one_batch_and_cached():
+    calls: list[list[str]] = []
+
+    def compute(keys: list[str]) -> dict[str, str]:
+        calls.append(keys)
+        return {k: k.upper() for k in [*keys, "z"]}  # "z": an image of a later step, computed in the same batch
+
+    cache = LatentCache(4)
+    assert cache.get_many(["a", "b", "a"], compute) == ["A", "B", "A"]
+    assert cache.get_many(["b", "z", "c", "d"], compute) == ["B", "Z", "C", "D"]
+    assert calls == [["a", "b"], ["c", "d"]], "one call per step, for the keys not held, each once"
+    assert list(cache.items) == ["b", "z", "c", "d"], "least recently used first out"
+    uncached = LatentCache(0)
+    assert uncached.get_many(["x"], compute) == ["X"] and not uncached.items
+
+
+def test_batched_ddim_inversion_is_the_one_at_a_time_inversion(assets):
+    cfg = load_ldm_recipe(TINY)
+    frozen = FrozenLDM.load(cfg["model"], *assets, torch.device("cpu"))
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand((3, 1, cfg["data"]["image_size"], cfg["data"]["image_size"]), generator=generator)
+    latents = frozen.encode_images(images)
+    uncond = frozen.encode_text(torch.zeros((1, 77), dtype=torch.long))
+    keep = [0, 2, 4]
+    batched = frozen.invert(latents, uncond, keep)
+    one_by_one = torch.cat([frozen.invert(latents[j : j + 1], uncond, keep) for j in range(3)])
+    assert batched.shape == (3, len(keep), *latents.shape[1:])
+    torch.testing.assert_close(batched, one_by_one, rtol=1e-4, atol=1e-5)
+
+
 def test_every_row_is_seen_once_per_epoch_in_a_seeded_order():
     first = [sample_positions(s, 2, 0, 1, 10, seed=3) for s in range(5)]
     second = [sample_positions(s, 2, 0, 1, 10, seed=3) for s in range(5, 10)]
@@ -343,6 +374,26 @@ def test_loss_goes_down_on_a_fixed_batch(assets, tmp_path: Path):
     assert len(losses) == 6
     assert all(b < a for a, b in itertools.pairwise(losses)), losses  # same batch, no jitter
     assert losses[-1] < losses[0] - 0.01 and loc[-1] < loc[0], losses
+
+
+@pytest.mark.parametrize(("inversion_batch", "batches"), [(1, [1, 1, 1]), (3, [3]), (2, [2, 1])])
+def test_a_batch_of_one_inverts_the_next_steps_images_together(assets, tmp_path: Path, monkeypatch,
+                                                               inversion_batch, batches):
+    sizes: list[int] = []
+    invert = FrozenLDM.invert
+
+    def counted(self, latents, uncond, keep):  # the real inversion, its batch sizes recorded
+        sizes.append(len(latents))
+        return invert(self, latents, uncond, keep)
+
+    monkeypatch.setattr(FrozenLDM, "invert", counted)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"base: {TINY}\ntrain:\n  batch_size: 1\n  steps_per_sample: 1\n  timestep_batch: 1\n"
+                      f"  inversion_batch: {inversion_batch}\n  checkpoint_every: 100\n")
+    out = write_ldm_prompts(tmp_path / "three", ROWS[:3])
+    train_ldm([out], tmp_path / "run", ldm=assets[0], clip=assets[1], recipe=recipe, max_steps=3,
+              log=lambda _m: None)
+    assert sizes == batches, "3 steps of 1 image each: every image inverted once, in batches of inversion_batch"
 
 
 def _trainable(run: Path) -> tuple[torch.Tensor, dict]:

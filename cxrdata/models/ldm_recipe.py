@@ -48,7 +48,7 @@ TEMPLATE: dict[str, Any] = {
     "train": {"batch_size": int, "steps_per_sample": int, "timestep_batch": int, "max_steps": int, "lr": float,
               "lr_warmup_steps": int, "weight_decay": float, "betas": list, "grad_clip": float, "seed": int,
               "precision": str, "checkpoint_every": int, "keep_checkpoints": int, "log_every": int,
-              "cache_images": int, "compile": bool, "gradient_checkpointing": bool},
+              "cache_images": int, "inversion_batch": int, "compile": bool, "gradient_checkpointing": bool},
     "heatmap": {"layers": list, "steps": list, "trajectory": str, "size": int, "smoothing_sigma": float,
                 "otsu": bool, "batch_size": int},
 }
@@ -58,7 +58,7 @@ _CHOICES = {("data", "fit"): ("center_crop", "stretch"), ("attention", "trajecto
             ("codebook", "shared_subtokens"): ("separate", "shared"), ("loss", "prior_scale"): PRIOR_SCALES}
 # Keys that do not change what a run computes (a resumed run may change them).
 _RUN_ONLY = {("train", "max_steps"), ("train", "checkpoint_every"), ("train", "keep_checkpoints"),
-             ("train", "log_every"), ("train", "cache_images"), ("train", "compile"),
+             ("train", "log_every"), ("train", "cache_images"), ("train", "inversion_batch"), ("train", "compile"),
              ("train", "gradient_checkpointing")}
 # Optional: `train ldm --tiny` without --ldm/--clip writes random-weight assets of the recipe's networks and a CLIP
 # text encoder of these CLIPTextConfig arguments (hidden_size = the U-Net's cross_attention_dim) to RUN/weights/.
@@ -89,7 +89,8 @@ def load_ldm_recipe_with(name_or_path: str | Path, settings: Sequence[str]) -> t
         if not cfg[section]["layers"] or not all(isinstance(i, int) for i in cfg[section]["layers"]):
             raise CxrdataError(f"{where}: {section}.layers must be a non-empty list of integers")
     positive = [("train", "batch_size"), ("train", "steps_per_sample"), ("train", "timestep_batch"),
-                ("train", "checkpoint_every"), ("train", "log_every"), ("heatmap", "batch_size"),
+                ("train", "checkpoint_every"), ("train", "log_every"), ("train", "inversion_batch"),
+                ("heatmap", "batch_size"),
                 ("data", "image_size")]
     for section, key in positive:
         if cfg[section][key] < 1:

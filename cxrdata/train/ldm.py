@@ -3,7 +3,8 @@
 Per step, for each sample (an ``ldm-prompts`` row: image, ``"{location} {pathology}"`` prompt, per-location
 Gaussian LUT components): the prompt goes through CLIP with the codebook (:mod:`cxrdata.models.ldm_codebook`);
 the image latent (VAE posterior mean x 0.3, cached per image) is taken to the inference steps of
-``attention.steps`` (DDIM inversion with the empty prompt, cached per image, or seeded forward noise); the U-Net
+``attention.steps`` (DDIM inversion with the empty prompt, cached per image and run on a step's new images
+together with those of the next ``inversion_batch`` steps, or seeded forward noise); the U-Net
 runs on ``timestep_batch`` (sample, timestep) pairs at a time and the attention hooks
 (:mod:`cxrdata.models.ldm_attention`) return the maps of ``attention.layers`` with gradients;
 L = λ_div L_div + λ_loc L_loc (:mod:`ldm_losses`), averaged over samples, timesteps and layers, updates the
@@ -261,15 +262,38 @@ def train_ldm(data: Sequence[str | Path], run: str | Path, *, ldm: str | Path | 
     steps_all = list(range(*att["steps"]))
     image_size, fit = cfg["data"]["image_size"], cfg["data"]["fit"]
 
-    def frozen_inputs(row: dict[str, Any], key: str) -> dict[str, Any]:
-        def compute() -> dict[str, Any]:
-            latent = frozen.encode_images(image_tensor(row["image"], image_size, fit)[None])
-            out = {"latent": latent.cpu()}
-            if att["trajectory"] == "inversion":
-                out["trajectory"] = frozen.invert(latent, tuner.uncond, steps_all)[0].cpu()
-            return out
+    def step_rows(step: int) -> list[int]:
+        return [usable[k] for k in sample_positions(step, tr["batch_size"], dist.rank, dist.world_size, len(usable),
+                                                    tr["seed"])]
 
-        return cache.get(key, compute)
+    def frozen_key(index: int, row: dict[str, Any]) -> str:
+        return f"{index}:{row['id']}"
+
+    # DDIM inversion of the images that are new to a step joins those of the next steps, as one batch of up to
+    # train.inversion_batch steps' images (the order is known in advance), so that even a batch size of 1 runs
+    # the schedule's forwards on several images at once; the cache must be able to keep them until their step.
+    ahead = 1 if att["trajectory"] != "inversion" else max(1, min(tr["inversion_batch"],
+                                                                 tr["cache_images"] // tr["batch_size"]))
+
+    def frozen_inputs(step: int, rows: list[dict[str, Any]], keys: list[str]) -> list[dict[str, Any]]:
+        """Each row's latent (and DDIM inversion trajectory), the ones not cached computed as one batch."""
+        row_of = dict(zip(keys, rows, strict=True))
+
+        def compute(missing: list[str]) -> dict[str, dict[str, Any]]:
+            batch = {key: row_of[key] for key in missing}
+            for later in range(step + 1, min(step + ahead, tr["max_steps"])):
+                for index in step_rows(later):
+                    row = decoded_row(dataset, index, config)
+                    key = frozen_key(index, row)
+                    if key not in cache and key not in batch:
+                        batch[key] = row
+            images = torch.stack([image_tensor(row["image"], image_size, fit) for row in batch.values()])
+            latents = frozen.encode_images(images)
+            paths = frozen.invert(latents, tuner.uncond, steps_all).cpu() if att["trajectory"] == "inversion" else None
+            return {key: {"latent": latents[j : j + 1].cpu(), **({"trajectory": paths[j]} if paths is not None else {})}
+                    for j, key in enumerate(batch)}
+
+        return cache.get_many(keys, compute)
 
     skipped = f" ({no_image} without an image skipped)" if no_image else ""
     ranks = f", rank {dist.rank} of {dist.world_size}" if dist.distributed else ""
@@ -284,11 +308,11 @@ def train_ldm(data: Sequence[str | Path], run: str | Path, *, ldm: str | Path | 
         if tr["steps_per_sample"] < len(steps_all):
             pick = np.random.default_rng([tr["seed"], 3, step])
             chosen = sorted(int(s) for s in pick.choice(steps_all, tr["steps_per_sample"], replace=False))
-        rows_idx = [usable[k] for k in sample_positions(step, tr["batch_size"], dist.rank, dist.world_size,
-                                                        len(usable), tr["seed"])]
+        rows_idx = step_rows(step)
         rows = [decoded_row(dataset, i, config) for i in rows_idx]
         latents, jittered, grids, boxes = [], [], [], []
-        for k, (row, idx) in enumerate(zip(rows, rows_idx, strict=True)):
+        frozen_rows = frozen_inputs(step, rows, [frozen_key(i, row) for i, row in zip(rows_idx, rows, strict=True)])
+        for k, (row, inputs_) in enumerate(zip(rows, frozen_rows, strict=True)):
             rng = np.random.default_rng([tr["seed"], 2, step, dist.rank * tr["batch_size"] + k])
             key = str(row["id"])
             comps, grid = location_components(row, table_lut, key)
@@ -297,7 +321,6 @@ def train_ldm(data: Sequence[str | Path], run: str | Path, *, ldm: str | Path | 
             grids.append(grid)
             width, height = row["image"].size
             boxes.append(crop_box(width, height, fit))
-            inputs_ = frozen_inputs(row, f"{idx}:{key}")
             if att["trajectory"] == "inversion":
                 latents.append(inputs_["trajectory"][[s - steps_all[0] for s in chosen]])
             else:

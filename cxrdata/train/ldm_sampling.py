@@ -21,16 +21,24 @@ class LatentCache:
         self.capacity = capacity
         self.items: OrderedDict[str, Any] = OrderedDict()
 
-    def get(self, key: str, compute: Callable[[], Any]) -> Any:
-        if key in self.items:
+    def get_many(self, keys: list[str], compute: Callable[[list[str]], dict[str, Any]]) -> list[Any]:
+        """The value of each key. The keys not held are computed together, in one ``compute`` call (a batch),
+        which may also compute keys that will be asked for soon; all it computed is kept."""
+        found = {key: self.items[key] for key in keys if key in self.items}
+        for key in found:
             self.items.move_to_end(key)
-            return self.items[key]
-        value = compute()
-        if self.capacity > 0:
-            self.items[key] = value
-            while len(self.items) > self.capacity:
-                self.items.popitem(last=False)
-        return value
+        missing = list(dict.fromkeys(key for key in keys if key not in found))
+        if missing:
+            computed = compute(missing)
+            found.update((key, computed[key]) for key in missing)
+            if self.capacity > 0:
+                self.items.update(computed)
+                while len(self.items) > self.capacity:
+                    self.items.popitem(last=False)
+        return [found[key] for key in keys]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.items
 
 
 def sample_positions(step: int, batch: int, rank: int, world: int, n: int, seed: int) -> list[int]:
