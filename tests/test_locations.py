@@ -350,12 +350,12 @@ def test_cardiomegaly_without_anatomy_is_located_at_the_heart() -> None:
 
 
 def test_word_lists_must_hold_words(monkeypatch: pytest.MonkeyPatch) -> None:
-    import yaml
-
     from cxrdata.anatomy import location_rules as module
+    from cxrdata.yamlfiles import load_yaml
 
-    data = yaml.safe_load("prepositions: [in, on]")  # YAML 1.1 reads a bare `on` as true
-    monkeypatch.setattr(module.yaml, "safe_load", lambda _text: data)
+    data = load_yaml("prepositions: [in, on]")  # YAML 1.1 reads a bare `on` as true
+    assert data == {"prepositions": ["in", True]}
+    monkeypatch.setattr(module, "load_yaml", lambda _text: data)
     module.rules.cache_clear()
     try:
         with pytest.raises(ValueError, match="prepositions"):
