@@ -199,6 +199,7 @@ def _build_locked(config_plans: list[ConfigPlan], options: BuildOptions, layout:
     for plan in config_plans:
         records, excluded[plan.config] = plan.records()
         tasks = partition(plan.config, records, plan.records_per_task(), options.tasks)
+        del records  # the tasks hold what they need of it
         plans[plan.config] = (plan, tasks)
         configs[plan.config] = describe_config(plan, tasks)
     build_config = {"tool": "cxrdata", "configs": configs, "hash": _hash(configs)}
@@ -235,6 +236,8 @@ def _build_locked(config_plans: list[ConfigPlan], options: BuildOptions, layout:
                                tasks=len(todo), workers=workers)
                 for _stats in engine(plan, layout, config_hash, todo, options.workers, progress.advance):
                     pass
+            for task in tasks:
+                task.records = []  # written: from here on only the shards are read (the joined frame is freed)
             totals = _totals(layout, config, tasks, config_hash, done[config])
             result.results.append(ConfigResult(config, len(tasks), len(todo), totals, excluded[config]))
 
