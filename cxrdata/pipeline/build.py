@@ -20,6 +20,7 @@ import os
 import re
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -209,8 +210,11 @@ def _build_locked(config_plans: list[ConfigPlan], options: BuildOptions, layout:
 
     config_hash = build_config["hash"]
     result = BuildResult(out=options.out, config_hash=config_hash)
-    done = {config: {t.name: finished_task(layout, config, t.name, config_hash) for t in tasks}
-            for config, (_, tasks) in plans.items()}  # each marker and its files checked once
+    with ThreadPoolExecutor(max_workers=8) as pool:  # each marker and its files checked once; Parquet footers
+        done = {config: dict(zip((t.name for t in tasks),  # are read with the GIL released, so threads overlap
+                                 pool.map(lambda t, c=config: finished_task(layout, c, t.name, config_hash), tasks),
+                                 strict=True))
+                for config, (_, tasks) in plans.items()}
     pending = {config: [t for t in tasks if done[config][t.name] is None] for config, (_, tasks) in plans.items()}
     if not any(pending.values()) and _manifest_hash(layout) == config_hash and layout.card.is_file():
         result.nothing_to_do = True
