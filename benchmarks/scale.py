@@ -6,7 +6,8 @@ pipeline shows rather than the decode) is written once, then, each in a fresh in
 (:mod:`measure`: CPU seconds of all processes, ``VmHWM`` peaks of the driver and of the largest worker):
 
 * ``plan``: read the CSVs, join, filter and cut the records into tasks, as a build does before any task
-  starts (``--repeats`` runs, medians);
+  starts (``--repeats`` runs, medians): the whole process (interpreter, imports, planning), and the
+  planning itself, after the imports;
 * ``build``: ``cxrdata build mimic --views all`` with ``--workers`` (``--build-repeats`` runs), interleaved with
   a raw loop over the same files (read + the same reduced decode, resize and JPEG encode, one process);
   per-stage CPU shares come from the task markers;
@@ -30,15 +31,17 @@ import measure
 import mimic_tree
 
 PLAN = """
-import json
+import json, time
 from pathlib import Path
 from cxrdata.api import plans
 from cxrdata.pipeline.partition import partition
+cpu, wall = time.process_time(), time.perf_counter()
 plan = plans("mimic", out=Path({out!r}), root=Path({root!r}), views=())[0]
 plan.source.check()
 records, excluded = plan.records()
 tasks = partition(plan.config, records, plan.records_per_task())
-print(json.dumps({{"records": len(records), "tasks": len(tasks)}}))
+print(json.dumps({{"records": len(records), "tasks": len(tasks), "work_cpu": time.process_time() - cpu,
+                  "work_wall": time.perf_counter() - wall}}))
 """
 
 
@@ -81,6 +84,8 @@ def main() -> None:
         plan = [measure.run("python", PLAN.format(root=str(tree.root), out=str(out))) for _ in range(args.repeats)]
         print(f"plan    {rows:>8,} rows  {summary(plan)}  ({plan[0]['records']:,} records, {plan[0]['tasks']} tasks; "
               f"medians of {args.repeats})", flush=True)
+        print(f"        the planning itself, after the imports: wall {measure.median(plan, 'work_wall'):.2f} s  "
+              f"CPU {measure.median(plan, 'work_cpu'):.2f} s", flush=True)
         if args.skip_build:
             continue
         builds, loops = [], []
