@@ -18,6 +18,7 @@ TEXTS = {
     "crlf": "a,b,c\r\n1,2,3\r\n4,5,6\r\n",
     "bom": "\ufeffa,b,c\n1,2,3\n4,5,6\n",
     "short_rows": "a,b,c\n1,2,3\n4\n7,8,9\n10,11\n",
+    "only_short_rows": "a,b,c\n1\n2,3\n4\n5\n6,7\n",  # never a place to cut: one piece
     "blank_lines": "a,b,c\n1,2,3\n\n\n4,5,6\n\n7,8,9\n",  # polars reads a blank line as a row of nulls
     "trailing_blank_lines": "a,b,c\n1,2,3\n\n\n",
     "quoted_line_end": "a,b,c\n1,2,3\n4,\"x\ny\",6\n7,8,9\n",
@@ -58,6 +59,20 @@ def test_a_bad_table_fails_in_one_line_whatever_the_pieces(tmp_path, data, messa
     path = _write(tmp_path, "bad", data, gz=True)
     for size in (1, 4, WHOLE):
         with pytest.raises(CxrdataError, match=message):
+            read_text_csv(path, piece_bytes=size)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "flipped_byte", "flipped_in_the_header", "crc"])
+def test_a_damaged_gzip_fails_in_one_line_whatever_the_pieces(tmp_path, damage):
+    packed = bytearray(gzip.compress(("a,b\n" + "".join(f"{i},{i}\n" for i in range(50_000))).encode()))
+    if damage == "truncated":
+        packed = packed[: len(packed) // 2]
+    else:
+        packed[{"flipped_byte": len(packed) // 2, "flipped_in_the_header": 30, "crc": -6}[damage]] ^= 0xFF
+    path = tmp_path / "damaged.csv.gz"
+    path.write_bytes(bytes(packed))
+    for size in (1000, WHOLE):
+        with pytest.raises(CxrdataError, match="cannot be (read|parsed) as CSV"):
             read_text_csv(path, piece_bytes=size)
 
 

@@ -8,12 +8,13 @@ starts and is reported in one line naming the file, the missing columns and what
 from __future__ import annotations
 
 import gzip
+import zlib
 from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-from isal import igzip
+from isal import igzip, igzip_lib
 
 from cxrdata.errors import CxrdataError
 
@@ -28,6 +29,9 @@ def find_file(root: Path, names: Iterable[str], what: str) -> Path:
 
 
 GZIP_MAGIC = b"\x1f\x8b"
+# What reading a damaged file raises: truncated (EOFError), a bad header or CRC (OSError), corrupt deflate data
+# (zlib.error from gzip, IsalError from ISA-L; neither is an OSError).
+READ_ERRORS = (OSError, EOFError, zlib.error, igzip_lib.IsalError)
 
 
 def check_readable(path: Path) -> None:
@@ -50,7 +54,7 @@ def header(path: Path, separator: str = ",") -> list[str]:
     try:
         with opener(path, "rb") as fh:  # type: ignore[operator]
             line = fh.readline().decode("utf-8-sig", errors="replace")  # as polars reads cells: utf8-lossy
-    except (OSError, EOFError) as exc:
+    except READ_ERRORS as exc:
         raise CxrdataError(f"{path} cannot be read as CSV: {exc}") from None
     if not line.strip():
         raise CxrdataError(f"{path} has no header line (an empty table): download it again")
@@ -88,7 +92,7 @@ def read_text_csv(path: Path, rename: dict[str, str] | None = None, separator: s
         except pl.exceptions.ComputeError:  # more values than two-byte codes hold, bytes that are not UTF-8
             frame = _read_pieces(path, separator, {}, piece_bytes)  # (or a malformed file: that fails again)
             frame = frame.with_columns(pl.col(few).cast(pl.Categorical))
-    except (pl.exceptions.PolarsError, OSError, EOFError) as exc:
+    except (pl.exceptions.PolarsError, *READ_ERRORS) as exc:
         raise CxrdataError(f"{path} cannot be parsed as CSV: {exc}") from None
     return frame.rename(rename or {}, strict=False)
 
@@ -122,6 +126,7 @@ def pieces(path: Path, size: int, separator: str = ",") -> Iterator[bytes]:
     with opener(path, "rb") as fh:  # type: ignore[operator]
         rest, width, header_end = b"", None, -1
         while block := fh.read(size):
+            checked = rest.rfind(b"\n")  # the lines that start up to here were checked last time round
             data = rest + block
             if b'"' in data:
                 yield data + fh.read()
@@ -132,7 +137,7 @@ def pieces(path: Path, size: int, separator: str = ",") -> Iterator[bytes]:
                     rest = data
                     continue
                 width = data.count(sep, 0, header_end)
-            cut = _cut(data, sep, width, after=header_end)
+            cut = _cut(data, sep, width, after=max(header_end, checked))
             if cut:
                 yield data[:cut]
                 data, header_end = data[cut:], -1
@@ -143,7 +148,8 @@ def pieces(path: Path, size: int, separator: str = ",") -> Iterator[bytes]:
 
 def _cut(data: bytes, sep: bytes, width: int, after: int) -> int:
     """The start of the last whole line of ``data`` that holds ``width`` separators and is not blank,
-    beyond ``after`` (the header's end: a piece's start is never the file's header); 0: none."""
+    beyond ``after`` (the header's end, for a piece's start is never the header; or the lines already
+    checked, so that a file of short lines is scanned once, not once per block); 0: none."""
     end = data.rfind(b"\n")
     while end > 0 and (start := data.rfind(b"\n", 0, end) + 1) > max(after, 0):
         line = data[start:end]
